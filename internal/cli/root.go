@@ -1,0 +1,110 @@
+// Package cli wires latlab's commands: flags, output selection and exit
+// codes. The work itself lives in the other internal packages.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes.
+const (
+	ExitOK     = 0
+	ExitFailed = 1 // the run failed
+	ExitUsage  = 2 // bad flags or arguments
+)
+
+// usageError marks errors that are the caller's to fix.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+// env is what commands need from the outside world.
+type env struct {
+	stdout, stderr io.Writer
+	stderrIsTTY    bool
+}
+
+// Run executes latlab with args (without the program name) and returns the
+// process exit code. SIGINT and SIGTERM cancel the command's context.
+func Run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	e := &env{stdout: stdout, stderr: stderr}
+	if f, ok := stderr.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			e.stderrIsTTY = true
+		}
+	}
+	root := newRoot(e)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintf(stderr, "latlab: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintln(stderr, "Run 'latlab --help' or 'latlab COMMAND --help' for usage.")
+		return ExitUsage
+	}
+	return ExitFailed
+}
+
+func newRoot(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "latlab",
+		Short: "Reproduce, measure and explain container network latency",
+		Long: `latlab measures what container networking costs in latency and throughput.
+
+  latlab serve                      run the server (all workloads, one port)
+  latlab bench --target HOST:PORT   run one workload against a server
+
+Workloads: tcp_rr (request/response on one connection), tcp_crr (connect,
+request, response, close per transaction), udp_rr (datagram ping-pong,
+losses counted and skipped), tcp_stream (bulk throughput).
+
+Exit codes: 0 ok, 1 the run failed, 2 bad usage.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageError{err}
+	})
+	root.AddCommand(newVersionCmd(e), newServeCmd(e), newBenchCmd(e))
+	// Cobra reports unknown commands and bad arguments as plain errors;
+	// make every argument problem a usage error.
+	for _, c := range root.Commands() {
+		if c.Args != nil {
+			args := c.Args
+			c.Args = func(cmd *cobra.Command, a []string) error {
+				if err := args(cmd, a); err != nil {
+					return usageError{err}
+				}
+				return nil
+			}
+		}
+	}
+	root.Args = func(cmd *cobra.Command, a []string) error {
+		if len(a) > 0 {
+			return usagef("unknown command %q for latlab", a[0])
+		}
+		return nil
+	}
+	root.RunE = func(cmd *cobra.Command, a []string) error { return cmd.Help() }
+	return root
+}

@@ -1,0 +1,238 @@
+package workload
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/latlab/latlab/internal/hist"
+)
+
+// Config describes one client run (`latlab bench`).
+type Config struct {
+	// Target is HOST[:PORT] of a latlab server; the port defaults to
+	// DefaultPort.
+	Target   string
+	Workload Workload
+	// ReqSize and RespSize are the message sizes in bytes. For tcp_stream
+	// they are the write (forward) or read (reverse) buffer size.
+	ReqSize, RespSize int
+	// Warmup runs before Duration; its transactions are not recorded.
+	Warmup, Duration time.Duration
+	// Flows is the number of parallel flows (connections), each on its own
+	// OS thread.
+	Flows int
+	// Rate, if > 0, runs open loop: Rate transactions per second in total,
+	// spread evenly over the flows, with latency measured from each
+	// transaction's intended send time.
+	Rate float64
+	// ClientCPUs pins flow i to ClientCPUs[i%len]. Nil means automatic
+	// placement inside the allowed set; see Placement.
+	ClientCPUs []int
+	// NoPin disables client pinning.
+	NoPin bool
+	// ServerCPU is CPUAuto, CPUNone or a CPU number for the server's flow
+	// threads.
+	ServerCPU int
+	// Reverse makes tcp_stream flow from server to client.
+	Reverse bool
+	// UDPTimeout is how long udp_rr waits for a response before it counts
+	// the datagram as lost and goes on (default 50ms).
+	UDPTimeout time.Duration
+	// IOTimeout fails a TCP run whose server stops answering (default 10s).
+	IOTimeout time.Duration
+	// Interval is the length of one entry of the interval series (default 1s).
+	Interval time.Duration
+	// NetNS is the path of a network namespace to run the client in.
+	NetNS string
+	// Progress, if set, is called about twice a second with the time run so
+	// far (warm-up included) and the total.
+	Progress func(done, total time.Duration)
+}
+
+// Defaults fills unset fields.
+func (c *Config) Defaults() {
+	if c.Workload == "" {
+		c.Workload = TCPRR
+	}
+	if c.ReqSize == 0 {
+		if c.Workload == TCPStream {
+			c.ReqSize = 128 << 10
+		} else {
+			c.ReqSize = 64
+		}
+	}
+	if c.RespSize == 0 {
+		c.RespSize = c.ReqSize
+	}
+	if c.Duration == 0 {
+		c.Duration = 5 * time.Second
+	}
+	if c.Flows == 0 {
+		c.Flows = 1
+	}
+	if c.UDPTimeout == 0 {
+		c.UDPTimeout = 50 * time.Millisecond
+	}
+	if c.IOTimeout == 0 {
+		c.IOTimeout = 10 * time.Second
+	}
+	if c.Interval == 0 {
+		c.Interval = time.Second
+	}
+}
+
+// Validate checks a defaulted Config.
+func (c *Config) Validate() error {
+	if _, err := ParseWorkload(string(c.Workload)); err != nil {
+		return err
+	}
+	if c.Target == "" {
+		return fmt.Errorf("no target: give the address of a running `latlab serve`")
+	}
+	if c.Flows < 1 || c.Flows > MaxFlows {
+		return fmt.Errorf("flows %d outside [1, %d]", c.Flows, MaxFlows)
+	}
+	if c.Duration <= 0 || c.Warmup < 0 || c.Warmup+c.Duration > MaxDuration {
+		return fmt.Errorf("warm-up %v + duration %v must be positive and at most %v", c.Warmup, c.Duration, MaxDuration)
+	}
+	if c.Duration%time.Millisecond != 0 || c.Warmup%time.Millisecond != 0 {
+		return fmt.Errorf("duration and warm-up have millisecond resolution")
+	}
+	if c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) {
+		return fmt.Errorf("rate %v must be a positive number of transactions per second", c.Rate)
+	}
+	if c.Rate > 0 && c.Workload == TCPStream {
+		return fmt.Errorf("--rate applies to request/response workloads, not tcp_stream")
+	}
+	if c.Reverse && c.Workload != TCPStream {
+		return fmt.Errorf("reverse direction applies to tcp_stream only")
+	}
+	if c.Interval < 10*time.Millisecond {
+		return fmt.Errorf("interval %v too short (minimum 10ms)", c.Interval)
+	}
+	if c.ServerCPU < CPUNone {
+		return fmt.Errorf("server CPU %d invalid", c.ServerCPU)
+	}
+	h := c.hello()
+	return h.Validate()
+}
+
+func (c *Config) hello() Hello {
+	return Hello{
+		Workload:  c.Workload,
+		ReqSize:   uint32(c.ReqSize),
+		RespSize:  uint32(c.RespSize),
+		Warmup:    c.Warmup,
+		Duration:  c.Duration,
+		Flows:     uint16(c.Flows),
+		Reverse:   c.Reverse,
+		ServerCPU: int32(c.ServerCPU),
+	}
+}
+
+// TargetAddr returns the target with the default port filled in.
+func TargetAddr(target string) string {
+	if _, _, err := net.SplitHostPort(target); err == nil {
+		return target
+	}
+	h := strings.TrimSuffix(strings.TrimPrefix(target, "["), "]")
+	return net.JoinHostPort(h, strconv.Itoa(DefaultPort))
+}
+
+// Result is the outcome of one run. Its JSON form is documented in
+// docs/bench-json.md.
+type Result struct {
+	Workload      Workload  `json:"workload"`
+	Target        string    `json:"target"`
+	Direction     string    `json:"direction,omitempty"`
+	ReqSize       int       `json:"request_size"`
+	RespSize      int       `json:"response_size"`
+	Flows         int       `json:"flows"`
+	Transactions  int64     `json:"transactions"`
+	DurationS     float64   `json:"duration_s"`
+	WarmupS       float64   `json:"warmup_s"`
+	RatePerSec    float64   `json:"rate_per_sec"`
+	Latency       *Latency  `json:"latency_ns,omitempty"`
+	ThroughputBps float64   `json:"throughput_bps,omitempty"`
+	FlowBps       []float64 `json:"flow_throughput_bps,omitempty"`
+	Lost          int64     `json:"lost"`
+	LossRatio     float64   `json:"loss_ratio"`
+	OpenLoop      *OpenLoop `json:"open_loop,omitempty"`
+	Placement     Placement `json:"placement"`
+	CPUPerTxn     CPUCost   `json:"cpu_us_per_txn"`
+	CPUUtil       CPUCost   `json:"cpu_utilization"`
+	Intervals     []Interval `json:"intervals"`
+	StartedAt     time.Time `json:"started_at"`
+
+	// Hist holds every measured transaction's latency (merged over flows).
+	Hist *hist.Histogram `json:"-"`
+}
+
+// Latency summarizes a histogram in nanoseconds.
+type Latency struct {
+	Min    int64   `json:"min"`
+	Mean   float64 `json:"mean"`
+	StdDev float64 `json:"stddev"`
+	P50    int64   `json:"p50"`
+	P90    int64   `json:"p90"`
+	P99    int64   `json:"p99"`
+	P999   int64   `json:"p999"`
+	Max    int64   `json:"max"`
+}
+
+// Summarize computes a Latency from h; nil if h is empty.
+func Summarize(h *hist.Histogram) *Latency {
+	if h == nil || h.Count() == 0 {
+		return nil
+	}
+	return &Latency{
+		Min: h.Min(), Mean: h.Mean(), StdDev: h.StdDev(),
+		P50: h.Percentile(50), P90: h.Percentile(90), P99: h.Percentile(99),
+		P999: h.Percentile(99.9), Max: h.Max(),
+	}
+}
+
+// OpenLoop reports on a constant-rate run.
+type OpenLoop struct {
+	TargetRate float64 `json:"target_rate_per_sec"`
+	// LateSends counts transactions that started more than LateAfterNs
+	// after their intended send time: the client could not keep the rate
+	// (the server or the path was slower than the schedule).
+	LateSends   int64 `json:"late_sends"`
+	LateAfterNs int64 `json:"late_after_ns"`
+	// MaxBehindNs is the largest lag between intended and actual send.
+	MaxBehindNs int64 `json:"max_behind_ns"`
+}
+
+// Placement reports where the client's and server's timed threads ran.
+// A CPU of -1 means that side was not pinned.
+type Placement struct {
+	ClientCPU    int   `json:"client_cpu"`
+	ServerCPU    int   `json:"server_cpu"`
+	ClientCPUs   []int `json:"client_cpus"`
+	ClientPinned bool  `json:"client_pinned"`
+	ServerPinned bool  `json:"server_pinned"`
+	AllowedCPUs  []int `json:"allowed_cpus"`
+}
+
+// CPUCost is a client/server pair of CPU figures.
+type CPUCost struct {
+	Client float64 `json:"client"`
+	Server float64 `json:"server"`
+}
+
+// Interval is one entry of the per-interval series.
+type Interval struct {
+	StartS        float64 `json:"start_s"`
+	Transactions  int64   `json:"transactions"`
+	RatePerSec    float64 `json:"rate_per_sec"`
+	P50Ns         int64   `json:"p50_ns,omitempty"`
+	P99Ns         int64   `json:"p99_ns,omitempty"`
+	MaxNs         int64   `json:"max_ns,omitempty"`
+	ThroughputBps float64 `json:"throughput_bps,omitempty"`
+	Lost          int64   `json:"lost,omitempty"`
+}

@@ -1,0 +1,768 @@
+package workload
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/latlab/latlab/internal/hist"
+)
+
+// flow is one timed stream of transactions. A flow is dialled and run on
+// its own locked, pinned OS thread with blocking system calls: no
+// netpoller, no allocation and no lock between the two clock reads.
+type flow interface {
+	run(r *recorder) error
+	close()
+}
+
+// dialFlow opens flow idx of a session. It runs on the flow's thread, so
+// sockets are created in the right namespace.
+func dialFlow(cfg *Config, target netip.AddrPort, session uint64, idx int) (flow, error) {
+	switch cfg.Workload {
+	case TCPRR:
+		return dialTCPRR(cfg, target, session, idx)
+	case TCPCRR:
+		return newCRR(cfg, target, session, idx), nil
+	case UDPRR:
+		return dialUDPRR(cfg, target, session, idx)
+	case TCPStream:
+		return dialStream(cfg, target, session, idx)
+	}
+	return nil, fmt.Errorf("unknown workload %q", cfg.Workload)
+}
+
+// recorder is a flow's private account of its transactions.
+type recorder struct {
+	measure, end int64 // nanotime: start of measurement, end of run
+	interval     int64
+	stop         *atomic.Bool
+
+	total *hist.Histogram
+	ivals []ivalRec
+	warm  int64 // transactions during warm-up
+	txns  int64 // measured transactions
+	lost  int64
+	bytes int64
+
+	// open loop
+	paced     bool
+	next      int64
+	period    int64
+	lateAfter int64
+	late      int64
+	maxBehind int64
+
+	cpu time.Duration
+}
+
+type ivalRec struct {
+	h     *hist.Histogram
+	txns  int64
+	lost  int64
+	bytes int64
+}
+
+// intervalSigDigits is the precision of the per-interval histograms; the
+// run's total histogram keeps hist.DefaultSigDigits.
+const intervalSigDigits = 2
+
+func newRecorder(cfg *Config, stop *atomic.Bool) *recorder {
+	n := int((cfg.Duration + cfg.Interval - 1) / cfg.Interval)
+	r := &recorder{
+		interval: int64(cfg.Interval),
+		stop:     stop,
+		total:    hist.NewDefault(),
+		ivals:    make([]ivalRec, n),
+	}
+	for i := range r.ivals {
+		r.ivals[i].h = hist.New(intervalSigDigits, hist.DefaultMax)
+	}
+	return r
+}
+
+func (r *recorder) slot(t int64) *ivalRec {
+	i := int((t - r.measure) / r.interval)
+	if i >= len(r.ivals) {
+		i = len(r.ivals) - 1
+	}
+	return &r.ivals[i]
+}
+
+// record accounts one transaction that completed at t1 with latency lat.
+func (r *recorder) record(t1, lat int64) {
+	if t1 < r.measure {
+		r.warm++
+		return
+	}
+	iv := r.slot(t1)
+	iv.h.Record(lat)
+	iv.txns++
+	r.total.Record(lat)
+	r.txns++
+}
+
+// lose accounts one lost datagram detected at t.
+func (r *recorder) lose(t int64) {
+	if t < r.measure {
+		return
+	}
+	r.slot(t).lost++
+	r.lost++
+}
+
+// addBytes accounts stream payload moved at t.
+func (r *recorder) addBytes(t int64, n int) {
+	if t < r.measure {
+		r.warm++
+		return
+	}
+	iv := r.slot(t)
+	iv.bytes += int64(n)
+	iv.txns++
+	r.bytes += int64(n)
+	r.txns++
+}
+
+// turn returns the start time of the next transaction and whether the run
+// goes on. Closed loop: now. Open loop: the intended send time, after
+// waiting for it if it is still ahead.
+func (r *recorder) turn() (int64, bool) {
+	if r.stop.Load() {
+		return 0, false
+	}
+	now := nanotime()
+	if !r.paced {
+		return now, now < r.end
+	}
+	t := r.next
+	if t >= r.end {
+		return 0, false
+	}
+	r.next += r.period
+	if t > now {
+		sleepUntil(t)
+		return t, true
+	}
+	if behind := now - t; behind > r.lateAfter && t >= r.measure {
+		r.late++
+		if behind > r.maxBehind {
+			r.maxBehind = behind
+		}
+	}
+	return t, true
+}
+
+// sleepUntil waits for the monotonic time t: nanosleep for the bulk (with
+// the thread's timer slack at 1ns), then a short spin for precision.
+func sleepUntil(t int64) {
+	const spin = 60 * int64(time.Microsecond)
+	for {
+		d := t - nanotime()
+		if d <= 0 {
+			return
+		}
+		if d > 2*spin {
+			ts := unix.NsecToTimespec(d - spin)
+			unix.Nanosleep(&ts, nil)
+		}
+	}
+}
+
+// Run executes one client run against a latlab server.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	addr := TargetAddr(cfg.Target)
+	ta, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("resolve target %s: %w", addr, err)
+	}
+	target := ta.AddrPort()
+	allowed, err := AllowedCPUs()
+	if err != nil {
+		return nil, err
+	}
+	cpus, err := planClientCPUs(&cfg, allowed)
+	if err != nil {
+		return nil, err
+	}
+
+	var ctrl net.Conn
+	if err := inNetNS(cfg.NetNS, func() error {
+		var err error
+		ctrl, err = net.DialTimeout("tcp", target.String(), 5*time.Second)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("connect to latlab server at %s: %w", target, err)
+	}
+	defer ctrl.Close()
+	h := cfg.hello()
+	hb, _ := h.MarshalBinary()
+	ctrl.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := ctrl.Write(hb); err != nil {
+		return nil, fmt.Errorf("send hello to %s: %w", target, err)
+	}
+	rep, err := readHelloReply(ctrl)
+	if err != nil {
+		return nil, fmt.Errorf("handshake with %s (is it a latlab server?): %w", target, err)
+	}
+	if rep.Status != StatusOK {
+		return nil, fmt.Errorf("server %s refused the run: %s: %s", target, StatusText(rep.Status), rep.Message)
+	}
+	ctrl.SetDeadline(time.Time{})
+
+	var stop atomic.Bool
+	watchDone := make(chan struct{})
+	defer close(watchDone)
+	go func() {
+		select {
+		case <-ctx.Done():
+			stop.Store(true)
+		case <-watchDone:
+		}
+	}()
+
+	recs := make([]*recorder, cfg.Flows)
+	for i := range recs {
+		recs[i] = newRecorder(&cfg, &stop)
+	}
+	start := make(chan struct{})
+	ready := make(chan error, cfg.Flows)
+	errs := make([]error, cfg.Flows)
+	var wg sync.WaitGroup
+	for i := 0; i < cfg.Flows; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = runFlow(&cfg, target, rep.Session, i, cpus[i], recs[i], ready, start)
+		}()
+	}
+	var setupErr error
+	for i := 0; i < cfg.Flows; i++ {
+		if err := <-ready; err != nil && setupErr == nil {
+			setupErr = err
+		}
+	}
+	t0 := nanotime() + int64(2*time.Millisecond)
+	startedAt := time.Now().Add(2 * time.Millisecond)
+	for i, r := range recs {
+		r.measure = t0 + int64(cfg.Warmup)
+		r.end = r.measure + int64(cfg.Duration)
+		if cfg.Rate > 0 {
+			perFlow := cfg.Rate / float64(cfg.Flows)
+			r.paced = true
+			r.period = int64(float64(time.Second) / perFlow)
+			if r.period < 1 {
+				r.period = 1
+			}
+			// Stagger flows evenly inside one period.
+			r.next = t0 + int64(i)*r.period/int64(cfg.Flows)
+			r.lateAfter = max(int64(50*time.Microsecond), r.period/10)
+		}
+	}
+	if setupErr != nil {
+		stop.Store(true)
+	}
+	close(start)
+	if setupErr == nil && cfg.Progress != nil {
+		go progress(cfg, t0, watchDone, &stop)
+	}
+	wg.Wait()
+	if setupErr != nil {
+		return nil, setupErr
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("run interrupted: %w", ctx.Err())
+	}
+
+	ctrl.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := ctrl.Write(marshalEnd()); err != nil {
+		return nil, fmt.Errorf("send end to %s: %w", target, err)
+	}
+	end, err := readEndReply(ctrl)
+	if err != nil {
+		return nil, fmt.Errorf("collect server account from %s: %w", target, err)
+	}
+	if end.Status != StatusOK {
+		return nil, fmt.Errorf("server %s: %s", target, StatusText(end.Status))
+	}
+	res := aggregate(&cfg, recs, end, allowed, cpus)
+	res.Target = target.String()
+	res.StartedAt = startedAt
+	return res, nil
+}
+
+func progress(cfg Config, t0 int64, done <-chan struct{}, stop *atomic.Bool) {
+	total := cfg.Warmup + cfg.Duration
+	tk := time.NewTicker(500 * time.Millisecond)
+	defer tk.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-tk.C:
+			if stop.Load() {
+				return
+			}
+			el := time.Duration(nanotime() - t0)
+			if el > total {
+				el = total
+			}
+			cfg.Progress(el, total)
+			if el >= total {
+				return
+			}
+		}
+	}
+}
+
+// planClientCPUs decides where each flow's thread runs. Automatic placement
+// takes CPUs from the end of the allowed set while the server's automatic
+// placement takes them from the start, so on a 2-CPU machine client and
+// server land on different cores, and a restricted mask (taskset -c 3) is
+// never escaped.
+func planClientCPUs(cfg *Config, allowed []int) ([]int, error) {
+	cpus := make([]int, cfg.Flows)
+	for i := range cpus {
+		switch {
+		case cfg.NoPin:
+			cpus[i] = -1
+		case len(cfg.ClientCPUs) > 0:
+			c := cfg.ClientCPUs[i%len(cfg.ClientCPUs)]
+			if !slices.Contains(allowed, c) {
+				return nil, fmt.Errorf("client CPU %d is outside this process's allowed CPUs %v (taskset or cgroup cpuset)", c, allowed)
+			}
+			cpus[i] = c
+		default:
+			n := len(allowed)
+			cpus[i] = allowed[(n-1-i%n+n)%n]
+		}
+	}
+	return cpus, nil
+}
+
+// runFlow is a flow goroutine's whole life: lock and pin its thread, dial,
+// report ready, wait for the start, run, close.
+func runFlow(cfg *Config, target netip.AddrPort, session uint64, idx, cpu int, r *recorder, ready chan<- error, start <-chan struct{}) error {
+	if err := lockThread(cfg.NetNS, cpu); err != nil {
+		ready <- err
+		return nil
+	}
+	unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
+	f, err := dialFlow(cfg, target, session, idx)
+	if err != nil {
+		ready <- fmt.Errorf("flow %d: %w", idx, err)
+		return nil
+	}
+	defer f.close()
+	ready <- nil
+	<-start
+	if r.stop.Load() {
+		return nil
+	}
+	sleepUntil(r.measure - int64(cfg.Warmup))
+	cpu0 := threadCPU()
+	err = f.run(r)
+	r.cpu = threadCPU() - cpu0
+	if err != nil {
+		r.stop.Store(true) // one broken flow ends the run
+		return fmt.Errorf("flow %d: %w", idx, err)
+	}
+	return nil
+}
+
+func aggregate(cfg *Config, recs []*recorder, end EndReply, allowed, cpus []int) *Result {
+	res := &Result{
+		Workload:  cfg.Workload,
+		ReqSize:   cfg.ReqSize,
+		RespSize:  cfg.RespSize,
+		Flows:     cfg.Flows,
+		DurationS: cfg.Duration.Seconds(),
+		WarmupS:   cfg.Warmup.Seconds(),
+		Hist:      hist.NewDefault(),
+	}
+	n := len(recs[0].ivals)
+	res.Intervals = make([]Interval, n)
+	ivh := make([]*hist.Histogram, n)
+	for i := range ivh {
+		ivh[i] = hist.New(intervalSigDigits, hist.DefaultMax)
+	}
+	var clientCPU time.Duration
+	var all int64
+	for _, r := range recs {
+		res.Hist.Merge(r.total)
+		res.Transactions += r.txns
+		res.Lost += r.lost
+		all += r.txns + r.warm
+		clientCPU += r.cpu
+		for i := range r.ivals {
+			ivh[i].Merge(r.ivals[i].h)
+			res.Intervals[i].Transactions += r.ivals[i].txns
+			res.Intervals[i].Lost += r.ivals[i].lost
+			res.Intervals[i].ThroughputBps += float64(r.ivals[i].bytes)
+		}
+		if cfg.Workload == TCPStream {
+			res.FlowBps = append(res.FlowBps, float64(r.bytes)*8/cfg.Duration.Seconds())
+			res.ThroughputBps += float64(r.bytes) * 8 / cfg.Duration.Seconds()
+		}
+	}
+	for i := range res.Intervals {
+		iv := &res.Intervals[i]
+		iv.StartS = (time.Duration(i) * cfg.Interval).Seconds()
+		length := cfg.Interval
+		if rest := cfg.Duration - time.Duration(i)*cfg.Interval; rest < length {
+			length = rest
+		}
+		iv.RatePerSec = float64(iv.Transactions) / length.Seconds()
+		if cfg.Workload == TCPStream {
+			iv.ThroughputBps = iv.ThroughputBps * 8 / length.Seconds()
+		} else {
+			iv.ThroughputBps = 0
+			if ivh[i].Count() > 0 {
+				iv.P50Ns, iv.P99Ns, iv.MaxNs = ivh[i].Percentile(50), ivh[i].Percentile(99), ivh[i].Max()
+			}
+		}
+	}
+	res.RatePerSec = float64(res.Transactions) / cfg.Duration.Seconds()
+	if cfg.Workload != TCPStream {
+		res.Latency = Summarize(res.Hist)
+	} else {
+		res.Direction = "client_to_server"
+		if cfg.Reverse {
+			res.Direction = "server_to_client"
+		}
+	}
+	if cfg.Workload == UDPRR {
+		if sent := res.Transactions + res.Lost; sent > 0 {
+			res.LossRatio = float64(res.Lost) / float64(sent)
+		}
+	}
+	if cfg.Rate > 0 {
+		ol := &OpenLoop{TargetRate: cfg.Rate, LateAfterNs: recs[0].lateAfter}
+		for _, r := range recs {
+			ol.LateSends += r.late
+			ol.MaxBehindNs = max(ol.MaxBehindNs, r.maxBehind)
+		}
+		res.OpenLoop = ol
+	}
+	res.Placement = Placement{
+		ClientCPU:    cpus[0],
+		ServerCPU:    int(end.ServerCPU),
+		ClientCPUs:   cpus,
+		ClientPinned: cpus[0] >= 0,
+		ServerPinned: end.ServerCPU >= 0,
+		AllowedCPUs:  allowed,
+	}
+	if end.ServerCPU < 0 {
+		res.Placement.ServerCPU = -1
+	}
+	wall := (cfg.Warmup + cfg.Duration).Seconds()
+	res.CPUUtil = CPUCost{Client: clientCPU.Seconds() / wall, Server: end.CPUTime.Seconds() / wall}
+	if cfg.Workload != TCPStream {
+		if all > 0 {
+			res.CPUPerTxn.Client = float64(clientCPU.Microseconds()) / float64(all)
+		}
+		if end.Txns > 0 {
+			res.CPUPerTxn.Server = float64(end.CPUTime.Microseconds()) / float64(end.Txns)
+		}
+	}
+	return res
+}
+
+// --- tcp_rr ---
+
+type tcpRR struct {
+	fd        int
+	req, resp []byte
+}
+
+// dialTCP opens a blocking TCP connection to target and sends an Attach.
+func dialTCP(cfg *Config, target netip.AddrPort, a Attach) (int, error) {
+	fam := familyOf(target.Addr())
+	fd, err := socket(fam, unix.SOCK_STREAM)
+	if err != nil {
+		return -1, err
+	}
+	if err := unix.Connect(fd, sockaddr(target, fam)); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("connect data socket to %s: %w", target, err)
+	}
+	if err := errors.Join(setNoDelay(fd), setTimeouts(fd, cfg.IOTimeout, cfg.IOTimeout)); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	hdr, _ := a.MarshalBinary()
+	if err := writeFull(fd, hdr, 0); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("attach data socket: %w", err)
+	}
+	return fd, nil
+}
+
+func dialTCPRR(cfg *Config, target netip.AddrPort, session uint64, idx int) (flow, error) {
+	fd, err := dialTCP(cfg, target, Attach{Kind: kindAttach, Session: session, Flow: uint32(idx)})
+	if err != nil {
+		return nil, err
+	}
+	return &tcpRR{fd: fd, req: make([]byte, cfg.ReqSize), resp: make([]byte, cfg.RespSize)}, nil
+}
+
+func (f *tcpRR) run(r *recorder) error {
+	for {
+		t0, ok := r.turn()
+		if !ok {
+			return nil
+		}
+		if err := writeFull(f.fd, f.req, 0); err != nil {
+			return fmt.Errorf("send request: %w", err)
+		}
+		if err := readFull(f.fd, f.resp, 0); err != nil {
+			return fmt.Errorf("read response: %w", err)
+		}
+		t1 := nanotime()
+		r.record(t1, t1-t0)
+	}
+}
+
+func (f *tcpRR) close() { unix.Close(f.fd) }
+
+// --- tcp_crr ---
+
+type tcpCRR struct {
+	fam     int
+	sa      unix.Sockaddr
+	req     []byte // Attach header + request
+	resp    []byte
+	timeout unix.Timeval
+}
+
+func newCRR(cfg *Config, target netip.AddrPort, session uint64, idx int) flow {
+	fam := familyOf(target.Addr())
+	req := make([]byte, attachLen+cfg.ReqSize)
+	a := Attach{Kind: kindCRR, Session: session, Flow: uint32(idx)}
+	a.put(req)
+	return &tcpCRR{fam: fam, sa: sockaddr(target, fam), req: req,
+		resp: make([]byte, cfg.RespSize+1), timeout: unix.NsecToTimeval(cfg.IOTimeout.Nanoseconds())}
+}
+
+func (f *tcpCRR) run(r *recorder) error {
+	for {
+		t0, ok := r.turn()
+		if !ok {
+			return nil
+		}
+		if err := f.once(); err != nil {
+			return err
+		}
+		t1 := nanotime()
+		r.record(t1, t1-t0)
+	}
+}
+
+// once is one transaction: connect, request, response, close. The server
+// closes first; reading its FIN before closing keeps the client's ports out
+// of TIME_WAIT, so long runs do not exhaust them.
+func (f *tcpCRR) once() error {
+	fd, err := unix.Socket(f.fam, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("create socket: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &f.timeout); err != nil {
+		return fmt.Errorf("set SO_RCVTIMEO: %w", err)
+	}
+	if err := unix.Connect(fd, f.sa); err != nil {
+		if err == unix.EADDRNOTAVAIL {
+			return fmt.Errorf("connect: %w (ephemeral ports exhausted; lower the rate or widen net.ipv4.ip_local_port_range)", err)
+		}
+		return fmt.Errorf("connect: %w", err)
+	}
+	if err := writeFull(fd, f.req, 0); err != nil {
+		return fmt.Errorf("send request: %w", err)
+	}
+	want := len(f.resp) - 1
+	if err := readFull(fd, f.resp[:want], 0); err != nil {
+		return fmt.Errorf("read response: %w", err)
+	}
+	for {
+		n, err := unix.Read(fd, f.resp[want:])
+		if n == 0 && err == nil {
+			return nil // FIN
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("await close: %w", err)
+		}
+		return errors.New("server sent more than the response size")
+	}
+}
+
+func (f *tcpCRR) close() {}
+
+// --- udp_rr ---
+
+type udpRR struct {
+	fd        int
+	req, resp []byte
+}
+
+func dialUDPRR(cfg *Config, target netip.AddrPort, session uint64, idx int) (flow, error) {
+	fam := familyOf(target.Addr())
+	fd, err := socket(fam, unix.SOCK_DGRAM)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (flow, error) {
+		unix.Close(fd)
+		return nil, err
+	}
+	if err := unix.Connect(fd, sockaddr(target, fam)); err != nil {
+		return fail(fmt.Errorf("connect udp socket to %s: %w", target, err))
+	}
+	// Attach: retry a few times, the datagram or its ack may be lost.
+	if err := setTimeouts(fd, 200*time.Millisecond, 0); err != nil {
+		return fail(err)
+	}
+	a := Attach{Kind: kindUDP, Session: session, Flow: uint32(idx)}
+	hdr, _ := a.MarshalBinary()
+	buf := make([]byte, 2048)
+	attached := false
+	for try := 0; try < 10 && !attached; try++ {
+		if _, err := unix.Write(fd, hdr); err != nil && err != unix.ECONNREFUSED {
+			return fail(fmt.Errorf("send udp attach: %w", err))
+		}
+		for {
+			n, err := unix.Read(fd, buf)
+			if err != nil {
+				break // timeout or ICMP refusal: send again
+			}
+			if back, err := DecodeAttach(buf[:n]); err == nil && back == a {
+				attached = true
+				break
+			}
+		}
+	}
+	if !attached {
+		return fail(fmt.Errorf("udp attach to %s: no answer after 10 tries (is UDP port %d blocked?)", target, target.Port()))
+	}
+	if err := setTimeouts(fd, cfg.UDPTimeout, cfg.IOTimeout); err != nil {
+		return fail(err)
+	}
+	return &udpRR{fd: fd, req: make([]byte, cfg.ReqSize), resp: make([]byte, max(cfg.RespSize, 2048))}, nil
+}
+
+func (f *udpRR) run(r *recorder) error {
+	var seq uint64
+	for {
+		t0, ok := r.turn()
+		if !ok {
+			return nil
+		}
+		seq++
+		binary.LittleEndian.PutUint64(f.req, seq)
+		if _, err := unix.Write(f.fd, f.req); err != nil {
+			if err == unix.ECONNREFUSED || err == unix.ENOBUFS || err == unix.EAGAIN {
+				r.lose(nanotime())
+				continue
+			}
+			return fmt.Errorf("send datagram: %w", err)
+		}
+		for {
+			n, err := unix.Read(f.fd, f.resp)
+			if err != nil {
+				if err == unix.EINTR {
+					continue
+				}
+				if err == unix.EAGAIN || err == unix.ECONNREFUSED {
+					r.lose(nanotime())
+					break
+				}
+				return fmt.Errorf("read datagram: %w", err)
+			}
+			if n >= MinUDPSize && binary.LittleEndian.Uint64(f.resp) == seq {
+				t1 := nanotime()
+				r.record(t1, t1-t0)
+				break
+			}
+			// A late answer to an earlier, already counted-lost datagram,
+			// or a repeated attach ack: not ours, keep waiting.
+		}
+	}
+}
+
+func (f *udpRR) close() { unix.Close(f.fd) }
+
+// --- tcp_stream ---
+
+type stream struct {
+	fd      int
+	buf     []byte
+	reverse bool
+}
+
+func dialStream(cfg *Config, target netip.AddrPort, session uint64, idx int) (flow, error) {
+	fd, err := dialTCP(cfg, target, Attach{Kind: kindAttach, Session: session, Flow: uint32(idx)})
+	if err != nil {
+		return nil, err
+	}
+	size := cfg.ReqSize
+	if cfg.Reverse {
+		size = cfg.RespSize
+	}
+	return &stream{fd: fd, buf: make([]byte, size), reverse: cfg.Reverse}, nil
+}
+
+func (f *stream) run(r *recorder) error {
+	for {
+		if r.stop.Load() {
+			return nil
+		}
+		var n int
+		var err error
+		if f.reverse {
+			n, err = unix.Read(f.fd, f.buf)
+			if n == 0 && err == nil {
+				return io.ErrUnexpectedEOF
+			}
+		} else {
+			n, err = unix.Write(f.fd, f.buf)
+		}
+		t := nanotime()
+		if err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			if err == unix.EAGAIN {
+				return fmt.Errorf("stream stalled for %v: %w", "the I/O timeout", errTimeout)
+			}
+			return fmt.Errorf("stream: %w", err)
+		}
+		r.addBytes(t, n)
+		if t >= r.end {
+			return nil
+		}
+	}
+}
+
+func (f *stream) close() {
+	unix.Shutdown(f.fd, unix.SHUT_WR)
+	unix.Close(f.fd)
+}

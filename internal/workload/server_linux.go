@@ -1,0 +1,686 @@
+package workload
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Server answers every latlab workload on one port. Create it with
+// NewServer, run it with Serve.
+type Server struct {
+	cfg     ServerConfig
+	ln      *net.TCPListener
+	udp     *net.UDPConn
+	udpFam  int
+	udpAddr unix.Sockaddr
+	allowed []int
+
+	mu       sync.Mutex
+	sessions map[uint64]*session
+
+	pending chan struct{}
+	wg      sync.WaitGroup
+	done    chan struct{}
+	once    sync.Once
+}
+
+// session is the server's state for one client run.
+type session struct {
+	id       uint64
+	hello    Hello
+	peer     string
+	deadline time.Time
+	cpus     []int // server CPU per flow, -1 = unpinned
+	resp     []byte
+	stop     atomic.Bool
+
+	mu       sync.Mutex
+	attached []bool
+	seen     uint32
+	flows    sync.WaitGroup
+
+	cpuTime atomic.Int64
+	bytes   atomic.Uint64
+	txns    atomic.Uint64
+	proc0   time.Duration
+}
+
+// pollInterval is how often a server flow blocked in a read or write looks
+// at its session's stop flag.
+const pollInterval = 100 * time.Millisecond
+
+// maxStalls bounds how long a server flow waits for a peer in the middle of
+// a message: maxStalls × pollInterval.
+const maxStalls = 100
+
+// NewServer binds the TCP and UDP sockets (inside cfg.NetNS, if set).
+func NewServer(cfg ServerConfig) (*Server, error) {
+	cfg.defaults()
+	allowed, err := AllowedCPUs()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:      cfg,
+		allowed:  allowed,
+		sessions: make(map[uint64]*session),
+		pending:  make(chan struct{}, cfg.MaxPending),
+		done:     make(chan struct{}),
+	}
+	if err := inNetNS(cfg.NetNS, s.listen); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func reusePort(network, address string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// listen binds TCP and UDP to the same port. With port 0 it retries until
+// it finds a port free for both.
+func (s *Server) listen() error {
+	host, port, err := net.SplitHostPort(s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen address %q: %w", s.cfg.Listen, err)
+	}
+	tries := 1
+	if port == "0" {
+		tries = 32
+	}
+	var lastErr error
+	for i := 0; i < tries; i++ {
+		ln, err := net.Listen("tcp", s.cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("listen tcp %s: %w", s.cfg.Listen, err)
+		}
+		tcpPort := ln.Addr().(*net.TCPAddr).Port
+		lc := net.ListenConfig{Control: reusePort}
+		pc, err := lc.ListenPacket(context.Background(), "udp", net.JoinHostPort(host, fmt.Sprint(tcpPort)))
+		if err != nil {
+			ln.Close()
+			lastErr = fmt.Errorf("listen udp %s: %w", net.JoinHostPort(host, fmt.Sprint(tcpPort)), err)
+			continue
+		}
+		s.ln = ln.(*net.TCPListener)
+		s.udp = pc.(*net.UDPConn)
+		rc, err := s.udp.SyscallConn()
+		if err != nil {
+			s.closeSockets()
+			return fmt.Errorf("udp socket: %w", err)
+		}
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			s.udpAddr, serr = unix.Getsockname(int(fd))
+			if serr == nil {
+				s.udpFam, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN)
+			}
+		}); err != nil || serr != nil {
+			s.closeSockets()
+			return fmt.Errorf("inspect udp socket: %w", errors.Join(err, serr))
+		}
+		return nil
+	}
+	return lastErr
+}
+
+func (s *Server) closeSockets() {
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	if s.udp != nil {
+		s.udp.Close()
+	}
+}
+
+// Addr is the address the server listens on (TCP and UDP share the port).
+func (s *Server) Addr() netip.AddrPort {
+	return s.ln.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// Close stops the server; Serve returns once sessions have wound down.
+func (s *Server) Close() error {
+	s.once.Do(func() {
+		close(s.done)
+		s.closeSockets()
+	})
+	return nil
+}
+
+// Serve answers clients until ctx is cancelled or Close is called.
+func (s *Server) Serve(ctx context.Context) error {
+	s.cfg.Logger.Info("serving", "addr", s.Addr().String(), "allowed_cpus", s.allowed)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-s.done:
+		}
+		s.Close()
+	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.udpLoop()
+	}()
+	var acceptErr error
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			select {
+			case <-s.done:
+			default:
+				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+					continue
+				}
+				if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) {
+					s.cfg.Logger.Warn("accept: out of file descriptors, backing off", "err", err)
+					time.Sleep(100 * time.Millisecond)
+					continue
+				}
+				acceptErr = fmt.Errorf("accept: %w", err)
+				s.Close()
+			}
+			break
+		}
+		select {
+		case s.pending <- struct{}{}:
+		default:
+			s.cfg.Logger.Warn("closed connection", "peer", c.RemoteAddr().String(), "reason", "too many connections awaiting their header")
+			c.Close()
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handleConn(c)
+		}()
+	}
+	s.mu.Lock()
+	for _, ss := range s.sessions {
+		ss.stop.Store(true)
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return acceptErr
+}
+
+func (s *Server) refuse(c net.Conn, reason string, args ...any) {
+	s.cfg.Logger.Warn("closed connection", append([]any{"peer", c.RemoteAddr().String(), "reason", reason}, args...)...)
+	c.Close()
+}
+
+// handleConn reads a connection's header and dispatches it.
+func (s *Server) handleConn(c net.Conn) {
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			<-s.pending
+		}
+	}
+	defer release()
+	c.SetReadDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	hdr := make([]byte, helloLen)
+	if _, err := io.ReadFull(c, hdr[:8]); err != nil {
+		s.refuse(c, "no header", "err", err)
+		return
+	}
+	if [4]byte(hdr[:4]) != Magic {
+		s.refuse(c, "not a latlab client (bad magic)", "got", fmt.Sprintf("%q", hdr[:4]))
+		return
+	}
+	switch hdr[6] {
+	case kindHello:
+		if _, err := io.ReadFull(c, hdr[8:helloLen]); err != nil {
+			s.refuse(c, "short hello", "err", err)
+			return
+		}
+		h, status, err := DecodeHello(hdr)
+		if err != nil {
+			rep := HelloReply{Status: status, Message: err.Error()}
+			b, _ := rep.MarshalBinary()
+			c.SetWriteDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+			c.Write(b)
+			s.refuse(c, "bad hello", "err", err)
+			return
+		}
+		release()
+		s.handleControl(c, h)
+	case kindAttach, kindCRR:
+		if _, err := io.ReadFull(c, hdr[8:attachLen]); err != nil {
+			s.refuse(c, "short attach", "err", err)
+			return
+		}
+		a, err := DecodeAttach(hdr[:attachLen])
+		if err != nil {
+			s.refuse(c, "bad attach", "err", err)
+			return
+		}
+		ss := s.lookup(a.Session)
+		if ss == nil {
+			s.refuse(c, "attach to unknown session")
+			return
+		}
+		if a.Kind == kindCRR {
+			if ss.hello.Workload != TCPCRR || a.Flow >= uint32(ss.hello.Flows) {
+				s.refuse(c, "crr transaction does not match its session", "session", ss.id)
+				return
+			}
+			s.serveCRR(c, ss)
+			return
+		}
+		if ss.hello.Workload != TCPRR && ss.hello.Workload != TCPStream {
+			s.refuse(c, "tcp data connection for a "+string(ss.hello.Workload)+" session")
+			return
+		}
+		if err := ss.claim(a.Flow); err != nil {
+			s.refuse(c, err.Error(), "session", ss.id)
+			return
+		}
+		release()
+		s.serveTCPFlow(c, ss, int(a.Flow))
+	default:
+		if v := binary.BigEndian.Uint16(hdr[4:]); v != Version {
+			s.refuse(c, "unsupported protocol version", "version", v, "want", Version)
+			return
+		}
+		s.refuse(c, "unknown message kind", "kind", hdr[6])
+	}
+}
+
+func (s *Server) lookup(id uint64) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[id]
+}
+
+func (ss *session) claim(flow uint32) error {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if flow >= uint32(len(ss.attached)) {
+		return fmt.Errorf("flow %d outside session's %d flows", flow, len(ss.attached))
+	}
+	if ss.attached[flow] {
+		return fmt.Errorf("flow %d attached twice", flow)
+	}
+	if ss.stop.Load() {
+		return errors.New("session already ended")
+	}
+	ss.attached[flow] = true
+	ss.seen++
+	ss.flows.Add(1)
+	return nil
+}
+
+func (ss *session) stopped() bool {
+	return ss.stop.Load() || time.Now().After(ss.deadline)
+}
+
+func (s *Server) cpuFor(h Hello, flow int) int {
+	switch {
+	case h.ServerCPU == CPUNone:
+		return -1
+	case h.ServerCPU >= 0:
+		return int(h.ServerCPU)
+	}
+	return s.allowed[flow%len(s.allowed)]
+}
+
+// handleControl runs one session's control connection: reply to the Hello,
+// wait for End, report the server's account.
+func (s *Server) handleControl(c net.Conn, h Hello) {
+	defer c.Close()
+	reply := func(r HelloReply) {
+		b, _ := r.MarshalBinary()
+		c.SetWriteDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+		c.Write(b)
+	}
+	if h.ServerCPU >= 0 && !slices.Contains(s.allowed, int(h.ServerCPU)) {
+		msg := fmt.Sprintf("server CPU %d is not in the server's allowed set %v", h.ServerCPU, s.allowed)
+		reply(HelloReply{Status: StatusBadRequest, Message: msg})
+		s.cfg.Logger.Warn("refused session", "peer", c.RemoteAddr().String(), "reason", msg)
+		return
+	}
+	var idb [8]byte
+	rand.Read(idb[:])
+	ss := &session{
+		id:       binary.BigEndian.Uint64(idb[:]),
+		hello:    h,
+		peer:     c.RemoteAddr().String(),
+		deadline: time.Now().Add(h.Warmup + h.Duration + s.cfg.Grace),
+		attached: make([]bool, h.Flows),
+		cpus:     make([]int, h.Flows),
+		proc0:    processCPU(),
+	}
+	for i := range ss.cpus {
+		ss.cpus[i] = s.cpuFor(h, i)
+	}
+	respSize := h.RespSize
+	if h.Workload == TCPStream && !h.Reverse {
+		respSize = 0
+	}
+	ss.resp = make([]byte, respSize)
+	s.mu.Lock()
+	if len(s.sessions) >= s.cfg.MaxSessions {
+		s.mu.Unlock()
+		reply(HelloReply{Status: StatusBusy, Message: fmt.Sprintf("server has %d sessions running", s.cfg.MaxSessions)})
+		s.cfg.Logger.Warn("refused session", "peer", ss.peer, "reason", "busy")
+		return
+	}
+	s.sessions[ss.id] = ss
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.sessions, ss.id)
+		s.mu.Unlock()
+	}()
+	first := int32(ss.cpus[0])
+	if first < 0 {
+		first = CPUNone
+	}
+	reply(HelloReply{Status: StatusOK, Session: ss.id, ServerCPU: first})
+	log := s.cfg.Logger.With("session", fmt.Sprintf("%016x", ss.id), "peer", ss.peer)
+	log.Info("session start", "workload", h.Workload, "flows", h.Flows, "req", h.ReqSize, "resp", h.RespSize,
+		"warmup", h.Warmup, "duration", h.Duration, "server_cpu", ss.cpus[0])
+
+	// Wait for End. The server's own lifetime also ends the session.
+	c.SetReadDeadline(ss.deadline)
+	endErr := make(chan error, 1)
+	go func() {
+		b := make([]byte, endLen)
+		if _, err := io.ReadFull(c, b); err != nil {
+			endErr <- err
+			return
+		}
+		endErr <- checkHeader(b, endLen, kindEnd)
+	}()
+	var err error
+	select {
+	case err = <-endErr:
+	case <-s.done:
+		err = errors.New("server shutting down")
+		c.Close()
+	}
+	ss.stop.Store(true)
+	waited := make(chan struct{})
+	go func() { ss.flows.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(2*pollInterval + maxStalls*pollInterval):
+		log.Warn("flows did not finish in time")
+	}
+	if err != nil {
+		log.Warn("session aborted", "reason", err)
+		return
+	}
+	rep := EndReply{
+		Status:    StatusOK,
+		CPUTime:   time.Duration(ss.cpuTime.Load()),
+		Bytes:     ss.bytes.Load(),
+		Txns:      ss.txns.Load(),
+		FlowsSeen: ss.seen,
+		ServerCPU: first,
+	}
+	if h.Workload == TCPCRR {
+		rep.CPUTime = processCPU() - ss.proc0
+		rep.ProcessCPU = true
+	}
+	b, _ := rep.MarshalBinary()
+	c.SetWriteDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	if _, err := c.Write(b); err != nil {
+		log.Warn("send end reply", "err", err)
+		return
+	}
+	log.Info("session end", "txns", rep.Txns, "bytes", rep.Bytes, "cpu", rep.CPUTime)
+}
+
+// serveCRR answers one tcp_crr transaction: read the request, send the
+// response, close (the server closes first so TIME_WAIT stays on the
+// server, not on the client's ephemeral ports).
+func (s *Server) serveCRR(c net.Conn, ss *session) {
+	defer c.Close()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	c.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	if _, err := io.CopyN(io.Discard, c, int64(ss.hello.ReqSize)); err != nil {
+		s.cfg.Logger.Warn("crr transaction failed", "peer", c.RemoteAddr().String(), "err", err)
+		return
+	}
+	if _, err := c.Write(ss.resp); err != nil {
+		s.cfg.Logger.Warn("crr transaction failed", "peer", c.RemoteAddr().String(), "err", err)
+		return
+	}
+	ss.txns.Add(1)
+}
+
+// serveTCPFlow takes the connection off the Go netpoller and serves it with
+// blocking system calls on a pinned, locked OS thread.
+func (s *Server) serveTCPFlow(c net.Conn, ss *session, flow int) {
+	defer ss.flows.Done()
+	f, err := c.(*net.TCPConn).File()
+	c.Close()
+	if err != nil {
+		s.cfg.Logger.Warn("take over data connection", "err", err)
+		return
+	}
+	defer f.Close()
+	fd := int(f.Fd())
+	if err := errors.Join(unix.SetNonblock(fd, false), setTimeouts(fd, pollInterval, pollInterval), setNoDelay(fd)); err != nil {
+		s.cfg.Logger.Warn("configure data connection", "err", err)
+		return
+	}
+	// Pinning needs no namespace: the socket already exists.
+	if err := lockThread("", ss.cpus[flow]); err != nil {
+		s.cfg.Logger.Warn("pin flow", "err", err)
+		return
+	}
+	cpu0 := threadCPU()
+	switch {
+	case ss.hello.Workload == TCPRR:
+		s.rrLoop(fd, ss)
+	case ss.hello.Reverse:
+		streamSend(fd, ss)
+	default:
+		streamRecv(fd, ss)
+	}
+	ss.cpuTime.Add(int64(threadCPU() - cpu0))
+}
+
+func (s *Server) rrLoop(fd int, ss *session) {
+	req := make([]byte, ss.hello.ReqSize)
+	var n uint64
+	defer func() { ss.txns.Add(n) }()
+	for {
+		err := readFull(fd, req, maxStalls)
+		if err == errTimeout {
+			if ss.stopped() {
+				return
+			}
+			continue
+		}
+		if err != nil {
+			if err != io.EOF {
+				s.cfg.Logger.Warn("tcp_rr flow ended", "session", fmt.Sprintf("%016x", ss.id), "err", err)
+			}
+			return
+		}
+		if err := writeFull(fd, ss.resp, maxStalls); err != nil {
+			return
+		}
+		n++
+	}
+}
+
+func streamRecv(fd int, ss *session) {
+	buf := make([]byte, ss.hello.ReqSize)
+	var total uint64
+	defer func() { ss.bytes.Add(total) }()
+	for {
+		n, err := unix.Read(fd, buf)
+		if n > 0 {
+			total += uint64(n)
+			continue
+		}
+		if err == unix.EAGAIN || err == unix.EINTR {
+			if ss.stopped() {
+				return
+			}
+			continue
+		}
+		return // EOF or error
+	}
+}
+
+func streamSend(fd int, ss *session) {
+	var total uint64
+	defer func() { ss.bytes.Add(total) }()
+	for !ss.stopped() {
+		n, err := unix.Write(fd, ss.resp)
+		if n > 0 {
+			total += uint64(n)
+			continue
+		}
+		if err == unix.EAGAIN || err == unix.EINTR {
+			continue
+		}
+		return // the client closed: EPIPE or ECONNRESET
+	}
+}
+
+// udpLoop reads UDP attach datagrams on the shared socket and starts a flow
+// for each new one.
+func (s *Server) udpLoop() {
+	buf := make([]byte, 2048)
+	for {
+		n, from, err := s.udp.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			select {
+			case <-s.done:
+				return
+			default:
+			}
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				continue
+			}
+			s.cfg.Logger.Warn("udp read", "err", err)
+			return
+		}
+		a, err := DecodeAttach(buf[:n])
+		if err != nil || a.Kind != kindUDP {
+			s.cfg.Logger.Debug("ignored udp datagram", "peer", from.String(), "len", n)
+			continue
+		}
+		ss := s.lookup(a.Session)
+		if ss == nil || ss.hello.Workload != UDPRR {
+			s.cfg.Logger.Warn("ignored udp attach", "peer", from.String(), "reason", "unknown session")
+			continue
+		}
+		if err := ss.claim(a.Flow); err != nil {
+			// A retransmitted attach that raced the flow's own socket.
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer ss.flows.Done()
+			s.serveUDPFlow(ss, a, from)
+		}()
+	}
+}
+
+// serveUDPFlow answers one UDP flow from a socket connected to the client,
+// sharing the server's port through SO_REUSEPORT (the kernel prefers the
+// connected socket for that peer's datagrams).
+func (s *Server) serveUDPFlow(ss *session, a Attach, peer netip.AddrPort) {
+	log := s.cfg.Logger.With("session", fmt.Sprintf("%016x", ss.id), "peer", peer.String())
+	if err := lockThread(s.cfg.NetNS, ss.cpus[a.Flow]); err != nil {
+		log.Warn("udp flow", "err", err)
+		return
+	}
+	fd, err := socket(s.udpFam, unix.SOCK_DGRAM)
+	if err != nil {
+		log.Warn("udp flow", "err", err)
+		return
+	}
+	defer unix.Close(fd)
+	if s.udpFam == unix.AF_INET6 {
+		unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+		log.Warn("udp flow: set SO_REUSEPORT", "err", err)
+		return
+	}
+	if err := unix.Bind(fd, s.udpAddr); err != nil {
+		log.Warn("udp flow: bind", "err", err)
+		return
+	}
+	if err := unix.Connect(fd, sockaddr(peer, s.udpFam)); err != nil {
+		log.Warn("udp flow: connect", "err", err)
+		return
+	}
+	if err := setTimeouts(fd, pollInterval, pollInterval); err != nil {
+		log.Warn("udp flow", "err", err)
+		return
+	}
+	ack := make([]byte, attachLen)
+	a.put(ack)
+	if _, err := unix.Write(fd, ack); err != nil {
+		log.Warn("udp flow: ack", "err", err)
+		return
+	}
+	buf := make([]byte, 65536)
+	resp := make([]byte, ss.hello.RespSize)
+	cpu0 := threadCPU()
+	var received, answered uint64
+	drop := uint64(s.cfg.DropEvery)
+	for !ss.stopped() {
+		n, err := unix.Read(fd, buf)
+		if err != nil {
+			if err == unix.EAGAIN || err == unix.EINTR {
+				continue
+			}
+			if err != unix.ECONNREFUSED {
+				log.Warn("udp flow ended", "err", err)
+			}
+			break
+		}
+		if n >= attachLen && [4]byte(buf[:4]) == Magic {
+			unix.Write(fd, ack) // the client missed the first ack
+			continue
+		}
+		if n < MinUDPSize {
+			continue
+		}
+		received++
+		if drop > 0 && received%drop == 0 {
+			continue
+		}
+		copy(resp[:MinUDPSize], buf[:MinUDPSize])
+		if _, err := unix.Write(fd, resp); err == nil {
+			answered++
+		}
+	}
+	ss.cpuTime.Add(int64(threadCPU() - cpu0))
+	ss.txns.Add(answered)
+}

@@ -1,0 +1,226 @@
+package workload
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// lockThread wires the calling goroutine to its OS thread for the rest of
+// the goroutine's life (the caller never unlocks it, so the runtime discards
+// the thread when the goroutine returns), moves the thread into the network
+// namespace at nsPath (if any) and pins it to cpu (if cpu >= 0).
+func lockThread(nsPath string, cpu int) error {
+	runtime.LockOSThread()
+	if nsPath != "" {
+		if err := setns(nsPath); err != nil {
+			return err
+		}
+	}
+	if cpu >= 0 {
+		var set unix.CPUSet
+		set.Set(cpu)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			return fmt.Errorf("pin thread to CPU %d: %w", cpu, err)
+		}
+	}
+	return nil
+}
+
+func setns(nsPath string) error {
+	f, err := os.Open(nsPath)
+	if err != nil {
+		return fmt.Errorf("open network namespace: %w", err)
+	}
+	defer f.Close()
+	if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("enter network namespace %s: %w", nsPath, err)
+	}
+	return nil
+}
+
+// inNetNS runs fn on a thread inside the network namespace at nsPath. Sockets
+// fn creates belong to that namespace for their whole life. With an empty
+// path fn runs on the caller's goroutine.
+func inNetNS(nsPath string, fn func() error) error {
+	if nsPath == "" {
+		return fn()
+	}
+	done := make(chan error, 1)
+	go func() {
+		// The thread is never unlocked: it dies with this goroutine, so the
+		// namespace switch cannot leak into the runtime's thread pool.
+		if err := lockThread(nsPath, -1); err != nil {
+			done <- err
+			return
+		}
+		done <- fn()
+	}()
+	return <-done
+}
+
+// AllowedCPUs returns the CPUs this process may run on: the mask inherited
+// from taskset, cgroup cpusets or the parent. latlab only ever pins inside it.
+func AllowedCPUs() ([]int, error) {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return nil, fmt.Errorf("read CPU affinity: %w", err)
+	}
+	var cpus []int
+	for i := 0; i < len(set)*64; i++ {
+		if set.IsSet(i) {
+			cpus = append(cpus, i)
+		}
+	}
+	if len(cpus) == 0 {
+		return nil, errors.New("read CPU affinity: empty mask")
+	}
+	return cpus, nil
+}
+
+// threadCPU returns the CPU time consumed by the calling thread.
+func threadCPU() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
+
+// processCPU returns the user+system CPU time of the whole process.
+func processCPU() time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// sockaddr converts an address to the socket address for a socket of the
+// given family (unix.AF_INET or unix.AF_INET6; IPv4 addresses are mapped for
+// AF_INET6 sockets).
+func sockaddr(ap netip.AddrPort, family int) unix.Sockaddr {
+	a := ap.Addr()
+	if family == unix.AF_INET {
+		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: a.Unmap().As4()}
+	}
+	sa := &unix.SockaddrInet6{Port: int(ap.Port()), Addr: a.As16()}
+	if a.Is6() && a.Zone() != "" {
+		if ifi, err := net.InterfaceByName(a.Zone()); err == nil {
+			sa.ZoneId = uint32(ifi.Index)
+		}
+	}
+	return sa
+}
+
+func familyOf(a netip.Addr) int {
+	if a.Unmap().Is4() {
+		return unix.AF_INET
+	}
+	return unix.AF_INET6
+}
+
+// socket creates a blocking socket with close-on-exec set.
+func socket(family, typ int) (int, error) {
+	fd, err := unix.Socket(family, typ|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("create socket: %w", err)
+	}
+	return fd, nil
+}
+
+func setTimeouts(fd int, rcv, snd time.Duration) error {
+	if rcv > 0 {
+		tv := unix.NsecToTimeval(rcv.Nanoseconds())
+		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+			return fmt.Errorf("set SO_RCVTIMEO: %w", err)
+		}
+	}
+	if snd > 0 {
+		tv := unix.NsecToTimeval(snd.Nanoseconds())
+		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv); err != nil {
+			return fmt.Errorf("set SO_SNDTIMEO: %w", err)
+		}
+	}
+	return nil
+}
+
+func setNoDelay(fd int) error {
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+		return fmt.Errorf("set TCP_NODELAY: %w", err)
+	}
+	return nil
+}
+
+// errTimeout is returned by the blocking I/O helpers when SO_RCVTIMEO or
+// SO_SNDTIMEO expired before any byte moved.
+var errTimeout = errors.New("i/o timeout")
+
+// readFull fills buf from the blocking socket fd. A timeout before the first
+// byte returns errTimeout; a timeout mid-message keeps reading, up to
+// maxStalls times, so a message is never torn. io.EOF means the peer closed
+// before the first byte; io.ErrUnexpectedEOF after it.
+func readFull(fd int, buf []byte, maxStalls int) error {
+	got, stalls := 0, 0
+	for got < len(buf) {
+		n, err := unix.Read(fd, buf[got:])
+		if n > 0 {
+			got += n
+			continue
+		}
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			if got == 0 {
+				return errTimeout
+			}
+			if stalls++; stalls > maxStalls {
+				return fmt.Errorf("read stalled mid-message after %d of %d bytes: %w", got, len(buf), errTimeout)
+			}
+			continue
+		case err != nil:
+			return err
+		case got == 0:
+			return io.EOF
+		default:
+			return io.ErrUnexpectedEOF
+		}
+	}
+	return nil
+}
+
+// writeFull writes all of buf to the blocking socket fd. A write to a peer
+// that has gone returns EPIPE: the Go runtime ignores SIGPIPE for every file
+// descriptor but stdout and stderr.
+func writeFull(fd int, buf []byte, maxStalls int) error {
+	put, stalls := 0, 0
+	for put < len(buf) {
+		n, err := unix.Write(fd, buf[put:])
+		if n > 0 {
+			put += n
+			continue
+		}
+		switch err {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			if stalls++; stalls > maxStalls {
+				return fmt.Errorf("write stalled after %d of %d bytes: %w", put, len(buf), errTimeout)
+			}
+			continue
+		case nil:
+			return io.ErrShortWrite
+		default:
+			return err
+		}
+	}
+	return nil
+}
