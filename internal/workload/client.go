@@ -146,27 +146,27 @@ func TargetAddr(target string) string {
 // Result is the outcome of one run. Its JSON form is documented in
 // docs/bench-json.md.
 type Result struct {
-	Workload      Workload  `json:"workload"`
-	Target        string    `json:"target"`
-	Direction     string    `json:"direction,omitempty"`
-	ReqSize       int       `json:"request_size"`
-	RespSize      int       `json:"response_size"`
-	Flows         int       `json:"flows"`
-	Transactions  int64     `json:"transactions"`
-	DurationS     float64   `json:"duration_s"`
-	WarmupS       float64   `json:"warmup_s"`
-	RatePerSec    float64   `json:"rate_per_sec"`
-	Latency       *Latency  `json:"latency_ns,omitempty"`
-	ThroughputBps float64   `json:"throughput_bps,omitempty"`
-	FlowBps       []float64 `json:"flow_throughput_bps,omitempty"`
-	Lost          int64     `json:"lost"`
-	LossRatio     float64   `json:"loss_ratio"`
-	OpenLoop      *OpenLoop `json:"open_loop,omitempty"`
-	Placement     Placement `json:"placement"`
-	CPUPerTxn     CPUCost   `json:"cpu_us_per_txn"`
-	CPUUtil       CPUCost   `json:"cpu_utilization"`
+	Workload      Workload   `json:"workload"`
+	Target        string     `json:"target"`
+	Direction     string     `json:"direction,omitempty"`
+	ReqSize       int        `json:"request_size"`
+	RespSize      int        `json:"response_size"`
+	Flows         int        `json:"flows"`
+	Transactions  int64      `json:"transactions"`
+	DurationS     float64    `json:"duration_s"`
+	WarmupS       float64    `json:"warmup_s"`
+	RatePerSec    float64    `json:"rate_per_sec"`
+	Latency       *Latency   `json:"latency_ns,omitempty"`
+	ThroughputBps float64    `json:"throughput_bps,omitempty"`
+	FlowBps       []float64  `json:"flow_throughput_bps,omitempty"`
+	Lost          int64      `json:"lost"`
+	LossRatio     float64    `json:"loss_ratio"`
+	OpenLoop      *OpenLoop  `json:"open_loop,omitempty"`
+	Placement     Placement  `json:"placement"`
+	CPUPerTxn     CPUCost    `json:"cpu_us_per_txn"`
+	CPUUtil       CPUCost    `json:"cpu_utilization"`
 	Intervals     []Interval `json:"intervals"`
-	StartedAt     time.Time `json:"started_at"`
+	StartedAt     time.Time  `json:"started_at"`
 
 	// Hist holds every measured transaction's latency (merged over flows).
 	Hist *hist.Histogram `json:"-"`

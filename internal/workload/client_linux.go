@@ -190,7 +190,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resolve target %s: %w", addr, err)
 	}
-	target := ta.AddrPort()
+	target := netip.AddrPortFrom(ta.AddrPort().Addr().Unmap(), ta.AddrPort().Port())
 	allowed, err := AllowedCPUs()
 	if err != nil {
 		return nil, err

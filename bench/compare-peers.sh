@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Run latlab side by side with sockperf (TCP/UDP ping-pong) and iperf3
+# (single stream) on loopback and on a veth pair between two namespaces,
+# same pinning, interleaved rounds. Needs root for the veth path.
+#
+#   bench/compare-peers.sh [ROUNDS] [SECONDS]      (defaults: 5 rounds of 5s)
+#
+# Prints one table per path: median of each figure over the rounds, the
+# latlab/peer ratio of the medians, and the ratio in each round. See
+# bench/README.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-5}
+secs=${2:-5}
+for t in sockperf iperf3 ip taskset; do
+  command -v "$t" >/dev/null || { echo "missing $t (apt-get install sockperf iperf3 iproute2)" >&2; exit 1; }
+done
+mkdir -p bench/out
+go build -o bench/out/latlab ./cmd/latlab
+go build -o bench/out/peers ./bench/peers
+
+a=latlab-bp-a$$ b=latlab-bp-b$$
+cleanup() { ip netns del "$a" 2>/dev/null || true; ip netns del "$b" 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+ip netns add "$a"
+ip netns add "$b"
+ip -n "$a" link add veth0 type veth peer name veth0 netns "$b"
+ip -n "$a" addr add 10.254.0.1/30 dev veth0
+ip -n "$b" addr add 10.254.0.2/30 dev veth0
+for n in "$a" "$b"; do ip -n "$n" link set lo up; ip -n "$n" link set veth0 up; done
+
+bench/out/peers -latlab bench/out/latlab -rounds "$rounds" -duration "$secs" \
+  -path "loopback:::127.0.0.1" \
+  -path "veth:$a:$b:10.254.0.2"
