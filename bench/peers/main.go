@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -61,10 +62,14 @@ func main() {
 	fmt.Printf("kernel %s, %s\n\n", strings.TrimSpace(run("uname", "-r")), cpuModel())
 	failed := false
 	for _, p := range paths {
-		if err := r.path(p, *rounds); err != nil {
+		m, err := r.path(p, *rounds)
+		if err != nil {
 			fmt.Fprintf(os.Stderr, "path %s: %v\n", p.name, err)
 			failed = true
+			continue
 		}
+		fmt.Printf("path %s (client ns %q, server ns %q, address %s)\n", p.name, p.clientNS, p.serverNS, p.addr)
+		printTable(os.Stdout, m)
 	}
 	if failed {
 		os.Exit(1)
@@ -72,10 +77,10 @@ func main() {
 }
 
 type runner struct {
-	latlab           string
-	dur, size        int
-	ccpu, scpu       int
-	procs            []*exec.Cmd
+	latlab     string
+	dur, size  int
+	ccpu, scpu int
+	procs      []*exec.Cmd
 }
 
 func nsWrap(ns string, cpu int, argv ...string) []string {
@@ -131,7 +136,10 @@ func runOut(ctx context.Context, argv []string) ([]byte, error) {
 	return append(out.Bytes(), errb.Bytes()...), nil
 }
 
-func (r *runner) path(p path, rounds int) error {
+// metricNames lists the compared figures in print order.
+var metricNames = []string{"tcp_rr rate/s", "tcp_rr p50 µs", "udp_rr rate/s", "udp_rr p50 µs", "tcp_stream Gbit/s"}
+
+func (r *runner) path(p path, rounds int) (map[string]*metric, error) {
 	defer r.stopAll()
 	const spTCP, spUDP, ipPort, llPort = "11111", "11112", "5201", "7707"
 	servers := [][]string{
@@ -142,7 +150,7 @@ func (r *runner) path(p path, rounds int) error {
 	}
 	for _, s := range servers {
 		if err := r.start(s); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	time.Sleep(time.Second)
@@ -232,16 +240,19 @@ func (r *runner) path(p path, rounds int) error {
 			err := j.fn(ctx)
 			cancel()
 			if err != nil {
-				return fmt.Errorf("round %d, %s: %w", round, j.name, err)
+				return nil, fmt.Errorf("round %d, %s: %w", round, j.name, err)
 			}
 			names = append(names, j.name)
 		}
 		fmt.Fprintf(os.Stderr, "%s round %d/%d: %s\n", p.name, round, rounds, strings.Join(names, ", "))
 	}
-	fmt.Printf("path %s (client ns %q, server ns %q, address %s)\n", p.name, p.clientNS, p.serverNS, p.addr)
-	w := bufio.NewWriter(os.Stdout)
+	return m, nil
+}
+
+func printTable(out io.Writer, m map[string]*metric) error {
+	w := bufio.NewWriter(out)
 	fmt.Fprintf(w, "  %-20s %12s %12s %8s   %s\n", "metric", "latlab", "peer", "ratio", "per-round ratios")
-	for _, k := range []string{"tcp_rr rate/s", "tcp_rr p50 µs", "udp_rr rate/s", "udp_rr p50 µs", "tcp_stream Gbit/s"} {
+	for _, k := range metricNames {
 		mm := m[k]
 		var ratios []string
 		for i := range mm.latlab {

@@ -98,6 +98,12 @@ The default port is %d. Exit codes: 0 ok, 1 run failed, 2 bad usage.`, workload.
 			if cfg.NetNS, err = netnsPath(netns); err != nil {
 				return err
 			}
+			if cfg.Flows < 1 {
+				return usagef("--flows %d: want at least 1", cfg.Flows)
+			}
+			if f.Changed("size") && size < 1 {
+				return usagef("--size %d: want at least 1 byte", size)
+			}
 			cfg.Defaults()
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
@@ -120,7 +126,7 @@ The default port is %d. Exit codes: 0 ok, 1 run failed, 2 bad usage.`, workload.
 	f := cmd.Flags()
 	f.StringVar(&cfg.Target, "target", "", "server address HOST[:PORT] (required)")
 	f.StringVarP(&wl, "workload", "w", "tcp_rr", "tcp_rr, tcp_crr, udp_rr or tcp_stream")
-	f.IntVarP(&size, "size", "s", 64, "request and response size in bytes (tcp_stream: buffer size, default 128KiB)")
+	f.IntVarP(&size, "size", "s", 0, "request and response size in bytes; tcp_stream: buffer size (default 64, tcp_stream 131072)")
 	f.IntVar(&cfg.ReqSize, "req-size", 0, "request size in bytes (overrides --size)")
 	f.IntVar(&cfg.RespSize, "resp-size", 0, "response size in bytes (overrides --size)")
 	f.DurationVarP(&cfg.Duration, "duration", "d", 5*time.Second, "measured duration")

@@ -493,7 +493,9 @@ type tcpRR struct {
 }
 
 // dialTCP opens a blocking TCP connection to target and sends an Attach.
-func dialTCP(cfg *Config, target netip.AddrPort, a Attach) (int, error) {
+// Request/response flows set TCP_NODELAY (as netperf and sockperf do);
+// streams leave Nagle on (as iperf3 does).
+func dialTCP(cfg *Config, target netip.AddrPort, a Attach, nodelay bool) (int, error) {
 	fam := familyOf(target.Addr())
 	fd, err := socket(fam, unix.SOCK_STREAM)
 	if err != nil {
@@ -503,7 +505,13 @@ func dialTCP(cfg *Config, target netip.AddrPort, a Attach) (int, error) {
 		unix.Close(fd)
 		return -1, fmt.Errorf("connect data socket to %s: %w", target, err)
 	}
-	if err := errors.Join(setNoDelay(fd), setTimeouts(fd, cfg.IOTimeout, cfg.IOTimeout)); err != nil {
+	if nodelay {
+		if err := setNoDelay(fd); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+	}
+	if err := setTimeouts(fd, cfg.IOTimeout, cfg.IOTimeout); err != nil {
 		unix.Close(fd)
 		return -1, err
 	}
@@ -516,7 +524,7 @@ func dialTCP(cfg *Config, target netip.AddrPort, a Attach) (int, error) {
 }
 
 func dialTCPRR(cfg *Config, target netip.AddrPort, session uint64, idx int) (flow, error) {
-	fd, err := dialTCP(cfg, target, Attach{Kind: kindAttach, Session: session, Flow: uint32(idx)})
+	fd, err := dialTCP(cfg, target, Attach{Kind: kindAttach, Session: session, Flow: uint32(idx)}, true)
 	if err != nil {
 		return nil, err
 	}
@@ -719,7 +727,7 @@ type stream struct {
 }
 
 func dialStream(cfg *Config, target netip.AddrPort, session uint64, idx int) (flow, error) {
-	fd, err := dialTCP(cfg, target, Attach{Kind: kindAttach, Session: session, Flow: uint32(idx)})
+	fd, err := dialTCP(cfg, target, Attach{Kind: kindAttach, Session: session, Flow: uint32(idx)}, false)
 	if err != nil {
 		return nil, err
 	}
@@ -738,12 +746,12 @@ func (f *stream) run(r *recorder) error {
 		var n int
 		var err error
 		if f.reverse {
-			n, err = unix.Read(f.fd, f.buf)
+			n, err = rawRead(f.fd, f.buf)
 			if n == 0 && err == nil {
 				return io.ErrUnexpectedEOF
 			}
 		} else {
-			n, err = unix.Write(f.fd, f.buf)
+			n, err = rawWrite(f.fd, f.buf)
 		}
 		t := nanotime()
 		if err != nil {

@@ -486,7 +486,14 @@ func (s *Server) serveTCPFlow(c net.Conn, ss *session, flow int) {
 	}
 	defer f.Close()
 	fd := int(f.Fd())
-	if err := errors.Join(unix.SetNonblock(fd, false), setTimeouts(fd, pollInterval, pollInterval), setNoDelay(fd)); err != nil {
+	// Go's net package turns Nagle off on every accepted connection; a
+	// stream keeps it on, as iperf3 does, request/response turns it off.
+	nodelay := 0
+	if ss.hello.Workload == TCPRR {
+		nodelay = 1
+	}
+	if err := errors.Join(unix.SetNonblock(fd, false), setTimeouts(fd, pollInterval, pollInterval),
+		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, nodelay)); err != nil {
 		s.cfg.Logger.Warn("configure data connection", "err", err)
 		return
 	}
@@ -537,7 +544,7 @@ func streamRecv(fd int, ss *session) {
 	var total uint64
 	defer func() { ss.bytes.Add(total) }()
 	for {
-		n, err := unix.Read(fd, buf)
+		n, err := rawRead(fd, buf)
 		if n > 0 {
 			total += uint64(n)
 			continue
@@ -556,7 +563,7 @@ func streamSend(fd int, ss *session) {
 	var total uint64
 	defer func() { ss.bytes.Add(total) }()
 	for !ss.stopped() {
-		n, err := unix.Write(fd, ss.resp)
+		n, err := rawWrite(fd, ss.resp)
 		if n > 0 {
 			total += uint64(n)
 			continue
