@@ -11,11 +11,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/latlab/latlab/internal/testutil"
 	"github.com/latlab/latlab/internal/workload"
 )
 
@@ -211,6 +213,37 @@ func TestServeSignals(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			cmd.Process.Kill()
 			t.Errorf("%v: serve did not stop within 5s", sig)
+		}
+	}
+}
+
+// Automatic placement stays inside an inherited affinity mask: a client
+// started under `taskset -c N` pins only to N.
+func TestBenchInheritedAffinity(t *testing.T) {
+	taskset := testutil.RequireTool(t, "taskset")
+	allowed, err := workload.AllowedCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	only := allowed[len(allowed)-1]
+	addr := startServer(t)
+	cmd := exec.Command(taskset, "-c", strconv.Itoa(only), os.Args[0], "bench", "--target", addr,
+		"--duration", "200ms", "--warmup", "0s", "--flows", "2", "--json")
+	cmd.Env = append(os.Environ(), "LATLAB_TEST_MAIN=1")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("bench under taskset: %v", err)
+	}
+	var res workload.Result
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Placement.AllowedCPUs) != 1 || res.Placement.AllowedCPUs[0] != only {
+		t.Errorf("allowed CPUs %v, want [%d]", res.Placement.AllowedCPUs, only)
+	}
+	for _, c := range res.Placement.ClientCPUs {
+		if c != only {
+			t.Errorf("flow pinned to CPU %d outside the inherited mask [%d]", c, only)
 		}
 	}
 }
