@@ -1,0 +1,565 @@
+package topo
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Topology is the desired state of a lab: shared objects (the "nodes" and
+// the wire between them) and named modes, each a client→server path with
+// the objects only it needs. It is plain data, loadable from YAML, so users
+// can describe their own; Default returns latlab's built-in one.
+//
+// Namespace names in a Topology are logical ("a", "c-bridge"); a built lab
+// prefixes them with its own unique prefix ("latlab-3fa9c1-a"). Interface
+// names are used as given (they live inside the lab's namespaces, so they
+// never collide with the host's).
+type Topology struct {
+	Name        string `yaml:"name"`
+	Description string `yaml:"description,omitempty"`
+	// Base is built first; a failure there fails the whole lab.
+	Base Objects `yaml:"base"`
+	// Modes are built after Base, each on its own: a mode whose objects the
+	// kernel cannot build is reported as skipped or failed and the others
+	// go on.
+	Modes []Mode `yaml:"modes"`
+}
+
+// Mode is one way of attaching the client: where it runs, where the server
+// runs, and the address it dials.
+type Mode struct {
+	Name        string `yaml:"name"`
+	Description string `yaml:"description,omitempty"`
+	// Client and Server are logical namespace names.
+	Client string `yaml:"client"`
+	Server string `yaml:"server"`
+	// Target is the IP:PORT the client dials (it may be a DNAT address
+	// that differs from where the server listens).
+	Target string `yaml:"target"`
+	// Listen is the server's listen address inside Server (default :7707).
+	Listen  string `yaml:"listen,omitempty"`
+	Objects `yaml:",inline"`
+}
+
+// Objects is a set of network objects, created in the order of the fields:
+// namespaces, links (in list order), routes, sysctls, NAT rules.
+type Objects struct {
+	Namespaces []string `yaml:"namespaces,omitempty"`
+	Links      []Link   `yaml:"links,omitempty"`
+	Routes     []Route  `yaml:"routes,omitempty"`
+	Sysctls    []Sysctl `yaml:"sysctls,omitempty"`
+	NAT        []NAT    `yaml:"nat,omitempty"`
+}
+
+// Link kinds.
+const (
+	KindVeth    = "veth"
+	KindBridge  = "bridge"
+	KindMacvlan = "macvlan"
+	KindIPvlan  = "ipvlan"
+	KindVXLAN   = "vxlan"
+)
+
+// Link is one interface. Every link is brought up after it is created.
+type Link struct {
+	Kind  string   `yaml:"kind"`
+	NS    string   `yaml:"ns"`
+	Name  string   `yaml:"name"`
+	Addrs []string `yaml:"addrs,omitempty"` // CIDR, e.g. 10.77.0.1/24
+	MTU   int      `yaml:"mtu,omitempty"`
+	// Master is a bridge in the same namespace to enslave the link to.
+	Master string `yaml:"master,omitempty"`
+
+	// Peer is the other end of a veth pair (it may be in another namespace).
+	Peer *Peer `yaml:"peer,omitempty"`
+
+	// Parent is the lower device of a macvlan or ipvlan (in ParentNS,
+	// default NS); the link is created next to it and moved into NS.
+	Parent   string `yaml:"parent,omitempty"`
+	ParentNS string `yaml:"parent_ns,omitempty"`
+	// Mode: macvlan bridge|private|vepa|passthru; ipvlan l2|l3|l3s.
+	Mode string `yaml:"mode,omitempty"`
+
+	// VXLAN: VNI, local and remote underlay addresses, the underlay device
+	// (in NS) and the UDP port (default 4789).
+	VNI    int    `yaml:"vni,omitempty"`
+	Local  string `yaml:"local,omitempty"`
+	Remote string `yaml:"remote,omitempty"`
+	Dev    string `yaml:"dev,omitempty"`
+	Port   int    `yaml:"port,omitempty"`
+}
+
+// Peer is the second end of a veth pair.
+type Peer struct {
+	NS     string   `yaml:"ns"`
+	Name   string   `yaml:"name"`
+	Addrs  []string `yaml:"addrs,omitempty"`
+	MTU    int      `yaml:"mtu,omitempty"`
+	Master string   `yaml:"master,omitempty"`
+}
+
+// Route is one route. Dst is a CIDR or "default"; Via is a gateway; Dev an
+// output interface; Scope "link" makes a directly connected route.
+type Route struct {
+	NS     string `yaml:"ns"`
+	Dst    string `yaml:"dst"`
+	Via    string `yaml:"via,omitempty"`
+	Dev    string `yaml:"dev,omitempty"`
+	Scope  string `yaml:"scope,omitempty"`
+	OnLink bool   `yaml:"onlink,omitempty"`
+}
+
+// Sysctl sets a per-namespace networking sysctl (net.*) inside a lab
+// namespace. Host sysctls are never touched.
+type Sysctl struct {
+	NS    string `yaml:"ns"`
+	Key   string `yaml:"key"`
+	Value string `yaml:"value"`
+}
+
+// NAT kinds.
+const (
+	NATMasquerade = "masquerade"
+	NATDNAT       = "dnat"
+)
+
+// NAT is a source-masquerade or destination-NAT rule inside a namespace.
+//
+// masquerade: packets from Src leaving through OutIf get the outgoing
+// address (docker0's MASQUERADE rule).
+// dnat: TCP and UDP packets arriving on InIf for Port are sent to To (an
+// IP:PORT), as `docker run -p Port:...` does.
+type NAT struct {
+	NS    string `yaml:"ns"`
+	Kind  string `yaml:"kind"`
+	Src   string `yaml:"src,omitempty"`
+	OutIf string `yaml:"out_if,omitempty"`
+	InIf  string `yaml:"in_if,omitempty"`
+	Port  int    `yaml:"port,omitempty"`
+	To    string `yaml:"to,omitempty"`
+}
+
+// LoadTopology reads a YAML topology and validates it.
+func LoadTopology(path string) (*Topology, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read topology: %w", err)
+	}
+	return ParseTopology(b, path)
+}
+
+// ParseTopology parses YAML; name is used in error messages.
+func ParseTopology(b []byte, name string) (*Topology, error) {
+	var t Topology
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&t); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if err := t.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return &t, nil
+}
+
+// YAML renders the topology.
+func (t *Topology) YAML() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(t); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// ModeNames lists the modes in order.
+func (t *Topology) ModeNames() []string {
+	out := make([]string, len(t.Modes))
+	for i, m := range t.Modes {
+		out[i] = m.Name
+	}
+	return out
+}
+
+// Mode returns the named mode.
+func (t *Topology) Mode(name string) (*Mode, bool) {
+	for i := range t.Modes {
+		if t.Modes[i].Name == name {
+			return &t.Modes[i], true
+		}
+	}
+	return nil, false
+}
+
+var (
+	nsNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,19}$`)
+	ifNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,14}$`)
+	keyRE    = regexp.MustCompile(`^net\.[a-z0-9_.-]+$`)
+)
+
+// Validate checks names, addresses and references. It does not touch the
+// kernel.
+func (t *Topology) Validate() error {
+	if len(t.Modes) == 0 {
+		return fmt.Errorf("topology %q has no modes", t.Name)
+	}
+	known := map[string]bool{}
+	if err := t.Base.validate("base", known); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, m := range t.Modes {
+		where := "mode " + m.Name
+		if !nsNameRE.MatchString(m.Name) {
+			return fmt.Errorf("%s: mode name must be lower-case letters, digits and '-'", where)
+		}
+		if seen[m.Name] {
+			return fmt.Errorf("%s: defined twice", where)
+		}
+		seen[m.Name] = true
+		// A mode sees base's namespaces and its own.
+		mk := map[string]bool{}
+		for k := range known {
+			mk[k] = true
+		}
+		if err := m.Objects.validate(where, mk); err != nil {
+			return err
+		}
+		for _, ns := range m.Objects.Namespaces {
+			if known[ns] {
+				return fmt.Errorf("%s: namespace %q is already in base", where, ns)
+			}
+		}
+		if !mk[m.Client] {
+			return fmt.Errorf("%s: client namespace %q is not defined", where, m.Client)
+		}
+		if !mk[m.Server] {
+			return fmt.Errorf("%s: server namespace %q is not defined", where, m.Server)
+		}
+		if _, err := netip.ParseAddrPort(m.Target); err != nil {
+			return fmt.Errorf("%s: target %q: want IP:PORT", where, m.Target)
+		}
+		if m.Listen != "" {
+			if _, _, err := net.SplitHostPort(m.Listen); err != nil {
+				return fmt.Errorf("%s: listen %q: want ADDR:PORT", where, m.Listen)
+			}
+		}
+	}
+	// Modes may not define the same namespace twice.
+	owner := map[string]string{}
+	for _, m := range t.Modes {
+		for _, ns := range m.Namespaces {
+			if o, ok := owner[ns]; ok {
+				return fmt.Errorf("mode %s: namespace %q is also defined by mode %s", m.Name, ns, o)
+			}
+			owner[ns] = m.Name
+		}
+	}
+	return nil
+}
+
+func (o *Objects) validate(where string, known map[string]bool) error {
+	for _, ns := range o.Namespaces {
+		if !nsNameRE.MatchString(ns) {
+			return fmt.Errorf("%s: namespace %q: want lower-case letters, digits and '-', at most 20", where, ns)
+		}
+		if known[ns] {
+			return fmt.Errorf("%s: namespace %q defined twice", where, ns)
+		}
+		known[ns] = true
+	}
+	needNS := func(what, ns string) error {
+		if !known[ns] {
+			return fmt.Errorf("%s: %s: namespace %q is not defined", where, what, ns)
+		}
+		return nil
+	}
+	for _, l := range o.Links {
+		what := fmt.Sprintf("link %s/%s", l.NS, l.Name)
+		if err := needNS(what, l.NS); err != nil {
+			return err
+		}
+		if !ifNameRE.MatchString(l.Name) {
+			return fmt.Errorf("%s: %s: interface names are 1-15 characters", where, what)
+		}
+		if err := checkCIDRs(l.Addrs); err != nil {
+			return fmt.Errorf("%s: %s: %w", where, what, err)
+		}
+		switch l.Kind {
+		case KindVeth:
+			if l.Peer == nil {
+				return fmt.Errorf("%s: %s: a veth needs a peer", where, what)
+			}
+			if err := needNS(what+" peer", l.Peer.NS); err != nil {
+				return err
+			}
+			if !ifNameRE.MatchString(l.Peer.Name) {
+				return fmt.Errorf("%s: %s: peer interface names are 1-15 characters", where, what)
+			}
+			if err := checkCIDRs(l.Peer.Addrs); err != nil {
+				return fmt.Errorf("%s: %s peer: %w", where, what, err)
+			}
+		case KindBridge:
+		case KindMacvlan, KindIPvlan:
+			if l.Parent == "" {
+				return fmt.Errorf("%s: %s: a %s needs a parent device", where, what, l.Kind)
+			}
+			if l.ParentNS != "" {
+				if err := needNS(what+" parent", l.ParentNS); err != nil {
+					return err
+				}
+			}
+			allowed := map[string][]string{
+				KindMacvlan: {"", "bridge", "private", "vepa", "passthru"},
+				KindIPvlan:  {"", "l2", "l3", "l3s"},
+			}[l.Kind]
+			if !slices.Contains(allowed, l.Mode) {
+				return fmt.Errorf("%s: %s: %s mode %q (want one of %s)", where, what, l.Kind, l.Mode, strings.Join(allowed[1:], ", "))
+			}
+		case KindVXLAN:
+			if l.VNI <= 0 || l.VNI >= 1<<24 {
+				return fmt.Errorf("%s: %s: vni %d outside 1..16777215", where, what, l.VNI)
+			}
+			for _, a := range []string{l.Local, l.Remote} {
+				if a == "" {
+					continue
+				}
+				if _, err := netip.ParseAddr(a); err != nil {
+					return fmt.Errorf("%s: %s: %q is not an IP address", where, what, a)
+				}
+			}
+		default:
+			return fmt.Errorf("%s: %s: kind %q (want veth, bridge, macvlan, ipvlan or vxlan)", where, what, l.Kind)
+		}
+	}
+	for _, r := range o.Routes {
+		what := fmt.Sprintf("route %s in %s", r.Dst, r.NS)
+		if err := needNS(what, r.NS); err != nil {
+			return err
+		}
+		if r.Dst != "default" {
+			if _, err := netip.ParsePrefix(r.Dst); err != nil {
+				if _, err2 := netip.ParseAddr(r.Dst); err2 != nil {
+					return fmt.Errorf("%s: %s: dst is a CIDR, an address or \"default\"", where, what)
+				}
+			}
+		}
+		if r.Via != "" {
+			if _, err := netip.ParseAddr(r.Via); err != nil {
+				return fmt.Errorf("%s: %s: via %q is not an IP address", where, what, r.Via)
+			}
+		}
+		if r.Via == "" && r.Dev == "" {
+			return fmt.Errorf("%s: %s: needs via or dev", where, what)
+		}
+		if r.Scope != "" && r.Scope != "link" && r.Scope != "global" {
+			return fmt.Errorf("%s: %s: scope %q (want link or global)", where, what, r.Scope)
+		}
+	}
+	for _, s := range o.Sysctls {
+		if err := needNS("sysctl "+s.Key, s.NS); err != nil {
+			return err
+		}
+		if !keyRE.MatchString(s.Key) {
+			return fmt.Errorf("%s: sysctl %q: only per-namespace net.* keys can be set", where, s.Key)
+		}
+	}
+	for _, n := range o.NAT {
+		what := fmt.Sprintf("nat %s in %s", n.Kind, n.NS)
+		if err := needNS(what, n.NS); err != nil {
+			return err
+		}
+		switch n.Kind {
+		case NATMasquerade:
+			if _, err := netip.ParsePrefix(n.Src); err != nil {
+				return fmt.Errorf("%s: %s: src %q is not a CIDR", where, what, n.Src)
+			}
+		case NATDNAT:
+			if n.Port <= 0 || n.Port > 65535 {
+				return fmt.Errorf("%s: %s: port %d", where, what, n.Port)
+			}
+			ap, err := netip.ParseAddrPort(n.To)
+			if err != nil || !ap.Addr().Is4() {
+				return fmt.Errorf("%s: %s: to %q: want IPv4:PORT", where, what, n.To)
+			}
+		default:
+			return fmt.Errorf("%s: %s: kind %q (want masquerade or dnat)", where, what, n.Kind)
+		}
+	}
+	return nil
+}
+
+func checkCIDRs(addrs []string) error {
+	for _, a := range addrs {
+		if _, err := netip.ParsePrefix(a); err != nil {
+			return fmt.Errorf("address %q is not a CIDR (e.g. 10.0.0.1/24)", a)
+		}
+	}
+	return nil
+}
+
+// DefaultPort is the port servers listen on in the default topology.
+const DefaultPort = 7707
+
+// Default returns latlab's built-in topology: two "nodes" (namespaces a and
+// b) joined by a veth "wire", the server on node b, and one client
+// namespace per container attachment mode on node a.
+//
+//	host             client in node a itself
+//	bridge-nat       docker0-like bridge + veth, masqueraded out of the wire
+//	bridge-nat-dnat  client on node a, server in a container behind a
+//	                 docker0-like bridge on node b, reached through a
+//	                 published port (DNAT, like docker run -p)
+//	veth-routed      Calico-like: /32 on the container, host route to the
+//	                 cali veth, proxy ARP answering for 169.254.1.1
+//	macvlan          macvlan (bridge mode) on node a's end of the wire
+//	ipvlan-l2/l3     ipvlan on node a's end of the wire
+//	vxlan            flannel-like: pod namespaces on both nodes, cni0
+//	                 bridges, a VXLAN tunnel (VNI 1, UDP 8472) over the wire
+func Default() *Topology {
+	p := strconv.Itoa(DefaultPort)
+	wireA, wireB := "10.77.0.1", "10.77.0.2"
+	return &Topology{
+		Name:        "default",
+		Description: "two nodes joined by a veth wire; the server on node b; one client per container attachment mode on node a",
+		Base: Objects{
+			Namespaces: []string{"a", "b"},
+			Links: []Link{{
+				Kind: KindVeth, NS: "a", Name: "wire0", Addrs: []string{wireA + "/24"},
+				Peer: &Peer{NS: "b", Name: "wire0", Addrs: []string{wireB + "/24"}},
+			}},
+			// Node a's uplink: like any real node it has a default route.
+			// Calico's proxy ARP depends on it (the kernel answers ARP for
+			// 169.254.1.1 only when the node can route that address).
+			Routes: []Route{{NS: "a", Dst: "default", Via: wireB}},
+			Sysctls: []Sysctl{
+				{NS: "a", Key: "net.ipv4.ip_forward", Value: "1"},
+				{NS: "b", Key: "net.ipv4.ip_forward", Value: "1"},
+			},
+		},
+		Modes: []Mode{
+			{
+				Name: "host", Description: "client in node a's own network namespace (no container)",
+				Client: "a", Server: "b", Target: wireB + ":" + p,
+			},
+			{
+				Name: "bridge-nat", Description: "docker0-like: veth into a Linux bridge, masqueraded (SNAT) out of the wire",
+				Client: "c-bridge", Server: "b", Target: wireB + ":" + p,
+				Objects: Objects{
+					Namespaces: []string{"c-bridge"},
+					Links: []Link{
+						{Kind: KindBridge, NS: "a", Name: "docker0", Addrs: []string{"172.17.0.1/16"}},
+						{Kind: KindVeth, NS: "c-bridge", Name: "eth0", Addrs: []string{"172.17.0.2/16"},
+							Peer: &Peer{NS: "a", Name: "vethbr0", Master: "docker0"}},
+					},
+					Routes: []Route{{NS: "c-bridge", Dst: "default", Via: "172.17.0.1"}},
+					NAT:    []NAT{{NS: "a", Kind: NATMasquerade, Src: "172.17.0.0/16", OutIf: "wire0"}},
+				},
+			},
+			{
+				Name: "bridge-nat-dnat", Description: "docker run -p: the server in a container behind a bridge on node b, reached through a published port (DNAT)",
+				Client: "a", Server: "s-dnat", Target: wireB + ":17707",
+				Objects: Objects{
+					Namespaces: []string{"s-dnat"},
+					Links: []Link{
+						{Kind: KindBridge, NS: "b", Name: "docker0", Addrs: []string{"172.18.0.1/16"}},
+						{Kind: KindVeth, NS: "s-dnat", Name: "eth0", Addrs: []string{"172.18.0.2/16"},
+							Peer: &Peer{NS: "b", Name: "vethbr0", Master: "docker0"}},
+					},
+					Routes: []Route{{NS: "s-dnat", Dst: "default", Via: "172.18.0.1"}},
+					NAT: []NAT{
+						{NS: "b", Kind: NATDNAT, InIf: "wire0", Port: 17707, To: "172.18.0.2:" + p},
+						{NS: "b", Kind: NATMasquerade, Src: "172.18.0.0/16", OutIf: "wire0"},
+					},
+				},
+			},
+			{
+				Name: "veth-routed", Description: "Calico-like: /32 address, default route to 169.254.1.1 answered by proxy ARP, host route to the cali veth",
+				Client: "c-routed", Server: "b", Target: wireB + ":" + p,
+				Objects: Objects{
+					Namespaces: []string{"c-routed"},
+					Links: []Link{
+						{Kind: KindVeth, NS: "c-routed", Name: "eth0", Addrs: []string{"10.78.0.2/32"},
+							Peer: &Peer{NS: "a", Name: "cali0"}},
+					},
+					Routes: []Route{
+						{NS: "c-routed", Dst: "169.254.1.1/32", Dev: "eth0", Scope: "link"},
+						{NS: "c-routed", Dst: "default", Via: "169.254.1.1", Dev: "eth0"},
+						{NS: "a", Dst: "10.78.0.2/32", Dev: "cali0", Scope: "link"},
+						{NS: "b", Dst: "10.78.0.0/24", Via: wireA},
+					},
+					Sysctls: []Sysctl{
+						{NS: "a", Key: "net.ipv4.conf.cali0.proxy_arp", Value: "1"},
+						{NS: "a", Key: "net.ipv4.neigh.cali0.proxy_delay", Value: "0"},
+					},
+				},
+			},
+			{
+				Name: "macvlan", Description: "macvlan in bridge mode on node a's end of the wire",
+				Client: "c-macvlan", Server: "b", Target: wireB + ":" + p,
+				Objects: Objects{
+					Namespaces: []string{"c-macvlan"},
+					Links: []Link{{Kind: KindMacvlan, NS: "c-macvlan", Name: "eth0", Parent: "wire0", ParentNS: "a",
+						Mode: "bridge", Addrs: []string{"10.77.0.10/24"}}},
+				},
+			},
+			{
+				Name: "ipvlan-l2", Description: "ipvlan L2 mode on node a's end of the wire",
+				Client: "c-ipvl2", Server: "b", Target: wireB + ":" + p,
+				Objects: Objects{
+					Namespaces: []string{"c-ipvl2"},
+					Links: []Link{{Kind: KindIPvlan, NS: "c-ipvl2", Name: "eth0", Parent: "wire0", ParentNS: "a",
+						Mode: "l2", Addrs: []string{"10.77.0.11/24"}}},
+				},
+			},
+			{
+				Name: "ipvlan-l3", Description: "ipvlan L3 mode on node a's end of the wire, routed /32",
+				Client: "c-ipvl3", Server: "b", Target: wireB + ":" + p,
+				Objects: Objects{
+					Namespaces: []string{"c-ipvl3"},
+					Links: []Link{{Kind: KindIPvlan, NS: "c-ipvl3", Name: "eth0", Parent: "wire0", ParentNS: "a",
+						Mode: "l3", Addrs: []string{"10.79.0.2/32"}}},
+					Routes: []Route{
+						{NS: "c-ipvl3", Dst: "default", Dev: "eth0"},
+						{NS: "b", Dst: "10.79.0.0/24", Via: wireA},
+					},
+				},
+			},
+			{
+				Name: "vxlan", Description: "flannel-like overlay: pods on both nodes behind cni0 bridges, VXLAN (VNI 1, UDP 8472) over the wire",
+				Client: "c-vxlan", Server: "s-vxlan", Target: "10.244.1.2:" + p,
+				Objects: Objects{
+					Namespaces: []string{"c-vxlan", "s-vxlan"},
+					Links: []Link{
+						{Kind: KindBridge, NS: "a", Name: "cni0", Addrs: []string{"10.244.0.1/24"}, MTU: 1450},
+						{Kind: KindVeth, NS: "c-vxlan", Name: "eth0", Addrs: []string{"10.244.0.2/24"}, MTU: 1450,
+							Peer: &Peer{NS: "a", Name: "vethvx0", Master: "cni0", MTU: 1450}},
+						{Kind: KindVXLAN, NS: "a", Name: "flannel.1", VNI: 1, Local: wireA, Remote: wireB, Dev: "wire0", Port: 8472,
+							MTU: 1450, Addrs: []string{"10.245.0.1/24"}},
+						{Kind: KindBridge, NS: "b", Name: "cni0", Addrs: []string{"10.244.1.1/24"}, MTU: 1450},
+						{Kind: KindVeth, NS: "s-vxlan", Name: "eth0", Addrs: []string{"10.244.1.2/24"}, MTU: 1450,
+							Peer: &Peer{NS: "b", Name: "vethvx0", Master: "cni0", MTU: 1450}},
+						{Kind: KindVXLAN, NS: "b", Name: "flannel.1", VNI: 1, Local: wireB, Remote: wireA, Dev: "wire0", Port: 8472,
+							MTU: 1450, Addrs: []string{"10.245.0.2/24"}},
+					},
+					Routes: []Route{
+						{NS: "c-vxlan", Dst: "default", Via: "10.244.0.1"},
+						{NS: "s-vxlan", Dst: "default", Via: "10.244.1.1"},
+						{NS: "a", Dst: "10.244.1.0/24", Via: "10.245.0.2"},
+						{NS: "b", Dst: "10.244.0.0/24", Via: "10.245.0.1"},
+					},
+				},
+			},
+		},
+	}
+}
