@@ -17,7 +17,7 @@ import (
 //
 // Equivalent to: ip netns add NAME && ip -n NAME link set lo up
 func CreateNetNS(name string) error {
-	if err := os.MkdirAll(NetNSDir, 0o755); err != nil {
+	if err := prepareNetNSDir(); err != nil {
 		return fmt.Errorf("create netns %s: %w", name, err)
 	}
 	path := NetNSPath(name)
@@ -59,6 +59,33 @@ func CreateNetNS(name string) error {
 	return nil
 }
 
+// prepareNetNSDir makes NetNSDir a shared mount point, as iproute2 does
+// before its first `ip netns add`. Without it, a later `ip netns add` (by
+// anyone) bind-mounts the directory over itself and hides the namespaces
+// mounted before, which then can be neither unmounted nor removed by path.
+//
+// Equivalent to: mount --make-rshared /run/netns || (mount --bind /run/netns
+// /run/netns && mount --make-rshared /run/netns)
+func prepareNetNSDir() error {
+	if err := os.MkdirAll(NetNSDir, 0o755); err != nil {
+		return err
+	}
+	err := unix.Mount("", NetNSDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("make %s shared: %w", NetNSDir, err)
+	}
+	if err := unix.Mount(NetNSDir, NetNSDir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind-mount %s: %w", NetNSDir, err)
+	}
+	if err := unix.Mount("", NetNSDir, "none", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("make %s shared: %w", NetNSDir, err)
+	}
+	return nil
+}
+
 // DeleteNetNS removes a named namespace. A missing namespace is not an
 // error. Interfaces inside it disappear with it (veth peers too).
 //
@@ -69,6 +96,9 @@ func DeleteNetNS(name string) error {
 		return fmt.Errorf("delete netns %s: unmount: %w", name, err)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if errors.Is(err, unix.EBUSY) {
+			return fmt.Errorf("delete netns %s: %w (its mount is hidden under a later mount of %s; see /proc/self/mountinfo)", name, err, NetNSDir)
+		}
 		return fmt.Errorf("delete netns %s: %w", name, err)
 	}
 	return nil

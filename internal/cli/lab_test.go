@@ -1,0 +1,264 @@
+package cli
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/latlab/latlab/internal/testutil"
+	"github.com/latlab/latlab/internal/topo"
+)
+
+// labJSON is the part of `latlab lab --json` that other tools rely on.
+type labJSON struct {
+	Incomplete bool `json:"incomplete"`
+	Placement  struct {
+		ClientCPU *int `json:"client_cpu"`
+		ServerCPU *int `json:"server_cpu"`
+	} `json:"placement"`
+	Results []struct {
+		Mode       string `json:"mode"`
+		Workload   string `json:"workload"`
+		Status     string `json:"status"`
+		Reason     string `json:"reason"`
+		RatePerSec *struct {
+			Median *float64 `json:"median"`
+			CILow  *float64 `json:"ci_low"`
+			CIHigh *float64 `json:"ci_high"`
+		} `json:"rate_per_sec"`
+		P50Ns       int64 `json:"p50_ns"`
+		P99Ns       int64 `json:"p99_ns"`
+		RatioVsHost *struct {
+			Median *float64 `json:"median"`
+			CILow  *float64 `json:"ci_low"`
+			CIHigh *float64 `json:"ci_high"`
+		} `json:"ratio_vs_host"`
+		Significant bool   `json:"significant"`
+		Verdict     string `json:"verdict"`
+	} `json:"results"`
+}
+
+// labNamespaces lists namespaces under /var/run/netns with the prefix.
+func labNamespaces(prefix string) []string {
+	var out []string
+	ents, _ := os.ReadDir(topo.NetNSDir)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), prefix) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// journalPrefixes returns the lab prefixes of the journals in dir.
+func journalFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	m, _ := filepath.Glob(filepath.Join(dir, "*.journal"))
+	return m
+}
+
+func TestLabJSONContract(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := t.TempDir()
+	code, out, stderr := runCLI(t, "lab", "--modes", "host,macvlan,ipvlan-l2", "--workloads", "tcp_rr,udp_rr",
+		"-n", "2", "-d", "100ms", "--warmup", "0s", "--json", "--journal-dir", dir)
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var r labJSON
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if r.Placement.ClientCPU == nil || r.Placement.ServerCPU == nil {
+		t.Errorf("placement missing: %s", out)
+	}
+	if len(r.Results) != 6 {
+		t.Fatalf("%d results, want 3 modes × 2 workloads", len(r.Results))
+	}
+	ipvlanOK := topo.KernelConfig("CONFIG_IPVLAN") != "# CONFIG_IPVLAN is not set"
+	for _, res := range r.Results {
+		switch {
+		case res.Mode == "ipvlan-l2" && !ipvlanOK:
+			if res.Status != "skipped" || !strings.Contains(res.Reason, "ipvlan") {
+				t.Errorf("ipvlan on a kernel without it: %+v", res)
+			}
+		case res.Status != "ok":
+			t.Errorf("%s %s: %s %s", res.Mode, res.Workload, res.Status, res.Reason)
+		default:
+			if res.RatePerSec == nil || res.RatePerSec.Median == nil || *res.RatePerSec.Median <= 0 ||
+				*res.RatePerSec.CILow > *res.RatePerSec.Median || *res.RatePerSec.CIHigh < *res.RatePerSec.Median {
+				t.Errorf("%s %s: bad rate_per_sec %+v", res.Mode, res.Workload, res.RatePerSec)
+			}
+			if res.P50Ns <= 0 || res.P99Ns < res.P50Ns {
+				t.Errorf("%s %s: p50 %d p99 %d", res.Mode, res.Workload, res.P50Ns, res.P99Ns)
+			}
+			if res.RatioVsHost == nil || res.RatioVsHost.Median == nil {
+				t.Errorf("%s %s: no ratio_vs_host", res.Mode, res.Workload)
+			} else if res.Mode == "host" && *res.RatioVsHost.Median != 1 {
+				t.Errorf("host's ratio to itself is %v", *res.RatioVsHost.Median)
+			}
+			if res.Mode != "host" && res.Verdict != "too few trials" {
+				t.Errorf("2 trials cannot reach significance, verdict %q", res.Verdict)
+			}
+		}
+	}
+	if j := journalFiles(t, dir); len(j) != 0 {
+		t.Errorf("journal left after a clean run: %v", j)
+	}
+}
+
+func TestLabUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"lab", "--modes", "host,nosuchmode"},
+		{"lab", "--workloads", "tcp_rr,ping"},
+		{"lab", "--trials", "0"},
+		{"lab", "--baseline", "nope"},
+		{"lab", "--format", "xml"},
+		{"lab", "--topology", "/nonexistent.yaml"},
+	} {
+		if code, _, stderr := runCLI(t, args...); code != ExitUsage {
+			t.Errorf("%v: exit %d, want %d (%s)", args, code, ExitUsage, stderr)
+		}
+	}
+}
+
+func TestLabPrintTopologyLoadsBack(t *testing.T) {
+	code, out, _ := runCLI(t, "lab", "--print-topology")
+	if code != ExitOK || !strings.Contains(out, "veth-routed") {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	if _, err := topo.ParseTopology([]byte(out), "printed"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCleanupNothingToDo(t *testing.T) {
+	testutil.RequireRoot(t)
+	code, out, stderr := runCLI(t, "cleanup", "--journal-dir", t.TempDir())
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(out, "nothing to clean") && !strings.Contains(out, "orphan") {
+		t.Errorf("output: %q", out)
+	}
+}
+
+// startLab runs `latlab lab` as a real process and returns it with a
+// reader of its stderr.
+func startLab(t *testing.T, dir string, args ...string) (*exec.Cmd, *bufio.Reader, func() string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"lab", "--journal-dir", dir}, args...)...)
+	cmd.Env = append(os.Environ(), "LATLAB_TEST_MAIN=1")
+	var stdout strings.Builder
+	cmd.Stdout = &stdout
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, bufio.NewReader(pipe), stdout.String
+}
+
+// A lab killed with SIGKILL at any moment leaves only what `latlab
+// cleanup` removes completely: no namespace, no journal.
+func TestLabKill9ThenCleanup(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := t.TempDir()
+	for i, when := range []string{"early", "after-build", "mid-run"} {
+		cmd, errs, _ := startLab(t, dir, "--modes", "host,bridge-nat,bridge-nat-dnat,vxlan", "--workloads", "tcp_rr",
+			"-n", "100", "-d", "200ms", "--warmup", "0s")
+		var prefix string
+		switch when {
+		case "early":
+			// Somewhere inside start-up or the build.
+			time.Sleep(time.Duration(rand.IntN(40)) * time.Millisecond)
+		default:
+			line, err := errs.ReadString('\n')
+			if err != nil || !strings.HasPrefix(line, "lab latlab-") {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("no build line: %q %v", line, err)
+			}
+			prefix = strings.TrimSuffix(strings.Fields(line)[1], ":")
+			if when == "mid-run" {
+				time.Sleep(time.Duration(300+rand.IntN(400)) * time.Millisecond)
+			}
+		}
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		go io.Copy(io.Discard, errs)
+		if prefix != "" && len(labNamespaces(prefix)) == 0 {
+			t.Errorf("%s: the killed lab had no namespaces up; the test proves nothing", when)
+		}
+		code, out, stderr := runCLI(t, "cleanup", "--journal-dir", dir)
+		if code != ExitOK {
+			t.Fatalf("%s: cleanup exit %d: %s %s", when, code, out, stderr)
+		}
+		if prefix != "" {
+			if left := labNamespaces(prefix); len(left) > 0 {
+				t.Errorf("%s: namespaces left after cleanup: %v", when, left)
+			}
+		}
+		if j := journalFiles(t, dir); len(j) != 0 {
+			t.Errorf("%s (%d): journals left after cleanup: %v", when, i, j)
+		}
+		// A second cleanup has nothing left to do.
+		if code, out, _ := runCLI(t, "cleanup", "--journal-dir", dir); code != ExitOK || strings.Contains(out, "removed") {
+			t.Errorf("%s: second cleanup: exit %d %q", when, code, out)
+		}
+	}
+}
+
+// SIGINT stops a lab after the current trial: it prints what finished,
+// marks it incomplete, exits 1 and tears everything down.
+func TestLabSIGINTKeepsFinishedTrials(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := t.TempDir()
+	cmd, errs, stdout := startLab(t, dir, "--modes", "host,bridge-nat", "--workloads", "tcp_rr",
+		"-n", "100", "-d", "150ms", "--warmup", "0s", "--json")
+	line, err := errs.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "lab latlab-") {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("no build line: %q %v", line, err)
+	}
+	prefix := strings.TrimSuffix(strings.Fields(line)[1], ":")
+	// Wait for at least one finished round.
+	if l, err := errs.ReadString('\n'); err != nil || !strings.HasPrefix(l, "round 1 done") {
+		t.Fatalf("progress line: %q %v", l, err)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	go io.Copy(io.Discard, errs)
+	err = cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != ExitFailed {
+		t.Errorf("exit: %v, want %d", err, ExitFailed)
+	}
+	var r labJSON
+	if err := json.Unmarshal([]byte(stdout()), &r); err != nil {
+		t.Fatalf("%v: %q", err, stdout())
+	}
+	if !r.Incomplete {
+		t.Errorf("not marked incomplete")
+	}
+	for _, res := range r.Results {
+		if res.Status != "ok" || res.RatePerSec == nil {
+			t.Errorf("finished trials lost: %+v", res)
+		}
+	}
+	if left := labNamespaces(prefix); len(left) > 0 {
+		t.Errorf("namespaces left after SIGINT: %v", left)
+	}
+	if j := journalFiles(t, dir); len(j) != 0 {
+		t.Errorf("journal left after SIGINT: %v", j)
+	}
+}

@@ -1,0 +1,362 @@
+// Package experiment expands what to compare into configurations and runs
+// them as interleaved trials: every round runs every configuration once, in
+// a fresh random order, so slow drift on a shared machine spreads over all
+// configurations instead of landing on one. It drives topo (the lab),
+// workload (the measurements) and, through Summarize, stats.
+package experiment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/latlab/latlab/internal/journal"
+	"github.com/latlab/latlab/internal/topo"
+	"github.com/latlab/latlab/internal/workload"
+)
+
+// LabSpec is what `latlab lab` runs: modes × workloads, in Trials rounds.
+type LabSpec struct {
+	// Topology to build; nil means topo.Default().
+	Topology *topo.Topology `json:"-"`
+	// Modes to compare (nil: every mode of the topology).
+	Modes []string `json:"modes"`
+	// Workloads to run in every mode.
+	Workloads []workload.Workload `json:"workloads"`
+	// Trials is the number of rounds; every configuration runs once a round.
+	Trials int `json:"trials"`
+	// Duration and Warmup of each trial (the warm-up is discarded).
+	Duration time.Duration `json:"duration_ns"`
+	Warmup   time.Duration `json:"warmup_ns"`
+	// Size is the request and response size (0: 64 bytes; tcp_stream's
+	// write size stays at its own default).
+	Size int `json:"size,omitempty"`
+	// Seed makes the round orders reproducible (0: random).
+	Seed uint64 `json:"seed"`
+	// Baseline is the mode every other mode is compared with.
+	Baseline string `json:"baseline"`
+	// ClientCPUs and ServerCPU: placement as in `latlab bench` (nil and
+	// workload.CPUAuto: client at the end of the allowed set, server at
+	// the start, i.e. cross-core).
+	ClientCPUs []int `json:"client_cpus,omitempty"`
+	ServerCPU  int   `json:"server_cpu"`
+	// JournalDir holds the journal (default journal.DefaultDir).
+	JournalDir string `json:"-"`
+	// NAT backend for topo (default auto).
+	NAT string `json:"-"`
+	// Keep leaves the lab up after the run.
+	Keep bool `json:"-"`
+}
+
+// Defaults for `latlab lab`.
+const (
+	DefaultTrials   = 7
+	DefaultDuration = 700 * time.Millisecond
+	DefaultWarmup   = 200 * time.Millisecond
+	DefaultBaseline = "host"
+)
+
+// DefaultWorkloads are the workloads `latlab lab` runs by default.
+var defaultWorkloads = []workload.Workload{workload.TCPRR, workload.UDPRR, workload.TCPCRR, workload.TCPStream}
+
+// DefaultWorkloads returns a fresh copy of the default workload list.
+func DefaultWorkloads() []workload.Workload { return slices.Clone(defaultWorkloads) }
+
+// Defaults fills unset fields.
+func (s *LabSpec) Defaults() {
+	if s.Topology == nil {
+		s.Topology = topo.Default()
+	}
+	if s.Modes == nil {
+		s.Modes = s.Topology.ModeNames()
+	}
+	if len(s.Workloads) == 0 {
+		s.Workloads = DefaultWorkloads()
+	}
+	if s.Trials == 0 {
+		s.Trials = DefaultTrials
+	}
+	if s.Duration == 0 {
+		s.Duration = DefaultDuration
+	}
+	if s.Baseline == "" {
+		s.Baseline = DefaultBaseline
+	}
+	if s.Seed == 0 {
+		s.Seed = rand.Uint64()
+	}
+	if s.JournalDir == "" {
+		s.JournalDir = journal.DefaultDir
+	}
+	if s.NAT == "" {
+		s.NAT = topo.NATAuto
+	}
+}
+
+// Validate checks a defaulted spec.
+func (s *LabSpec) Validate() error {
+	if err := s.Topology.Validate(); err != nil {
+		return err
+	}
+	for _, m := range s.Modes {
+		if _, ok := s.Topology.Mode(m); !ok {
+			return fmt.Errorf("unknown mode %q (have %s)", m, strings.Join(s.Topology.ModeNames(), ", "))
+		}
+	}
+	if len(s.Modes) == 0 {
+		return errors.New("no modes to run")
+	}
+	if _, ok := s.Topology.Mode(s.Baseline); !ok {
+		return fmt.Errorf("baseline mode %q is not in the topology", s.Baseline)
+	}
+	for _, w := range s.Workloads {
+		if _, err := workload.ParseWorkload(string(w)); err != nil {
+			return err
+		}
+	}
+	if s.Trials < 1 || s.Trials > 1000 {
+		return fmt.Errorf("trials %d outside 1..1000", s.Trials)
+	}
+	if s.Duration < 50*time.Millisecond || s.Duration%time.Millisecond != 0 || s.Warmup < 0 || s.Warmup%time.Millisecond != 0 {
+		return fmt.Errorf("duration %v (at least 50ms) and warm-up %v must be whole milliseconds", s.Duration, s.Warmup)
+	}
+	return nil
+}
+
+// TrialResult is one trial: one configuration in one round.
+type TrialResult struct {
+	Round    int               `json:"round"`
+	Order    int               `json:"order"` // position within the round
+	Mode     string            `json:"mode"`
+	Workload workload.Workload `json:"workload"`
+	Result   *workload.Result  `json:"result,omitempty"`
+	Error    string            `json:"error,omitempty"`
+}
+
+// ModeInfo is a mode's build status.
+type ModeInfo struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Status      string `json:"status"`
+	Reason      string `json:"reason,omitempty"`
+	ClientNS    string `json:"client_netns"`
+	ServerNS    string `json:"server_netns"`
+	Target      string `json:"target"`
+}
+
+// Outcome is everything a lab run produced: the raw trials, before any
+// statistics.
+type Outcome struct {
+	Spec       LabSpec       `json:"spec"`
+	Prefix     string        `json:"prefix"`
+	Modes      []ModeInfo    `json:"modes"`
+	NATBackend string        `json:"nat_backend,omitempty"`
+	BuildTime  time.Duration `json:"build_ns"`
+	Trials     []TrialResult `json:"trials"`
+	Started    time.Time     `json:"started"`
+	Finished   time.Time     `json:"finished"`
+	// Incomplete is set when the run was interrupted: the trials that
+	// finished are kept.
+	Incomplete bool `json:"incomplete"`
+	// Kept is set when the lab was left up (--keep).
+	Kept bool `json:"kept"`
+}
+
+// Event reports progress.
+type Event struct {
+	Kind string // "built", "trial", "teardown"
+	// For "trial": the trial just finished.
+	Trial *TrialResult
+	// Done and Total count trials; Elapsed is time since the first trial;
+	// ETA estimates the rest.
+	Done, Total int
+	Round       int
+	Elapsed     time.Duration
+	ETA         time.Duration
+	// EndOfRound is set on the last trial of a round.
+	EndOfRound bool
+	// Lab is set for "built".
+	Lab *topo.Lab
+	// Err is set for "server-error": a server stopped unexpectedly.
+	Err error
+}
+
+// RunLab builds the lab, starts a server in every server namespace, runs
+// every (mode, workload) configuration once per round in a fresh random
+// order, and tears everything down (unless Keep). When ctx is cancelled it
+// stops after the trial in progress, keeps what finished, and marks the
+// outcome incomplete. onEvent may be nil.
+func RunLab(ctx context.Context, spec LabSpec, onEvent func(Event)) (*Outcome, error) {
+	spec.Defaults()
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	if onEvent == nil {
+		onEvent = func(Event) {}
+	}
+	// Servers report from their own goroutines: serialise the callback.
+	var mu sync.Mutex
+	report := onEvent
+	onEvent = func(e Event) { mu.Lock(); defer mu.Unlock(); report(e) }
+	// Leftovers of runs that died (kill -9) go first; live runs and kept
+	// labs are left alone.
+	journal.Sweep(spec.JournalDir, journal.SweepOptions{Handlers: topo.UndoHandlers()})
+
+	out := &Outcome{Spec: spec, Started: time.Now().UTC()}
+	prefix := topo.NewPrefix()
+	j, err := journal.Create(spec.JournalDir, prefix, "latlab lab")
+	if err != nil {
+		return nil, err
+	}
+	// Build on a context that is not cancelled by a signal mid-build: the
+	// build takes milliseconds and a half-built lab is torn down below.
+	lab, err := topo.Build(context.WithoutCancel(ctx), spec.Topology, topo.BuildOptions{
+		Prefix: prefix, Modes: spec.Modes, Journal: j, NAT: spec.NAT,
+	})
+	if err != nil {
+		j.Remove()
+		return nil, err
+	}
+	out.Prefix, out.NATBackend, out.BuildTime = lab.Prefix, lab.NATBackend, lab.BuildTime
+	for _, m := range lab.Modes {
+		out.Modes = append(out.Modes, ModeInfo{
+			Name: m.Mode.Name, Description: m.Mode.Description, Status: string(m.Status), Reason: m.Reason,
+			ClientNS: m.ClientNS, ServerNS: m.ServerNS, Target: m.Mode.Target,
+		})
+	}
+	onEvent(Event{Kind: "built", Lab: lab})
+
+	runErr := runTrials(ctx, &spec, lab, out, onEvent)
+	out.Finished = time.Now().UTC()
+	onEvent(Event{Kind: "teardown"})
+	if spec.Keep {
+		out.Kept = true
+		if err := lab.Keep(); err != nil {
+			return out, err
+		}
+	} else if err := lab.Teardown(); err != nil {
+		return out, errors.Join(runErr, err)
+	}
+	return out, runErr
+}
+
+type config struct {
+	mode *topo.ModeState
+	wl   workload.Workload
+}
+
+func runTrials(ctx context.Context, spec *LabSpec, lab *topo.Lab, out *Outcome, onEvent func(Event)) error {
+	var configs []config
+	for _, m := range lab.Modes {
+		if m.Status != topo.StatusOK {
+			continue
+		}
+		for _, w := range spec.Workloads {
+			configs = append(configs, config{m, w})
+		}
+	}
+	if len(configs) == 0 {
+		return nil
+	}
+	stop, err := startServers(lab, onEvent)
+	if err != nil {
+		return err
+	}
+	defer stop()
+
+	rng := rand.New(rand.NewPCG(spec.Seed, 0x1a7))
+	total := len(configs) * spec.Trials
+	done := 0
+	start := time.Now()
+	for round := 1; round <= spec.Trials; round++ {
+		order := slices.Clone(configs)
+		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		for i, c := range order {
+			if ctx.Err() != nil {
+				out.Incomplete = true
+				return nil
+			}
+			tr := TrialResult{Round: round, Order: i, Mode: c.mode.Mode.Name, Workload: c.wl}
+			res, err := runOne(ctx, spec, c)
+			if err != nil {
+				if ctx.Err() != nil {
+					// Interrupted mid-trial: the partial trial is not kept.
+					out.Incomplete = true
+					return nil
+				}
+				tr.Error = err.Error()
+			} else {
+				tr.Result = res
+			}
+			out.Trials = append(out.Trials, tr)
+			done++
+			el := time.Since(start)
+			onEvent(Event{Kind: "trial", Trial: &out.Trials[len(out.Trials)-1], Done: done, Total: total, Round: round,
+				Elapsed: el, ETA: time.Duration(float64(el) / float64(done) * float64(total-done)), EndOfRound: i == len(order)-1})
+		}
+	}
+	return nil
+}
+
+func runOne(ctx context.Context, spec *LabSpec, c config) (*workload.Result, error) {
+	cfg := workload.Config{
+		Target:     c.mode.Mode.Target,
+		Workload:   c.wl,
+		Warmup:     spec.Warmup,
+		Duration:   spec.Duration,
+		NetNS:      topo.NetNSPath(c.mode.ClientNS),
+		ClientCPUs: spec.ClientCPUs,
+		ServerCPU:  spec.ServerCPU,
+		Interval:   spec.Duration,
+		IOTimeout:  5 * time.Second,
+	}
+	if spec.Size > 0 && c.wl != workload.TCPStream {
+		cfg.ReqSize, cfg.RespSize = spec.Size, spec.Size
+	}
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return workload.Run(ctx, cfg)
+}
+
+// startServers starts one latlab server in every namespace a selected mode
+// serves from, and returns a function that stops them all.
+func startServers(lab *topo.Lab, onEvent func(Event)) (func(), error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	stop := func() { cancel(); wg.Wait() }
+	started := map[string]bool{}
+	for _, m := range lab.Modes {
+		if m.Status != topo.StatusOK {
+			continue
+		}
+		listen := m.Mode.Listen
+		if listen == "" {
+			listen = fmt.Sprintf(":%d", topo.DefaultPort)
+		}
+		key := m.ServerNS + " " + listen
+		if started[key] {
+			continue
+		}
+		started[key] = true
+		srv, err := workload.NewServer(workload.ServerConfig{Listen: listen, NetNS: topo.NetNSPath(m.ServerNS)})
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("start server for mode %s in %s: %w", m.Mode.Name, m.ServerNS, err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(ctx); err != nil && ctx.Err() == nil {
+				onEvent(Event{Kind: "server-error", Err: fmt.Errorf("server in %s: %w", m.ServerNS, err)})
+			}
+		}()
+	}
+	return stop, nil
+}

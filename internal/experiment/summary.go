@@ -1,0 +1,252 @@
+package experiment
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/latlab/latlab/internal/hist"
+	"github.com/latlab/latlab/internal/stats"
+	"github.com/latlab/latlab/internal/workload"
+)
+
+// Statistical settings of a lab summary.
+const (
+	Confidence = 0.95
+	Alpha      = 0.05
+	// bootstrapIters for the CI of the p99 ratio.
+	bootstrapIters = 1000
+)
+
+// Interval is a median with its confidence interval. Confidence is the
+// level actually reached (order statistics reach discrete levels); TooFew
+// says the trials were too few to reach 95% at all.
+type Interval struct {
+	Median     float64 `json:"median"`
+	CILow      float64 `json:"ci_low"`
+	CIHigh     float64 `json:"ci_high"`
+	Confidence float64 `json:"confidence"`
+	TooFew     bool    `json:"too_few_trials,omitempty"`
+}
+
+func interval(e stats.Estimate) *Interval {
+	return &Interval{Median: e.Center, CILow: e.Lo, CIHigh: e.Hi, Confidence: e.Confidence, TooFew: e.TooFew}
+}
+
+// ModeResult is one (mode, workload) configuration summarised over its
+// trials. Its JSON form is documented in docs/lab-json.md.
+type ModeResult struct {
+	Mode     string `json:"mode"`
+	Workload string `json:"workload"`
+	Status   string `json:"status"` // ok, skipped, failed
+	Reason   string `json:"reason,omitempty"`
+	Trials   int    `json:"trials"`
+	Failed   int    `json:"failed_trials,omitempty"`
+	// Metric names what rate_per_sec's comparison is about: "rate_per_sec"
+	// for request/response workloads, "throughput_bps" for tcp_stream.
+	Metric        string    `json:"metric"`
+	RatePerSec    *Interval `json:"rate_per_sec,omitempty"`
+	ThroughputBps *Interval `json:"throughput_bps,omitempty"`
+	// P50Ns and P99Ns come from the histograms of all trials merged.
+	P50Ns int64 `json:"p50_ns,omitempty"`
+	P99Ns int64 `json:"p99_ns,omitempty"`
+	Lost  int64 `json:"lost,omitempty"`
+	// RatioVsHost is the metric of this mode over the baseline's, paired
+	// by round; P99RatioVsHost is the p99 latency ratio with a cluster
+	// bootstrap CI over whole trials.
+	RatioVsHost    *Interval `json:"ratio_vs_host,omitempty"`
+	P99RatioVsHost *Interval `json:"p99_ratio_vs_host,omitempty"`
+	// PValue is the Holm-adjusted Mann–Whitney p-value against the
+	// baseline; Significant is PValue < 0.05; Verdict says it in words.
+	PValue      *float64          `json:"p_value,omitempty"`
+	Significant bool              `json:"significant"`
+	Verdict     string            `json:"verdict,omitempty"`
+	CPUPerTxn   *workload.CPUCost `json:"cpu_us_per_txn,omitempty"`
+}
+
+// Summary is a lab run summarised: what `latlab lab` prints.
+type Summary struct {
+	Prefix     string             `json:"prefix"`
+	Started    time.Time          `json:"started"`
+	Finished   time.Time          `json:"finished"`
+	Incomplete bool               `json:"incomplete"`
+	Kept       bool               `json:"kept,omitempty"`
+	Trials     int                `json:"trials"`
+	DurationS  float64            `json:"duration_s"`
+	WarmupS    float64            `json:"warmup_s"`
+	Seed       uint64             `json:"seed"`
+	Baseline   string             `json:"baseline"`
+	Workloads  []string           `json:"workloads"`
+	BuildMs    float64            `json:"build_ms"`
+	NATBackend string             `json:"nat_backend,omitempty"`
+	Placement  workload.Placement `json:"placement"`
+	Modes      []ModeInfo         `json:"modes"`
+	Results    []ModeResult       `json:"results"`
+}
+
+// Summarize turns raw trials into medians, CIs, ratios against the
+// baseline and significance. Percentiles come from merged histograms,
+// never from averaged percentiles. seed drives the bootstrap.
+func Summarize(o *Outcome) *Summary {
+	s := &Summary{
+		Prefix: o.Prefix, Started: o.Started, Finished: o.Finished, Incomplete: o.Incomplete, Kept: o.Kept,
+		Trials: o.Spec.Trials, DurationS: o.Spec.Duration.Seconds(), WarmupS: o.Spec.Warmup.Seconds(),
+		Seed: o.Spec.Seed, Baseline: o.Spec.Baseline, Modes: o.Modes,
+		BuildMs: float64(o.BuildTime.Microseconds()) / 1000, NATBackend: o.NATBackend,
+	}
+	for _, t := range o.Trials {
+		if t.Result != nil {
+			s.Placement = t.Result.Placement
+			break
+		}
+	}
+	rng := rand.New(rand.NewPCG(o.Spec.Seed, 0xb007))
+	for _, w := range o.Spec.Workloads {
+		s.Workloads = append(s.Workloads, string(w))
+		base := collect(o, o.Spec.Baseline, w)
+		var rows []ModeResult
+		var cmps []stats.Comparison
+		var cmpRows []int
+		for _, mi := range o.Modes {
+			r := ModeResult{Mode: mi.Name, Workload: string(w), Status: mi.Status, Reason: mi.Reason, Metric: "rate_per_sec"}
+			if w == workload.TCPStream {
+				r.Metric = "throughput_bps"
+			}
+			if mi.Status != "ok" {
+				rows = append(rows, r)
+				continue
+			}
+			c := collect(o, mi.Name, w)
+			r.Trials, r.Failed = len(c.values), c.failed
+			if len(c.values) == 0 {
+				r.Status = "failed"
+				r.Reason = c.firstErr
+				if r.Reason == "" {
+					r.Reason = "no trial ran (interrupted)"
+				}
+				rows = append(rows, r)
+				continue
+			}
+			r.RatePerSec = interval(stats.MedianCI(c.rates, Confidence))
+			if w == workload.TCPStream {
+				r.ThroughputBps = interval(stats.MedianCI(c.values, Confidence))
+			}
+			if c.merged != nil && c.merged.Count() > 0 {
+				r.P50Ns, r.P99Ns = c.merged.Percentile(50), c.merged.Percentile(99)
+			}
+			r.Lost = c.lost
+			r.CPUPerTxn = &workload.CPUCost{Client: median(c.cpuClient), Server: median(c.cpuServer)}
+			if mi.Name != o.Spec.Baseline && len(base.values) > 0 {
+				num, den := pairByRound(c, base)
+				if e, err := stats.PairedRatio(num, den, Confidence); err == nil && e.N > 0 {
+					r.RatioVsHost = interval(e)
+				}
+				if len(c.hists) > 0 && len(base.hists) > 0 {
+					e := stats.BootstrapQuantileRatio(c.hists, base.hists, 99, bootstrapIters, Confidence, rng)
+					if e.N > 0 && !math.IsNaN(e.Center) {
+						r.P99RatioVsHost = interval(e)
+					}
+				}
+				cmps = append(cmps, stats.Compare(base.values, c.values, true, Alpha, Confidence))
+				cmpRows = append(cmpRows, len(rows))
+			} else if mi.Name == o.Spec.Baseline {
+				r.RatioVsHost = &Interval{Median: 1, CILow: 1, CIHigh: 1, Confidence: 1}
+			}
+			rows = append(rows, r)
+		}
+		stats.AdjustComparisons(cmps, Alpha)
+		for i, c := range cmps {
+			r := &rows[cmpRows[i]]
+			p := c.PAdjusted
+			r.PValue = &p
+			r.Significant = c.Significant
+			r.Verdict = string(c.Verdict)
+		}
+		s.Results = append(s.Results, rows...)
+	}
+	return s
+}
+
+// series is one configuration's trials.
+type series struct {
+	rounds    []int
+	values    []float64 // the comparison metric per trial
+	rates     []float64
+	hists     []*hist.Histogram
+	merged    *hist.Histogram
+	lost      int64
+	failed    int
+	firstErr  string
+	cpuClient []float64
+	cpuServer []float64
+}
+
+func collect(o *Outcome, mode string, w workload.Workload) series {
+	var s series
+	for _, t := range o.Trials {
+		if t.Mode != mode || t.Workload != w {
+			continue
+		}
+		if t.Result == nil {
+			s.failed++
+			if s.firstErr == "" {
+				s.firstErr = t.Error
+			}
+			continue
+		}
+		r := t.Result
+		s.rounds = append(s.rounds, t.Round)
+		v := r.RatePerSec
+		if w == workload.TCPStream {
+			v = r.ThroughputBps
+		}
+		s.values = append(s.values, v)
+		s.rates = append(s.rates, r.RatePerSec)
+		s.lost += r.Lost
+		s.cpuClient = append(s.cpuClient, r.CPUPerTxn.Client)
+		s.cpuServer = append(s.cpuServer, r.CPUPerTxn.Server)
+		if r.Hist != nil && r.Hist.Count() > 0 {
+			s.hists = append(s.hists, r.Hist)
+			if s.merged == nil {
+				s.merged = r.Hist.Clone()
+			} else {
+				s.merged.Merge(r.Hist)
+			}
+		}
+	}
+	return s
+}
+
+// pairByRound lines up two series by the round their trials ran in.
+func pairByRound(a, b series) (num, den []float64) {
+	for i, r := range a.rounds {
+		if j := slices.Index(b.rounds, r); j >= 0 {
+			num = append(num, a.values[i])
+			den = append(den, b.values[j])
+		}
+	}
+	return num, den
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// String renders an interval compactly, for logs.
+func (iv *Interval) String() string {
+	if iv == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.4g [%.4g, %.4g]", iv.Median, iv.CILow, iv.CIHigh)
+}
