@@ -1,0 +1,103 @@
+package stats
+
+// Verdict is the one-phrase outcome of a Comparison.
+type Verdict string
+
+// The possible verdicts.
+const (
+	Better       Verdict = "better"
+	Worse        Verdict = "worse"
+	NoDifference Verdict = "no significant difference"
+	TooFewTrials Verdict = "too few trials"
+)
+
+// Comparison compares per-trial values of a base and a new configuration,
+// benchstat-style: medians with confidence intervals, the percentage
+// change of the medians and a two-sided Mann–Whitney U test.
+type Comparison struct {
+	// Base and New summarise each side (MedianCI).
+	Base, New Estimate
+	// DeltaPct is (New.Center-Base.Center)/Base.Center*100; ±Inf (or NaN
+	// when both are 0) if Base.Center is 0.
+	DeltaPct float64
+	// U is the Mann–Whitney U statistic of New against Base; above
+	// New.N*Base.N/2 the new values tend to be larger.
+	U float64
+	// P is the two-sided Mann–Whitney p-value.
+	P float64
+	// PAdjusted is P after Holm–Bonferroni adjustment across the
+	// comparisons of one report (AdjustComparisons); P until then.
+	PAdjusted float64
+	// Significant is PAdjusted < alpha, and never true with too few trials.
+	Significant bool
+	// HigherIsBetter records the metric's direction (throughput: true,
+	// latency: false), so that AdjustComparisons can redo the verdict.
+	HigherIsBetter bool
+	// Verdict sums the comparison up.
+	Verdict Verdict
+}
+
+// Compare compares the per-trial values of two configurations. Medians
+// get confidence intervals at the given confidence; the difference is
+// significant when the two-sided Mann–Whitney p-value is below alpha.
+//
+// The verdict is "too few trials" when the sample sizes are such that no
+// outcome, not even complete separation, could give p < alpha (computed
+// from the exact U distribution: 2 vs 2, 3 vs 3 or 3 vs 4 at 0.05, for
+// instance). Otherwise a significant difference is "better" or "worse"
+// according to higherIsBetter and the sign of the median change (the
+// direction of U if the medians are equal), and anything else is "no
+// significant difference".
+//
+// Compare treats the comparison as the only one; when a report makes
+// several, call AdjustComparisons on all of them.
+func Compare(base, new []float64, higherIsBetter bool, alpha, confidence float64) Comparison {
+	c := Comparison{
+		Base:           MedianCI(base, confidence),
+		New:            MedianCI(new, confidence),
+		HigherIsBetter: higherIsBetter,
+	}
+	c.DeltaPct = (c.New.Center - c.Base.Center) / c.Base.Center * 100
+	c.U, c.P = MannWhitney(new, base)
+	c.PAdjusted = c.P
+	c.decide(alpha)
+	return c
+}
+
+// AdjustComparisons applies the Holm–Bonferroni adjustment across the
+// comparisons of one report and updates PAdjusted, Significant and
+// Verdict of each, so that the chance of any false "better" or "worse" in
+// the report stays below alpha. Comparisons with too few trials stay in
+// the family (they were tested) and keep their verdict.
+func AdjustComparisons(cs []Comparison, alpha float64) {
+	ps := make([]float64, len(cs))
+	for i := range cs {
+		ps[i] = cs[i].P
+	}
+	for i, p := range Holm(ps) {
+		cs[i].PAdjusted = p
+		cs[i].decide(alpha)
+	}
+}
+
+// decide sets Significant and Verdict from PAdjusted.
+func (c *Comparison) decide(alpha float64) {
+	c.Significant = false
+	switch {
+	case minMannWhitneyP(c.Base.N, c.New.N) >= alpha:
+		c.Verdict = TooFewTrials
+	case !(c.PAdjusted < alpha):
+		c.Verdict = NoDifference
+	default:
+		c.Significant = true
+		up := c.New.Center > c.Base.Center
+		if c.New.Center == c.Base.Center {
+			up = c.U > float64(c.Base.N*c.New.N)/2
+		}
+		if up == c.HigherIsBetter {
+			c.Verdict = Better
+		} else {
+			c.Verdict = Worse
+		}
+	}
+}
