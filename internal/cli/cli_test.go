@@ -164,7 +164,7 @@ func TestBenchCSVAndTable(t *testing.T) {
 }
 
 func TestHelpGolden(t *testing.T) {
-	for _, cmd := range []string{"bench", "serve"} {
+	for _, cmd := range []string{"bench", "serve", "lab", "cleanup"} {
 		code, out, _ := runCLI(t, cmd, "--help")
 		if code != ExitOK {
 			t.Fatalf("%s --help: exit %d", cmd, code)

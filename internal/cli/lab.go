@@ -162,7 +162,7 @@ next 'latlab lab') removes the leftovers. Needs root.`,
 	f.IntVarP(&spec.Size, "size", "s", 0, "request/response size in bytes (default 64; tcp_stream keeps 128 KiB writes)")
 	f.Uint64Var(&spec.Seed, "seed", 0, "seed of the round orders and the bootstrap (0: random; printed)")
 	f.StringVar(&spec.Baseline, "baseline", experiment.DefaultBaseline, "mode the others are compared with")
-	f.StringVar(&cpu, "cpu", "auto", "client CPUs: auto, none, or a list like 1 or 0,1")
+	f.StringVar(&cpu, "cpu", "auto", "client CPUs: auto, or a list like 1 or 0,1 (always pinned: unpinned trials swing by tens of percent)")
 	f.StringVar(&serverCPU, "server-cpu", "auto", "server CPU: auto, none or a CPU number")
 	f.StringVar(&topoFile, "topology", "", "YAML topology to build instead of the default (see --print-topology)")
 	f.BoolVar(&print, "print-topology", false, "print the topology as YAML and exit")

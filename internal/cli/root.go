@@ -71,8 +71,13 @@ func newRoot(e *env) *cobra.Command {
 		Short: "Reproduce, measure and explain container network latency",
 		Long: `latlab measures what container networking costs in latency and throughput.
 
+  latlab lab                        compare container attachment modes (host,
+                                    docker0 bridge+NAT, -p DNAT, Calico-like
+                                    routed veth, macvlan, ipvlan, vxlan), built
+                                    in network namespaces, with CIs
   latlab serve                      run the server (all workloads, one port)
   latlab bench --target HOST:PORT   run one workload against a server
+  latlab cleanup                    remove what a crashed or --keep lab left
 
 Workloads: tcp_rr (request/response on one connection), tcp_crr (connect,
 request, response, close per transaction), udp_rr (datagram ping-pong,

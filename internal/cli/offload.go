@@ -1,0 +1,334 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/latlab/latlab/internal/offload"
+)
+
+// offloadOpen is how the offload commands reach the kernel; tests replace
+// it.
+var offloadOpen = func(netns string) (offloadClient, error) { return offload.Open(netns) }
+
+type offloadClient interface {
+	Show(dev string) (*offload.Info, error)
+	Set(dev string, s []offload.Setting) (*offload.SetResult, error)
+	Close() error
+}
+
+func newOffloadCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "offload",
+		Short: "Show and change a device's offloads and interrupt coalescing",
+		Long: `Offload shows and changes what the kernel and the NIC do on a packet's
+behalf, like ethtool -k/-K/-c/-g/-l, inside any network namespace. These
+settings trade CPU for latency, so they are an axis of latlab experiments:
+
+  tso, gso   TCP/generic segmentation offload: the stack builds segments of
+             up to 64 KB and the NIC (tso) or the last moment before the
+             driver (gso) cuts them into MTU-sized packets. Cheaper per
+             byte; a large response leaves as one back-to-back burst.
+  gro, lro   generic/large receive offload: packets of one flow are merged
+             into a large one before the stack sees them (gro in software
+             during the NAPI poll, lro in the NIC). Cheaper per byte; the
+             merge can hold packets until the poll ends. On veth, gro=on
+             also switches the peer to NAPI receive, another code path.
+  tx, rx     checksum offload. tx=off forces software checksums and takes
+             the segmentation offloads that need them down with it.
+  sg         scatter-gather: send from several buffers without copying;
+             needed by tso.
+
+Coalescing (rx-usecs, rx-frames, adaptive-rx...) makes the NIC wait up to N
+microseconds or N frames before it interrupts: fewer interrupts, more
+latency at low load. Rings are the NIC queues' sizes (bigger absorbs bursts,
+adds queueing delay); channels are the number of queues (and interrupts).
+veth has no coalescing or ring settings; it reports its channels.
+
+Feature names are the kernel's (tx-tcp-segmentation, rx-gro-hw,
+tx-checksum-ip-generic...) or ethtool's (generic-receive-offload, and the
+short aliases tso gso gro lro tx rx sg ufo rxvlan txvlan ntuple rxhash,
+which expand as ethtool -K expands them: tso is every tx-tcp*-segmentation).`,
+		Example: `  latlab offload show --netns lab1 veth0
+  latlab offload show --netns lab1 veth0 --json
+  latlab offload set --netns lab1 veth0 tso=off gro=on
+  latlab offload set --netns /run/netns/lab1 veth0 tx=off --json
+  latlab offload set eth0 gro=off --allow-host-nic     # the host's own NIC`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("unknown offload command %q (want show or set)", args[0])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+	}
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	cmd.AddCommand(newOffloadShowCmd(e), newOffloadSetCmd(e))
+	return cmd
+}
+
+// usageArgs makes an argument validator's errors usage errors (root.go
+// does this for top-level commands only).
+func usageArgs(v cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, a []string) error {
+		if err := v(cmd, a); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+}
+
+func newOffloadShowCmd(e *env) *cobra.Command {
+	var (
+		netns   string
+		jsonOut bool
+	)
+	cmd := &cobra.Command{
+		Use:   "show [--netns NS] DEV [--json]",
+		Short: "Show a device's features, coalescing, rings and channels",
+		Long: `Show prints every feature as ethtool -k does: on or off, "[fixed]" when the
+device cannot change it, "[requested on]" when it was asked for but the
+kernel holds it back (TSO without tx checksumming, for instance). Then
+coalescing, rings and channels, or "not supported" where the driver has
+none.
+
+--json prints {"features": {NAME: {"active", "fixed", "requested"}},
+"coalesce": {...}, "rings": {...}, "channels": {...}} with ethtool's
+feature names and ethtool -C/-G/-L parameter names; null where the driver
+does not support the query.`,
+		Example: `  latlab offload show --netns lab1 veth0
+  latlab offload show --netns lab1 veth0 --json | jq .features`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ns, err := netnsPath(netns)
+			if err != nil {
+				return err
+			}
+			c, err := offloadOpen(ns)
+			if err != nil {
+				return fmt.Errorf("read features of %s: %w", offloadWhere(ns, args[0]), err)
+			}
+			defer c.Close()
+			info, err := c.Show(args[0])
+			if err != nil {
+				return err
+			}
+			if jsonOut {
+				return writeOffloadJSON(e.stdout, offloadShowJSON(info))
+			}
+			writeOffloadShow(e.stdout, info)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&netns, "netns", "", "the device's network namespace (a name under /var/run/netns or a path); default: latlab's own")
+	f.BoolVar(&jsonOut, "json", false, "write JSON")
+	return cmd
+}
+
+func newOffloadSetCmd(e *env) *cobra.Command {
+	var (
+		netns        string
+		jsonOut      bool
+		allowHostNIC bool
+	)
+	cmd := &cobra.Command{
+		Use:   "set [--netns NS] DEV NAME=on|off...",
+		Short: "Change features and report what really changed",
+		Long: `Set changes features (like ethtool -K), then reads the device back and
+reports what it did:
+
+  changed     requested, and now in the requested state
+  refused     requested, but not in that state afterwards: the feature is
+              fixed on this device, or the kernel holds it back because a
+              feature it needs is off (the request stays pending and takes
+              effect when that changes)
+  dependent   not requested, but moved with the request (tx=off takes the
+              segmentation offloads down)
+  unchanged   requested, already in that state
+
+An unknown name changes nothing and is reported with the closest valid
+names. Without --netns the device is in latlab's own namespace, usually the
+host's real NIC; that is refused unless --allow-host-nic is given.
+
+Exit codes: 0 everything applied, 1 something refused or failed, 2 bad
+usage (unknown feature, bad value).`,
+		Example: `  latlab offload set --netns lab1 veth0 tso=off gro=off
+  latlab offload set --netns lab1 veth0 generic-receive-offload=on rx-gro-list=on
+  latlab offload set --netns lab1 veth0 tx off --json     # ethtool -K syntax works too`,
+		Args: usageArgs(cobra.MinimumNArgs(2)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dev := args[0]
+			settings, err := offload.ParseSettings(args[1:])
+			if err != nil {
+				return usagef("%v", err)
+			}
+			ns, err := netnsPath(netns)
+			if err != nil {
+				return err
+			}
+			if ns == "" && !allowHostNIC {
+				return usagef("refusing to change %s in latlab's own network namespace (likely a real NIC): give --netns NS, or --allow-host-nic if you mean it", dev)
+			}
+			c, err := offloadOpen(ns)
+			if err != nil {
+				return fmt.Errorf("set features of %s: %w", offloadWhere(ns, dev), err)
+			}
+			defer c.Close()
+			res, err := c.Set(dev, settings)
+			if errors.Is(err, offload.ErrUnknownFeature) {
+				return usageError{err}
+			}
+			if err != nil {
+				return err
+			}
+			if jsonOut {
+				if err := writeOffloadJSON(e.stdout, res); err != nil {
+					return err
+				}
+			} else {
+				writeOffloadSet(e.stdout, res)
+			}
+			if n := len(res.Refused); n > 0 {
+				var names []string
+				for _, r := range res.Refused {
+					names = append(names, r.Name)
+				}
+				return fmt.Errorf("set features of %s: %d refused: %s", offloadWhere(ns, dev), n, strings.Join(names, ", "))
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&netns, "netns", "", "the device's network namespace (a name under /var/run/netns or a path)")
+	f.BoolVar(&jsonOut, "json", false, "write JSON: changed, unchanged, refused, dependent")
+	f.BoolVar(&allowHostNIC, "allow-host-nic", false, "allow changing a device in latlab's own namespace (no --netns)")
+	return cmd
+}
+
+func offloadWhere(netns, dev string) string {
+	if netns == "" {
+		return dev
+	}
+	return dev + " in netns " + netns
+}
+
+type offloadShowOut struct {
+	NetNS    string                   `json:"netns,omitempty"`
+	Dev      string                   `json:"dev"`
+	Backend  string                   `json:"backend"`
+	Features map[string]offload.State `json:"features"`
+	Coalesce offload.Coalesce         `json:"coalesce"`
+	Rings    offload.Rings            `json:"rings"`
+	Channels offload.Channels         `json:"channels"`
+}
+
+func offloadShowJSON(info *offload.Info) offloadShowOut {
+	return offloadShowOut{
+		NetNS: info.NetNS, Dev: info.Dev, Backend: info.Backend,
+		Features: info.Features.Map(),
+		Coalesce: info.Coalesce, Rings: info.Rings, Channels: info.Channels,
+	}
+}
+
+func writeOffloadJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func writeOffloadShow(w io.Writer, info *offload.Info) {
+	fmt.Fprintf(w, "Features for %s (ethtool %s):\n", offloadWhere(info.NetNS, info.Dev), info.Backend)
+	for _, g := range info.Features.Layout() {
+		if g.Single() {
+			fmt.Fprintf(w, "%s: %s\n", g.Name, g.Members[0].State)
+			continue
+		}
+		fmt.Fprintf(w, "%s: %s\n", g.Name, onOffStr(g.Active()))
+		for _, f := range g.Members {
+			fmt.Fprintf(w, "\t%s: %s\n", f.Name, f.State)
+		}
+	}
+	writeParams(w, "Coalescing", "ethtool -c", info.Coalesce, offload.CoalesceParamNames())
+	writeParams(w, "Rings", "ethtool -g", info.Rings, offload.RingParamNames())
+	writeParams(w, "Channels", "ethtool -l", info.Channels, offload.ChannelParamNames())
+}
+
+func writeParams(w io.Writer, title, tool string, p offload.Params, order []string) {
+	fmt.Fprintf(w, "\n%s (%s):", title, tool)
+	if p == nil {
+		fmt.Fprintln(w, " not supported by the driver")
+		return
+	}
+	if len(p) == 0 {
+		fmt.Fprintln(w, " none reported")
+		return
+	}
+	fmt.Fprintln(w)
+	seen := map[string]bool{}
+	for _, k := range order {
+		if v, ok := p[k]; ok {
+			fmt.Fprintf(w, "%s: %d\n", k, v)
+			seen[k] = true
+		}
+	}
+	var rest []string
+	for k := range p {
+		if !seen[k] {
+			rest = append(rest, k)
+		}
+	}
+	sort.Strings(rest)
+	for _, k := range rest {
+		fmt.Fprintf(w, "%s: %d\n", k, p[k])
+	}
+}
+
+func writeOffloadSet(w io.Writer, res *offload.SetResult) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	section := func(title string, n int) bool {
+		if n == 0 {
+			return false
+		}
+		fmt.Fprintf(tw, "%s:\n", title)
+		return true
+	}
+	if section("changed", len(res.Changed)) {
+		for _, c := range res.Changed {
+			fmt.Fprintf(tw, "  %s\t%s -> %s\n", c.Name, onOffStr(c.From), onOffStr(c.To))
+		}
+	}
+	if section("refused", len(res.Refused)) {
+		for _, r := range res.Refused {
+			fmt.Fprintf(tw, "  %s\twant %s, is %s\t%s\n", r.Name, onOffStr(r.Want), onOffStr(r.Active), r.Reason)
+		}
+	}
+	if section("dependent (moved with the request)", len(res.Dependent)) {
+		for _, c := range res.Dependent {
+			fmt.Fprintf(tw, "  %s\t%s -> %s\n", c.Name, onOffStr(c.From), onOffStr(c.To))
+		}
+	}
+	if section("unchanged (already as requested)", len(res.Unchanged)) {
+		for _, n := range res.Unchanged {
+			fmt.Fprintf(tw, "  %s\n", n)
+		}
+	}
+	if len(res.Changed)+len(res.Refused)+len(res.Dependent)+len(res.Unchanged) == 0 {
+		fmt.Fprintln(tw, "nothing to do")
+	}
+	tw.Flush()
+}
+
+func onOffStr(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
