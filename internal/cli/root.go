@@ -90,7 +90,7 @@ Exit codes: 0 ok, 1 the run failed, 2 bad usage.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{err}
 	})
-	root.AddCommand(newVersionCmd(e), newServeCmd(e), newBenchCmd(e), newLabCmd(e), newCleanupCmd(e))
+	root.AddCommand(newVersionCmd(e), newServeCmd(e), newBenchCmd(e), newLabCmd(e), newCleanupCmd(e), newOffloadCmd(e))
 	// Cobra reports unknown commands and bad arguments as plain errors;
 	// make every argument problem a usage error.
 	for _, c := range root.Commands() {
