@@ -262,3 +262,45 @@ func TestLabSIGINTKeepsFinishedTrials(t *testing.T) {
 		t.Errorf("journal left after SIGINT: %v", j)
 	}
 }
+
+// --keep leaves the lab up, says how to enter it, and survives the stale
+// sweep of the next lab; `latlab cleanup` removes it.
+func TestLabKeepThenCleanup(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := t.TempDir()
+	code, out, stderr := runCLI(t, "lab", "--keep", "--modes", "host,bridge-nat", "--workloads", "udp_rr",
+		"-n", "1", "-d", "100ms", "--warmup", "0s", "--journal-dir", dir, "--json")
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var r struct {
+		Prefix string `json:"prefix"`
+		Kept   bool   `json:"kept"`
+	}
+	json.Unmarshal([]byte(out), &r)
+	if !r.Kept || r.Prefix == "" {
+		t.Fatalf("not marked kept: %s", out)
+	}
+	t.Cleanup(func() { runCLI(t, "cleanup", "--journal-dir", dir) })
+	if !strings.Contains(stderr, "nsenter --net=/var/run/netns/"+r.Prefix+"-c-bridge") || !strings.Contains(stderr, "latlab cleanup") {
+		t.Errorf("no instructions to enter the namespaces:\n%s", stderr)
+	}
+	if left := labNamespaces(r.Prefix); len(left) < 3 {
+		t.Fatalf("kept lab has namespaces %v", left)
+	}
+	// Another lab's start-up sweep must leave the kept lab alone.
+	if code, _, stderr := runCLI(t, "lab", "--modes", "host", "--workloads", "udp_rr", "-n", "1", "-d", "50ms",
+		"--warmup", "0s", "--journal-dir", dir, "-q"); code != ExitOK {
+		t.Fatalf("second lab: %s", stderr)
+	}
+	if left := labNamespaces(r.Prefix); len(left) < 3 {
+		t.Fatalf("the next lab swept a kept lab: %v", left)
+	}
+	code, out, _ = runCLI(t, "cleanup", "--journal-dir", dir)
+	if code != ExitOK || !strings.Contains(out, "removed netns "+r.Prefix+"-a") {
+		t.Errorf("cleanup: exit %d\n%s", code, out)
+	}
+	if left := labNamespaces(r.Prefix); len(left) != 0 {
+		t.Errorf("left after cleanup: %v", left)
+	}
+}
