@@ -11,6 +11,7 @@ import (
 
 	"github.com/latlab/latlab/internal/experiment"
 	"github.com/latlab/latlab/internal/journal"
+	"github.com/latlab/latlab/internal/offload"
 	"github.com/latlab/latlab/internal/report"
 	"github.com/latlab/latlab/internal/topo"
 	"github.com/latlab/latlab/internal/workload"
@@ -18,11 +19,11 @@ import (
 
 func newLabCmd(e *env) *cobra.Command {
 	var (
-		spec                  experiment.LabSpec
-		modes, workloads      string
-		cpu, serverCPU        string
-		topoFile, format      string
-		jsonOut, quiet, print bool
+		spec                       experiment.LabSpec
+		modes, workloads, offloads string
+		cpu, serverCPU             string
+		topoFile, format           string
+		jsonOut, quiet, print      bool
 	)
 	cmd := &cobra.Command{
 		Use:   "lab",
@@ -64,6 +65,7 @@ next 'latlab lab') removes the leftovers. Needs root.`,
 		Example: `  latlab lab                                     # every mode × tcp_rr, udp_rr, tcp_crr, tcp_stream
   latlab lab --modes host,veth-routed --workloads tcp_rr --trials 10
   latlab lab --json > lab.json
+  latlab lab --offload all-on,seg-off,gro-off --workloads tcp_rr,udp_rr,tcp_stream
   latlab lab --print-topology > my.yaml && latlab lab --topology my.yaml
   latlab lab --keep --modes host,bridge-nat      # leave it up to explore; 'latlab cleanup' removes it`,
 		Args: cobra.NoArgs,
@@ -103,6 +105,13 @@ next 'latlab lab') removes the leftovers. Needs root.`,
 					}
 					spec.Workloads = append(spec.Workloads, wl)
 				}
+			}
+			if f.Changed("offload") {
+				ps, err := offload.ParsePresets(offloads)
+				if err != nil {
+					return usageError{err}
+				}
+				spec.Offloads = ps
 			}
 			if jsonOut {
 				format = report.FormatJSON
@@ -156,6 +165,7 @@ next 'latlab lab') removes the leftovers. Needs root.`,
 	f := cmd.Flags()
 	f.StringVar(&modes, "modes", "", "modes to compare, comma-separated (default: all of the topology; the baseline is always added)")
 	f.StringVar(&workloads, "workloads", "tcp_rr,udp_rr,tcp_crr,tcp_stream", "workloads, comma-separated")
+	f.StringVar(&offloads, "offload", "default", "offload presets to compare on every lab interface: default, all-on, all-off, seg-off (tso+gso off), gro-off, gro-on, csum-off, or NAME:feature=on|off,... (separate user-given presets with ';')")
 	f.IntVarP(&spec.Trials, "trials", "n", experiment.DefaultTrials, "rounds: every configuration runs once per round")
 	f.DurationVarP(&spec.Duration, "duration", "d", experiment.DefaultDuration, "measured duration of each trial")
 	f.DurationVar(&spec.Warmup, "warmup", experiment.DefaultWarmup, "warm-up before each trial (discarded)")

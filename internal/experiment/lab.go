@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/latlab/latlab/internal/journal"
+	"github.com/latlab/latlab/internal/offload"
 	"github.com/latlab/latlab/internal/topo"
 	"github.com/latlab/latlab/internal/workload"
 )
@@ -28,6 +29,9 @@ type LabSpec struct {
 	Modes []string `json:"modes"`
 	// Workloads to run in every mode.
 	Workloads []workload.Workload `json:"workloads"`
+	// Offloads is the offload axis: presets applied to every interface of
+	// the lab before a trial (default: just "default", no change).
+	Offloads []offload.Preset `json:"offloads"`
 	// Trials is the number of rounds; every configuration runs once a round.
 	Trials int `json:"trials"`
 	// Duration and Warmup of each trial (the warm-up is discarded).
@@ -78,6 +82,9 @@ func (s *LabSpec) Defaults() {
 	if len(s.Workloads) == 0 {
 		s.Workloads = DefaultWorkloads()
 	}
+	if len(s.Offloads) == 0 {
+		s.Offloads = []offload.Preset{{Name: offload.PresetDefault}}
+	}
 	if s.Trials == 0 {
 		s.Trials = DefaultTrials
 	}
@@ -119,6 +126,13 @@ func (s *LabSpec) Validate() error {
 			return err
 		}
 	}
+	seen := map[string]bool{}
+	for _, p := range s.Offloads {
+		if p.Name == "" || seen[p.Name] {
+			return fmt.Errorf("offload presets need distinct names (%q)", p.Name)
+		}
+		seen[p.Name] = true
+	}
 	if s.Trials < 1 || s.Trials > 1000 {
 		return fmt.Errorf("trials %d outside 1..1000", s.Trials)
 	}
@@ -134,6 +148,7 @@ type TrialResult struct {
 	Order    int               `json:"order"` // position within the round
 	Mode     string            `json:"mode"`
 	Workload workload.Workload `json:"workload"`
+	Offload  string            `json:"offload"`
 	Result   *workload.Result  `json:"result,omitempty"`
 	Error    string            `json:"error,omitempty"`
 }
@@ -165,6 +180,8 @@ type Outcome struct {
 	Incomplete bool `json:"incomplete"`
 	// Kept is set when the lab was left up (--keep).
 	Kept bool `json:"kept"`
+	// OffloadNotes lists, per preset, what the kernel refused.
+	OffloadNotes map[string][]string `json:"offload_notes,omitempty"`
 }
 
 // Event reports progress.
@@ -248,6 +265,7 @@ func RunLab(ctx context.Context, spec LabSpec, onEvent func(Event)) (*Outcome, e
 type config struct {
 	mode *topo.ModeState
 	wl   workload.Workload
+	off  offload.Preset
 }
 
 func runTrials(ctx context.Context, spec *LabSpec, lab *topo.Lab, out *Outcome, onEvent func(Event)) error {
@@ -257,7 +275,9 @@ func runTrials(ctx context.Context, spec *LabSpec, lab *topo.Lab, out *Outcome, 
 			continue
 		}
 		for _, w := range spec.Workloads {
-			configs = append(configs, config{m, w})
+			for _, o := range spec.Offloads {
+				configs = append(configs, config{m, w, o})
+			}
 		}
 	}
 	if len(configs) == 0 {
@@ -268,6 +288,13 @@ func runTrials(ctx context.Context, spec *LabSpec, lab *topo.Lab, out *Outcome, 
 		return err
 	}
 	defer stop()
+	var axis *offloadAxis
+	if len(spec.Offloads) > 1 || spec.Offloads[0].Name != offload.PresetDefault {
+		if axis, err = newOffloadAxis(lab); err != nil {
+			return err
+		}
+		defer func() { out.OffloadNotes = axis.notes(); axis.close() }()
+	}
 
 	rng := rand.New(rand.NewPCG(spec.Seed, 0x1a7))
 	total := len(configs) * spec.Trials
@@ -281,8 +308,15 @@ func runTrials(ctx context.Context, spec *LabSpec, lab *topo.Lab, out *Outcome, 
 				out.Incomplete = true
 				return nil
 			}
-			tr := TrialResult{Round: round, Order: i, Mode: c.mode.Mode.Name, Workload: c.wl}
-			res, err := runOne(ctx, spec, c)
+			tr := TrialResult{Round: round, Order: i, Mode: c.mode.Mode.Name, Workload: c.wl, Offload: c.off.Name}
+			var res *workload.Result
+			err := error(nil)
+			if axis != nil {
+				err = axis.apply(c.off)
+			}
+			if err == nil {
+				res, err = runOne(ctx, spec, c)
+			}
 			if err != nil {
 				if ctx.Err() != nil {
 					// Interrupted mid-trial: the partial trial is not kept.

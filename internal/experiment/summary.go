@@ -40,7 +40,10 @@ func interval(e stats.Estimate) *Interval {
 type ModeResult struct {
 	Mode     string `json:"mode"`
 	Workload string `json:"workload"`
-	Status   string `json:"status"` // ok, skipped, failed
+	// Offload is the offload preset the trials ran with ("default": the
+	// interfaces as the lab built them).
+	Offload string `json:"offload"`
+	Status  string `json:"status"` // ok, skipped, failed
 	Reason   string `json:"reason,omitempty"`
 	Trials   int    `json:"trials"`
 	Failed   int    `json:"failed_trials,omitempty"`
@@ -64,6 +67,20 @@ type ModeResult struct {
 	Significant bool              `json:"significant"`
 	Verdict     string            `json:"verdict,omitempty"`
 	CPUPerTxn   *workload.CPUCost `json:"cpu_us_per_txn,omitempty"`
+	// VsOffload compares this result with the same mode and workload under
+	// the first offload preset (present when there are several presets).
+	VsOffload *OffloadComparison `json:"vs_offload,omitempty"`
+}
+
+// OffloadComparison is a result against the same mode and workload under
+// another offload preset.
+type OffloadComparison struct {
+	Preset      string    `json:"preset"`
+	Ratio       *Interval `json:"ratio"`
+	P99Ratio    *Interval `json:"p99_ratio,omitempty"`
+	PValue      float64   `json:"p_value"`
+	Significant bool      `json:"significant"`
+	Verdict     string    `json:"verdict"`
 }
 
 // Summary is a lab run summarised: what `latlab lab` prints.
@@ -79,6 +96,9 @@ type Summary struct {
 	Seed       uint64             `json:"seed"`
 	Baseline   string             `json:"baseline"`
 	Workloads  []string           `json:"workloads"`
+	Offloads   []string           `json:"offloads"`
+	// OffloadNotes lists, per preset, what the kernel refused to change.
+	OffloadNotes map[string][]string `json:"offload_notes,omitempty"`
 	BuildMs    float64            `json:"build_ms"`
 	NATBackend string             `json:"nat_backend,omitempty"`
 	Placement  workload.Placement `json:"placement"`
@@ -103,70 +123,120 @@ func Summarize(o *Outcome) *Summary {
 		}
 	}
 	rng := rand.New(rand.NewPCG(o.Spec.Seed, 0xb007))
+	s.OffloadNotes = o.OffloadNotes
+	for _, p := range o.Spec.Offloads {
+		s.Offloads = append(s.Offloads, p.Name)
+	}
 	for _, w := range o.Spec.Workloads {
 		s.Workloads = append(s.Workloads, string(w))
-		base := collect(o, o.Spec.Baseline, w)
-		var rows []ModeResult
-		var cmps []stats.Comparison
-		var cmpRows []int
-		for _, mi := range o.Modes {
-			r := ModeResult{Mode: mi.Name, Workload: string(w), Status: mi.Status, Reason: mi.Reason, Metric: "rate_per_sec"}
-			if w == workload.TCPStream {
-				r.Metric = "throughput_bps"
-			}
-			if mi.Status != "ok" {
-				rows = append(rows, r)
-				continue
-			}
-			c := collect(o, mi.Name, w)
-			r.Trials, r.Failed = len(c.values), c.failed
-			if len(c.values) == 0 {
-				r.Status = "failed"
-				r.Reason = c.firstErr
-				if r.Reason == "" {
-					r.Reason = "no trial ran (interrupted)"
-				}
-				rows = append(rows, r)
-				continue
-			}
-			r.RatePerSec = interval(stats.MedianCI(c.rates, Confidence))
-			if w == workload.TCPStream {
-				r.ThroughputBps = interval(stats.MedianCI(c.values, Confidence))
-			}
-			if c.merged != nil && c.merged.Count() > 0 {
-				r.P50Ns, r.P99Ns = c.merged.Percentile(50), c.merged.Percentile(99)
-			}
-			r.Lost = c.lost
-			r.CPUPerTxn = &workload.CPUCost{Client: median(c.cpuClient), Server: median(c.cpuServer)}
-			if mi.Name != o.Spec.Baseline && len(base.values) > 0 {
-				num, den := pairByRound(c, base)
-				if e, err := stats.PairedRatio(num, den, Confidence); err == nil && e.N > 0 {
-					r.RatioVsHost = interval(e)
-				}
-				if len(c.hists) > 0 && len(base.hists) > 0 {
-					e := stats.BootstrapQuantileRatio(c.hists, base.hists, 99, bootstrapIters, Confidence, rng)
-					if e.N > 0 && !math.IsNaN(e.Center) {
-						r.P99RatioVsHost = interval(e)
-					}
-				}
-				cmps = append(cmps, stats.Compare(base.values, c.values, true, Alpha, Confidence))
-				cmpRows = append(cmpRows, len(rows))
-			} else if mi.Name == o.Spec.Baseline {
-				r.RatioVsHost = &Interval{Median: 1, CILow: 1, CIHigh: 1, Confidence: 1}
-			}
-			rows = append(rows, r)
+		for _, off := range s.Offloads {
+			s.Results = append(s.Results, summarizeGroup(o, w, off, rng)...)
 		}
-		stats.AdjustComparisons(cmps, Alpha)
-		for i, c := range cmps {
-			r := &rows[cmpRows[i]]
-			p := c.PAdjusted
-			r.PValue = &p
-			r.Significant = c.Significant
-			r.Verdict = string(c.Verdict)
+		if len(s.Offloads) > 1 {
+			compareOffloads(o, w, s.Offloads, s.Results, rng)
 		}
-		s.Results = append(s.Results, rows...)
 	}
 	return s
+}
+
+// summarizeGroup summarises every mode for one workload and offload
+// preset, each against the baseline mode, Holm-adjusted within the group.
+func summarizeGroup(o *Outcome, w workload.Workload, off string, rng *rand.Rand) []ModeResult {
+	base := collect(o, o.Spec.Baseline, w, off)
+	var rows []ModeResult
+	var cmps []stats.Comparison
+	var cmpRows []int
+	for _, mi := range o.Modes {
+		r := ModeResult{Mode: mi.Name, Workload: string(w), Offload: off, Status: mi.Status, Reason: mi.Reason, Metric: "rate_per_sec"}
+		if w == workload.TCPStream {
+			r.Metric = "throughput_bps"
+		}
+		if mi.Status != "ok" {
+			rows = append(rows, r)
+			continue
+		}
+		c := collect(o, mi.Name, w, off)
+		r.Trials, r.Failed = len(c.values), c.failed
+		if len(c.values) == 0 {
+			r.Status = "failed"
+			r.Reason = c.firstErr
+			if r.Reason == "" {
+				r.Reason = "no trial ran (interrupted)"
+			}
+			rows = append(rows, r)
+			continue
+		}
+		r.RatePerSec = interval(stats.MedianCI(c.rates, Confidence))
+		if w == workload.TCPStream {
+			r.ThroughputBps = interval(stats.MedianCI(c.values, Confidence))
+		}
+		if c.merged != nil && c.merged.Count() > 0 {
+			r.P50Ns, r.P99Ns = c.merged.Percentile(50), c.merged.Percentile(99)
+		}
+		r.Lost = c.lost
+		r.CPUPerTxn = &workload.CPUCost{Client: median(c.cpuClient), Server: median(c.cpuServer)}
+		switch {
+		case mi.Name == o.Spec.Baseline:
+			r.RatioVsHost = &Interval{Median: 1, CILow: 1, CIHigh: 1, Confidence: 1}
+		case len(base.values) > 0:
+			r.RatioVsHost, r.P99RatioVsHost = ratios(c, base, rng)
+			cmps = append(cmps, stats.Compare(base.values, c.values, true, Alpha, Confidence))
+			cmpRows = append(cmpRows, len(rows))
+		}
+		rows = append(rows, r)
+	}
+	stats.AdjustComparisons(cmps, Alpha)
+	for i, c := range cmps {
+		r := &rows[cmpRows[i]]
+		p := c.PAdjusted
+		r.PValue = &p
+		r.Significant = c.Significant
+		r.Verdict = string(c.Verdict)
+	}
+	return rows
+}
+
+// compareOffloads compares every mode under each preset with the same mode
+// under the first preset, Holm-adjusted across the workload's comparisons.
+func compareOffloads(o *Outcome, w workload.Workload, presets []string, rows []ModeResult, rng *rand.Rand) {
+	var cmps []stats.Comparison
+	var idx []int
+	for i := range rows {
+		r := &rows[i]
+		if r.Workload != string(w) || r.Offload == presets[0] || r.Status != "ok" {
+			continue
+		}
+		base := collect(o, r.Mode, w, presets[0])
+		if len(base.values) == 0 {
+			continue
+		}
+		c := collect(o, r.Mode, w, r.Offload)
+		ratio, p99 := ratios(c, base, rng)
+		r.VsOffload = &OffloadComparison{Preset: presets[0], Ratio: ratio, P99Ratio: p99}
+		cmps = append(cmps, stats.Compare(base.values, c.values, true, Alpha, Confidence))
+		idx = append(idx, i)
+	}
+	stats.AdjustComparisons(cmps, Alpha)
+	for k, c := range cmps {
+		v := rows[idx[k]].VsOffload
+		v.PValue, v.Significant, v.Verdict = c.PAdjusted, c.Significant, string(c.Verdict)
+	}
+}
+
+// ratios pairs a with b by round (metric ratio) and bootstraps the p99
+// ratio over whole trials.
+func ratios(a, b series, rng *rand.Rand) (ratio, p99 *Interval) {
+	num, den := pairByRound(a, b)
+	if e, err := stats.PairedRatio(num, den, Confidence); err == nil && e.N > 0 {
+		ratio = interval(e)
+	}
+	if len(a.hists) > 0 && len(b.hists) > 0 {
+		e := stats.BootstrapQuantileRatio(a.hists, b.hists, 99, bootstrapIters, Confidence, rng)
+		if e.N > 0 && !e.TooFew && !math.IsNaN(e.Center) {
+			p99 = interval(e)
+		}
+	}
+	return ratio, p99
 }
 
 // series is one configuration's trials.
@@ -183,10 +253,10 @@ type series struct {
 	cpuServer []float64
 }
 
-func collect(o *Outcome, mode string, w workload.Workload) series {
+func collect(o *Outcome, mode string, w workload.Workload, off string) series {
 	var s series
 	for _, t := range o.Trials {
-		if t.Mode != mode || t.Workload != w {
+		if t.Mode != mode || t.Workload != w || t.Offload != off {
 			continue
 		}
 		if t.Result == nil {

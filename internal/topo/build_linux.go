@@ -493,3 +493,44 @@ func inNetNS(nsPath string, fn func() error) error {
 	}()
 	return <-errc
 }
+
+// Iface is one interface of a built lab.
+type Iface struct {
+	NS   string // real namespace name
+	Name string
+	Kind string // netlink type: veth, bridge, macvlan, vxlan...
+}
+
+// Interfaces lists every interface in the lab's namespaces except loopback.
+//
+// Equivalent to: ip -n NS link show, for each namespace.
+func (l *Lab) Interfaces() ([]Iface, error) {
+	var out []Iface
+	for _, ns := range l.namespaces {
+		if _, err := os.Stat(NetNSPath(ns)); err != nil {
+			continue // a mode that failed to build removed its namespaces
+		}
+		h, err := netns.GetFromPath(NetNSPath(ns))
+		if err != nil {
+			return nil, fmt.Errorf("list interfaces of %s: %w", ns, err)
+		}
+		nh, err := netlink.NewHandleAt(h)
+		if err != nil {
+			h.Close()
+			return nil, fmt.Errorf("list interfaces of %s: %w", ns, err)
+		}
+		links, err := nh.LinkList()
+		nh.Close()
+		h.Close()
+		if err != nil {
+			return nil, fmt.Errorf("list interfaces of %s: %w", ns, err)
+		}
+		for _, lk := range links {
+			if lk.Attrs().Flags&net.FlagLoopback != 0 {
+				continue
+			}
+			out = append(out, Iface{NS: ns, Name: lk.Attrs().Name, Kind: lk.Type()})
+		}
+	}
+	return out, nil
+}
