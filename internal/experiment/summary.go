@@ -44,9 +44,9 @@ type ModeResult struct {
 	// interfaces as the lab built them).
 	Offload string `json:"offload"`
 	Status  string `json:"status"` // ok, skipped, failed
-	Reason   string `json:"reason,omitempty"`
-	Trials   int    `json:"trials"`
-	Failed   int    `json:"failed_trials,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	Trials  int    `json:"trials"`
+	Failed  int    `json:"failed_trials,omitempty"`
 	// Metric names what rate_per_sec's comparison is about: "rate_per_sec"
 	// for request/response workloads, "throughput_bps" for tcp_stream.
 	Metric        string    `json:"metric"`
@@ -85,25 +85,25 @@ type OffloadComparison struct {
 
 // Summary is a lab run summarised: what `latlab lab` prints.
 type Summary struct {
-	Prefix     string             `json:"prefix"`
-	Started    time.Time          `json:"started"`
-	Finished   time.Time          `json:"finished"`
-	Incomplete bool               `json:"incomplete"`
-	Kept       bool               `json:"kept,omitempty"`
-	Trials     int                `json:"trials"`
-	DurationS  float64            `json:"duration_s"`
-	WarmupS    float64            `json:"warmup_s"`
-	Seed       uint64             `json:"seed"`
-	Baseline   string             `json:"baseline"`
-	Workloads  []string           `json:"workloads"`
-	Offloads   []string           `json:"offloads"`
+	Prefix     string    `json:"prefix"`
+	Started    time.Time `json:"started"`
+	Finished   time.Time `json:"finished"`
+	Incomplete bool      `json:"incomplete"`
+	Kept       bool      `json:"kept,omitempty"`
+	Trials     int       `json:"trials"`
+	DurationS  float64   `json:"duration_s"`
+	WarmupS    float64   `json:"warmup_s"`
+	Seed       uint64    `json:"seed"`
+	Baseline   string    `json:"baseline"`
+	Workloads  []string  `json:"workloads"`
+	Offloads   []string  `json:"offloads"`
 	// OffloadNotes lists, per preset, what the kernel refused to change.
 	OffloadNotes map[string][]string `json:"offload_notes,omitempty"`
-	BuildMs    float64            `json:"build_ms"`
-	NATBackend string             `json:"nat_backend,omitempty"`
-	Placement  workload.Placement `json:"placement"`
-	Modes      []ModeInfo         `json:"modes"`
-	Results    []ModeResult       `json:"results"`
+	BuildMs      float64             `json:"build_ms"`
+	NATBackend   string              `json:"nat_backend,omitempty"`
+	Placement    workload.Placement  `json:"placement"`
+	Modes        []ModeInfo          `json:"modes"`
+	Results      []ModeResult        `json:"results"`
 }
 
 // Summarize turns raw trials into medians, CIs, ratios against the
