@@ -21,6 +21,7 @@ func newLabCmd(e *env) *cobra.Command {
 	var (
 		spec                       experiment.LabSpec
 		modes, workloads, offloads string
+		size                       int
 		cpu, serverCPU             string
 		topoFile, format           string
 		jsonOut, quiet, print      bool
@@ -119,9 +120,18 @@ next 'latlab lab') removes the leftovers. Needs root.`,
 			if err := report.CheckFormat(format); err != nil {
 				return usageError{err}
 			}
-			var err error
-			if spec.ClientCPUs, spec.ServerCPU, err = parsePlacement(cpu, serverCPU); err != nil {
-				return err
+			if f.Changed("cpu") || f.Changed("server-cpu") {
+				client, server, err := parsePlacement(cpu, serverCPU)
+				if err != nil {
+					return err
+				}
+				spec.Placements = []experiment.Placement{{Name: "cpu=" + cpu + "/server-cpu=" + serverCPU, ClientCPUs: client, ServerCPU: server}}
+			}
+			if f.Changed("size") {
+				if size < 1 {
+					return usagef("--size %d: want at least 1 byte", size)
+				}
+				spec.Sizes = []int{size}
 			}
 			if spec.Baseline != "" {
 				if _, ok := spec.Topology.Mode(spec.Baseline); !ok {
@@ -169,7 +179,7 @@ next 'latlab lab') removes the leftovers. Needs root.`,
 	f.IntVarP(&spec.Trials, "trials", "n", experiment.DefaultTrials, "rounds: every configuration runs once per round")
 	f.DurationVarP(&spec.Duration, "duration", "d", experiment.DefaultDuration, "measured duration of each trial")
 	f.DurationVar(&spec.Warmup, "warmup", experiment.DefaultWarmup, "warm-up before each trial (discarded)")
-	f.IntVarP(&spec.Size, "size", "s", 0, "request/response size in bytes (default 64; tcp_stream keeps 128 KiB writes)")
+	f.IntVarP(&size, "size", "s", 64, "request/response size in bytes (tcp_stream keeps its 128 KiB writes)")
 	f.Uint64Var(&spec.Seed, "seed", 0, "seed of the round orders and the bootstrap (0: random; printed)")
 	f.StringVar(&spec.Baseline, "baseline", experiment.DefaultBaseline, "mode the others are compared with")
 	f.StringVar(&cpu, "cpu", "auto", "client CPUs: auto, or a list like 1 or 0,1 (always pinned: unpinned trials swing by tens of percent)")

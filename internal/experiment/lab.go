@@ -37,18 +37,18 @@ type LabSpec struct {
 	// Duration and Warmup of each trial (the warm-up is discarded).
 	Duration time.Duration `json:"duration_ns"`
 	Warmup   time.Duration `json:"warmup_ns"`
-	// Size is the request and response size (0: 64 bytes; tcp_stream's
-	// write size stays at its own default).
-	Size int `json:"size,omitempty"`
+	// Sizes is the message-size axis: request and response size in bytes
+	// of the request/response workloads (default [64]). tcp_stream keeps
+	// its own write size and runs once whatever the sizes.
+	Sizes []int `json:"sizes"`
 	// Seed makes the round orders reproducible (0: random).
 	Seed uint64 `json:"seed"`
 	// Baseline is the mode every other mode is compared with.
 	Baseline string `json:"baseline"`
-	// ClientCPUs and ServerCPU: placement as in `latlab bench` (nil and
-	// workload.CPUAuto: client at the end of the allowed set, server at
-	// the start, i.e. cross-core).
-	ClientCPUs []int `json:"client_cpus,omitempty"`
-	ServerCPU  int   `json:"server_cpu"`
+	// Placements is the CPU placement axis (default: one placement "auto":
+	// client at the end of the allowed set, server at its start, i.e.
+	// cross-core).
+	Placements []Placement `json:"placements"`
 	// JournalDir holds the journal (default journal.DefaultDir).
 	JournalDir string `json:"-"`
 	// NAT backend for topo (default auto).
@@ -56,6 +56,19 @@ type LabSpec struct {
 	// Keep leaves the lab up after the run.
 	Keep bool `json:"-"`
 }
+
+// Placement pins the client's and server's timed threads, as `latlab bench
+// --cpu --server-cpu` does.
+type Placement struct {
+	Name string `json:"name" yaml:"name"`
+	// ClientCPUs: nil means automatic (end of the allowed set).
+	ClientCPUs []int `json:"client_cpus,omitempty" yaml:"client_cpus,omitempty"`
+	// ServerCPU: workload.CPUAuto (-2), workload.CPUNone (-1) or a CPU.
+	ServerCPU int `json:"server_cpu" yaml:"server_cpu"`
+}
+
+// AutoPlacement is the default placement.
+var autoPlacement = Placement{Name: "auto", ServerCPU: workload.CPUAuto}
 
 // Defaults for `latlab lab`.
 const (
@@ -84,6 +97,12 @@ func (s *LabSpec) Defaults() {
 	}
 	if len(s.Offloads) == 0 {
 		s.Offloads = []offload.Preset{{Name: offload.PresetDefault}}
+	}
+	if len(s.Sizes) == 0 {
+		s.Sizes = []int{64}
+	}
+	if len(s.Placements) == 0 {
+		s.Placements = []Placement{autoPlacement}
 	}
 	if s.Trials == 0 {
 		s.Trials = DefaultTrials
@@ -133,6 +152,18 @@ func (s *LabSpec) Validate() error {
 		}
 		seen[p.Name] = true
 	}
+	for _, sz := range s.Sizes {
+		if sz < 1 || sz > workload.MaxMessageSize {
+			return fmt.Errorf("size %d outside 1..%d", sz, workload.MaxMessageSize)
+		}
+	}
+	seenP := map[string]bool{}
+	for _, p := range s.Placements {
+		if p.Name == "" || seenP[p.Name] {
+			return fmt.Errorf("placements need distinct names (%q)", p.Name)
+		}
+		seenP[p.Name] = true
+	}
 	if s.Trials < 1 || s.Trials > 1000 {
 		return fmt.Errorf("trials %d outside 1..1000", s.Trials)
 	}
@@ -144,13 +175,25 @@ func (s *LabSpec) Validate() error {
 
 // TrialResult is one trial: one configuration in one round.
 type TrialResult struct {
-	Round    int               `json:"round"`
-	Order    int               `json:"order"` // position within the round
-	Mode     string            `json:"mode"`
-	Workload workload.Workload `json:"workload"`
-	Offload  string            `json:"offload"`
-	Result   *workload.Result  `json:"result,omitempty"`
-	Error    string            `json:"error,omitempty"`
+	Round int `json:"round"`
+	Order int `json:"order"` // position within the round
+	Config
+	Result *workload.Result `json:"result,omitempty"`
+	Error  string           `json:"error,omitempty"`
+}
+
+// Config is one point of the experiment's matrix.
+type Config struct {
+	Mode      string            `json:"mode"`
+	Workload  workload.Workload `json:"workload"`
+	Size      int               `json:"size"` // 0 for tcp_stream (its own write size)
+	Offload   string            `json:"offload"`
+	Placement string            `json:"placement"`
+}
+
+// Key names the configuration: "mode=host/workload=tcp_rr/size=64/offload=default/placement=auto".
+func (c Config) Key() string {
+	return fmt.Sprintf("mode=%s/workload=%s/size=%d/offload=%s/placement=%s", c.Mode, c.Workload, c.Size, c.Offload, c.Placement)
 }
 
 // ModeInfo is a mode's build status.
@@ -263,9 +306,15 @@ func RunLab(ctx context.Context, spec LabSpec, onEvent func(Event)) (*Outcome, e
 }
 
 type config struct {
-	mode *topo.ModeState
-	wl   workload.Workload
-	off  offload.Preset
+	mode  *topo.ModeState
+	wl    workload.Workload
+	size  int
+	off   offload.Preset
+	place Placement
+}
+
+func (c config) public() Config {
+	return Config{Mode: c.mode.Mode.Name, Workload: c.wl, Size: c.size, Offload: c.off.Name, Placement: c.place.Name}
 }
 
 func runTrials(ctx context.Context, spec *LabSpec, lab *topo.Lab, out *Outcome, onEvent func(Event)) error {
@@ -275,8 +324,16 @@ func runTrials(ctx context.Context, spec *LabSpec, lab *topo.Lab, out *Outcome, 
 			continue
 		}
 		for _, w := range spec.Workloads {
-			for _, o := range spec.Offloads {
-				configs = append(configs, config{m, w, o})
+			sizes := spec.Sizes
+			if w == workload.TCPStream {
+				sizes = []int{0}
+			}
+			for _, sz := range sizes {
+				for _, o := range spec.Offloads {
+					for _, p := range spec.Placements {
+						configs = append(configs, config{m, w, sz, o, p})
+					}
+				}
 			}
 		}
 	}
@@ -308,7 +365,7 @@ func runTrials(ctx context.Context, spec *LabSpec, lab *topo.Lab, out *Outcome, 
 				out.Incomplete = true
 				return nil
 			}
-			tr := TrialResult{Round: round, Order: i, Mode: c.mode.Mode.Name, Workload: c.wl, Offload: c.off.Name}
+			tr := TrialResult{Round: round, Order: i, Config: c.public()}
 			var res *workload.Result
 			err := error(nil)
 			if axis != nil {
@@ -344,13 +401,13 @@ func runOne(ctx context.Context, spec *LabSpec, c config) (*workload.Result, err
 		Warmup:     spec.Warmup,
 		Duration:   spec.Duration,
 		NetNS:      topo.NetNSPath(c.mode.ClientNS),
-		ClientCPUs: spec.ClientCPUs,
-		ServerCPU:  spec.ServerCPU,
+		ClientCPUs: c.place.ClientCPUs,
+		ServerCPU:  c.place.ServerCPU,
 		Interval:   spec.Duration,
 		IOTimeout:  5 * time.Second,
 	}
-	if spec.Size > 0 && c.wl != workload.TCPStream {
-		cfg.ReqSize, cfg.RespSize = spec.Size, spec.Size
+	if c.size > 0 {
+		cfg.ReqSize, cfg.RespSize = c.size, c.size
 	}
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {

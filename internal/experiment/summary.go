@@ -40,13 +40,17 @@ func interval(e stats.Estimate) *Interval {
 type ModeResult struct {
 	Mode     string `json:"mode"`
 	Workload string `json:"workload"`
+	// Size is the request/response size (0 for tcp_stream).
+	Size int `json:"size"`
 	// Offload is the offload preset the trials ran with ("default": the
 	// interfaces as the lab built them).
 	Offload string `json:"offload"`
-	Status  string `json:"status"` // ok, skipped, failed
-	Reason  string `json:"reason,omitempty"`
-	Trials  int    `json:"trials"`
-	Failed  int    `json:"failed_trials,omitempty"`
+	// Placement names the CPU placement.
+	Placement string `json:"placement"`
+	Status    string `json:"status"` // ok, skipped, failed
+	Reason    string `json:"reason,omitempty"`
+	Trials    int    `json:"trials"`
+	Failed    int    `json:"failed_trials,omitempty"`
 	// Metric names what rate_per_sec's comparison is about: "rate_per_sec"
 	// for request/response workloads, "throughput_bps" for tcp_stream.
 	Metric        string    `json:"metric"`
@@ -97,6 +101,8 @@ type Summary struct {
 	Baseline   string    `json:"baseline"`
 	Workloads  []string  `json:"workloads"`
 	Offloads   []string  `json:"offloads"`
+	Sizes      []int     `json:"sizes"`
+	Placements []string  `json:"placements"`
 	// OffloadNotes lists, per preset, what the kernel refused to change.
 	OffloadNotes map[string][]string `json:"offload_notes,omitempty"`
 	BuildMs      float64             `json:"build_ms"`
@@ -127,13 +133,27 @@ func Summarize(o *Outcome) *Summary {
 	for _, p := range o.Spec.Offloads {
 		s.Offloads = append(s.Offloads, p.Name)
 	}
+	s.Sizes = o.Spec.Sizes
+	for _, p := range o.Spec.Placements {
+		s.Placements = append(s.Placements, p.Name)
+	}
 	for _, w := range o.Spec.Workloads {
 		s.Workloads = append(s.Workloads, string(w))
-		for _, off := range s.Offloads {
-			s.Results = append(s.Results, summarizeGroup(o, w, off, rng)...)
+		sizes := o.Spec.Sizes
+		if w == workload.TCPStream {
+			sizes = []int{0}
 		}
-		if len(s.Offloads) > 1 {
-			compareOffloads(o, w, s.Offloads, s.Results, rng)
+		for _, sz := range sizes {
+			for _, pl := range s.Placements {
+				first := len(s.Results)
+				for _, off := range s.Offloads {
+					g := Config{Workload: w, Size: sz, Offload: off, Placement: pl}
+					s.Results = append(s.Results, summarizeGroup(o, g, rng)...)
+				}
+				if len(s.Offloads) > 1 {
+					compareOffloads(o, s.Offloads[0], s.Results[first:], rng)
+				}
+			}
 		}
 	}
 	return s
@@ -141,13 +161,16 @@ func Summarize(o *Outcome) *Summary {
 
 // summarizeGroup summarises every mode for one workload and offload
 // preset, each against the baseline mode, Holm-adjusted within the group.
-func summarizeGroup(o *Outcome, w workload.Workload, off string, rng *rand.Rand) []ModeResult {
-	base := collect(o, o.Spec.Baseline, w, off)
+func summarizeGroup(o *Outcome, g Config, rng *rand.Rand) []ModeResult {
+	w := g.Workload
+	at := func(mode string) Config { c := g; c.Mode = mode; return c }
+	base := collect(o, at(o.Spec.Baseline))
 	var rows []ModeResult
 	var cmps []stats.Comparison
 	var cmpRows []int
 	for _, mi := range o.Modes {
-		r := ModeResult{Mode: mi.Name, Workload: string(w), Offload: off, Status: mi.Status, Reason: mi.Reason, Metric: "rate_per_sec"}
+		r := ModeResult{Mode: mi.Name, Workload: string(w), Size: g.Size, Offload: g.Offload, Placement: g.Placement,
+			Status: mi.Status, Reason: mi.Reason, Metric: "rate_per_sec"}
 		if w == workload.TCPStream {
 			r.Metric = "throughput_bps"
 		}
@@ -155,7 +178,7 @@ func summarizeGroup(o *Outcome, w workload.Workload, off string, rng *rand.Rand)
 			rows = append(rows, r)
 			continue
 		}
-		c := collect(o, mi.Name, w, off)
+		c := collect(o, at(mi.Name))
 		r.Trials, r.Failed = len(c.values), c.failed
 		if len(c.values) == 0 {
 			r.Status = "failed"
@@ -198,21 +221,23 @@ func summarizeGroup(o *Outcome, w workload.Workload, off string, rng *rand.Rand)
 
 // compareOffloads compares every mode under each preset with the same mode
 // under the first preset, Holm-adjusted across the workload's comparisons.
-func compareOffloads(o *Outcome, w workload.Workload, presets []string, rows []ModeResult, rng *rand.Rand) {
+func compareOffloads(o *Outcome, first string, rows []ModeResult, rng *rand.Rand) {
 	var cmps []stats.Comparison
 	var idx []int
 	for i := range rows {
 		r := &rows[i]
-		if r.Workload != string(w) || r.Offload == presets[0] || r.Status != "ok" {
+		if r.Offload == first || r.Status != "ok" {
 			continue
 		}
-		base := collect(o, r.Mode, w, presets[0])
+		cfg := r.Config()
+		c := collect(o, cfg)
+		cfg.Offload = first
+		base := collect(o, cfg)
 		if len(base.values) == 0 {
 			continue
 		}
-		c := collect(o, r.Mode, w, r.Offload)
 		ratio, p99 := ratios(c, base, rng)
-		r.VsOffload = &OffloadComparison{Preset: presets[0], Ratio: ratio, P99Ratio: p99}
+		r.VsOffload = &OffloadComparison{Preset: first, Ratio: ratio, P99Ratio: p99}
 		cmps = append(cmps, stats.Compare(base.values, c.values, true, Alpha, Confidence))
 		idx = append(idx, i)
 	}
@@ -253,10 +278,16 @@ type series struct {
 	cpuServer []float64
 }
 
-func collect(o *Outcome, mode string, w workload.Workload, off string) series {
+// Config returns the configuration a result summarises.
+func (r *ModeResult) Config() Config {
+	return Config{Mode: r.Mode, Workload: workload.Workload(r.Workload), Size: r.Size, Offload: r.Offload, Placement: r.Placement}
+}
+
+func collect(o *Outcome, cfg Config) series {
 	var s series
+	w := cfg.Workload
 	for _, t := range o.Trials {
-		if t.Mode != mode || t.Workload != w || t.Offload != off {
+		if t.Config != cfg {
 			continue
 		}
 		if t.Result == nil {

@@ -43,83 +43,17 @@ func writeLabTable(w io.Writer, s *experiment.Summary) error {
 	if s.Incomplete {
 		fmt.Fprintln(w, "INCOMPLETE: the run was interrupted; the figures below use the trials that finished.")
 	}
-	multi := len(s.Offloads) > 1
-	for _, wl := range s.Workloads {
-		for _, off := range s.Offloads {
-			fmt.Fprintln(w)
-			stream := wl == "tcp_stream"
-			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-			title := wl
-			if multi || off != "default" {
-				title = wl + " · offload " + off
-			}
-			offCol := ""
-			if multi && off != s.Offloads[0] {
-				offCol = "\tvs " + s.Offloads[0] + "\tverdict"
-			}
-			if stream {
-				fmt.Fprintf(tw, "%s\tthroughput\t95%% CI\t\tvs %s\t95%% CI\tverdict (Holm-adjusted p)%s\n", title, s.Baseline, offCol)
-			} else {
-				fmt.Fprintf(tw, "%s\trate/s\t95%% CI\tp50\tp99\tvs %s\t95%% CI\tverdict (Holm-adjusted p)%s\n", title, s.Baseline, offCol)
-			}
-			for _, r := range s.Results {
-				if r.Workload != wl || r.Offload != off {
-					continue
-				}
-				if r.Status != "ok" {
-					fmt.Fprintf(tw, "%s\t%s: %s\n", r.Mode, r.Status, shorten(r.Reason, 110))
-					continue
-				}
-				var center, ci string
-				if stream {
-					center, ci = Bits(r.ThroughputBps.Median), fmt.Sprintf("[%s, %s]", Bits(r.ThroughputBps.CILow), Bits(r.ThroughputBps.CIHigh))
-				} else {
-					center, ci = fmt.Sprintf("%.0f", r.RatePerSec.Median), fmt.Sprintf("[%.0f, %.0f]", r.RatePerSec.CILow, r.RatePerSec.CIHigh)
-				}
-				if iv := metric(r); iv != nil && iv.TooFew {
-					ci += "~"
-				}
-				ratio, rci, verdict := "1.000", "", "baseline"
-				if r.Mode != s.Baseline {
-					ratio, rci, verdict = "-", "", r.Verdict
-					if r.RatioVsHost != nil {
-						ratio = fmt.Sprintf("%.3f", r.RatioVsHost.Median)
-						rci = fmt.Sprintf("[%.3f, %.3f]", r.RatioVsHost.CILow, r.RatioVsHost.CIHigh)
-					}
-					if r.PValue != nil {
-						verdict = fmt.Sprintf("%s (p=%.3g)", r.Verdict, *r.PValue)
-						if r.Significant {
-							verdict = "* " + verdict
-						}
-					}
-				}
-				if r.Failed > 0 {
-					verdict += fmt.Sprintf(" [%d trial(s) failed]", r.Failed)
-				}
-				if v := r.VsOffload; v != nil && offCol != "" {
-					vr := "-"
-					if v.Ratio != nil {
-						vr = fmt.Sprintf("%.3f [%.3f, %.3f]", v.Ratio.Median, v.Ratio.CILow, v.Ratio.CIHigh)
-					}
-					mark := ""
-					if v.Significant {
-						mark = "* "
-					}
-					verdict += fmt.Sprintf("\t%s\t%s%s (p=%.3g)", vr, mark, v.Verdict, v.PValue)
-				}
-				if stream {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t\t%s\t%s\t%s\n", r.Mode, center, ci, ratio, rci, verdict)
-				} else {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Mode, center, ci, Duration(r.P50Ns), Duration(r.P99Ns), ratio, rci, verdict)
-				}
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			for _, n := range s.OffloadNotes[off] {
-				fmt.Fprintf(w, "  note (%s): %s\n", off, n)
-			}
+	// Results come grouped: consecutive rows share workload, size,
+	// placement and offload preset. One table per group.
+	for gi := 0; gi < len(s.Results); {
+		ge := gi
+		for ge < len(s.Results) && sameGroup(s.Results[ge], s.Results[gi]) {
+			ge++
 		}
+		if err := writeLabGroup(w, s, s.Results[gi:ge]); err != nil {
+			return err
+		}
+		gi = ge
 	}
 	fmt.Fprintln(w)
 	for _, off := range s.Offloads {
@@ -129,8 +63,88 @@ func writeLabTable(w io.Writer, s *experiment.Summary) error {
 	}
 	fmt.Fprintf(w, "Medians over trials with order-statistic 95%% CIs (~: too few trials for 95%%, the interval is [min, max]);\n")
 	fmt.Fprintf(w, "ratios pair each mode with %s in the same round; p50/p99 from merged histograms; * marks a\n", s.Baseline)
-	fmt.Fprintf(w, "significant difference (Mann-Whitney U, Holm-adjusted across the modes of a workload, alpha 0.05).\n")
+	fmt.Fprintf(w, "significant difference (Mann-Whitney U, Holm-adjusted across the modes of a table, alpha 0.05).\n")
 	return nil
+}
+
+func sameGroup(a, b experiment.ModeResult) bool {
+	return a.Workload == b.Workload && a.Size == b.Size && a.Offload == b.Offload && a.Placement == b.Placement
+}
+
+func writeLabGroup(w io.Writer, s *experiment.Summary, group []experiment.ModeResult) error {
+	g := group[0]
+	stream := g.Workload == "tcp_stream"
+	title := g.Workload
+	if len(s.Sizes) > 1 && g.Size > 0 {
+		title += fmt.Sprintf(" · %d B", g.Size)
+	}
+	if len(s.Placements) > 1 {
+		title += " · " + g.Placement
+	}
+	multi := len(s.Offloads) > 1
+	if multi || g.Offload != "default" {
+		title += " · offload " + g.Offload
+	}
+	offCol := ""
+	if multi && g.Offload != s.Offloads[0] {
+		offCol = "\tvs " + s.Offloads[0] + "\tverdict"
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	if stream {
+		fmt.Fprintf(tw, "%s\tthroughput\t95%% CI\t\tvs %s\t95%% CI\tverdict (Holm-adjusted p)%s\n", title, s.Baseline, offCol)
+	} else {
+		fmt.Fprintf(tw, "%s\trate/s\t95%% CI\tp50\tp99\tvs %s\t95%% CI\tverdict (Holm-adjusted p)%s\n", title, s.Baseline, offCol)
+	}
+	for _, r := range group {
+		if r.Status != "ok" {
+			fmt.Fprintf(tw, "%s\t%s: %s\n", r.Mode, r.Status, shorten(r.Reason, 110))
+			continue
+		}
+		var center, ci string
+		if stream {
+			center, ci = Bits(r.ThroughputBps.Median), fmt.Sprintf("[%s, %s]", Bits(r.ThroughputBps.CILow), Bits(r.ThroughputBps.CIHigh))
+		} else {
+			center, ci = fmt.Sprintf("%.0f", r.RatePerSec.Median), fmt.Sprintf("[%.0f, %.0f]", r.RatePerSec.CILow, r.RatePerSec.CIHigh)
+		}
+		if iv := metric(r); iv != nil && iv.TooFew {
+			ci += "~"
+		}
+		ratio, rci, verdict := "1.000", "", "baseline"
+		if r.Mode != s.Baseline {
+			ratio, rci, verdict = "-", "", r.Verdict
+			if r.RatioVsHost != nil {
+				ratio = fmt.Sprintf("%.3f", r.RatioVsHost.Median)
+				rci = fmt.Sprintf("[%.3f, %.3f]", r.RatioVsHost.CILow, r.RatioVsHost.CIHigh)
+			}
+			if r.PValue != nil {
+				verdict = fmt.Sprintf("%s (p=%.3g)", r.Verdict, *r.PValue)
+				if r.Significant {
+					verdict = "* " + verdict
+				}
+			}
+		}
+		if r.Failed > 0 {
+			verdict += fmt.Sprintf(" [%d trial(s) failed]", r.Failed)
+		}
+		if v := r.VsOffload; v != nil && offCol != "" {
+			vr := "-"
+			if v.Ratio != nil {
+				vr = fmt.Sprintf("%.3f [%.3f, %.3f]", v.Ratio.Median, v.Ratio.CILow, v.Ratio.CIHigh)
+			}
+			mark := ""
+			if v.Significant {
+				mark = "* "
+			}
+			verdict += fmt.Sprintf("\t%s\t%s%s (p=%.3g)", vr, mark, v.Verdict, v.PValue)
+		}
+		if stream {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t\t%s\t%s\t%s\n", r.Mode, center, ci, ratio, rci, verdict)
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Mode, center, ci, Duration(r.P50Ns), Duration(r.P99Ns), ratio, rci, verdict)
+		}
+	}
+	return tw.Flush()
 }
 
 func metric(r experiment.ModeResult) *experiment.Interval {
@@ -150,7 +164,7 @@ func shorten(s string, n int) string {
 }
 
 var labCSVHeader = []string{
-	"mode", "workload", "offload", "status", "reason", "trials", "metric", "median", "ci_low", "ci_high",
+	"mode", "workload", "size", "offload", "placement", "status", "reason", "trials", "metric", "median", "ci_low", "ci_high",
 	"p50_ns", "p99_ns", "ratio_vs_baseline", "ratio_ci_low", "ratio_ci_high", "p_value", "significant", "verdict",
 }
 
@@ -159,7 +173,7 @@ func writeLabCSV(w io.Writer, s *experiment.Summary) error {
 	cw.Write(labCSVHeader)
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
 	for _, r := range s.Results {
-		row := []string{r.Mode, r.Workload, r.Offload, r.Status, strings.ReplaceAll(r.Reason, "\n", " "), strconv.Itoa(r.Trials), r.Metric}
+		row := []string{r.Mode, r.Workload, strconv.Itoa(r.Size), r.Offload, r.Placement, r.Status, strings.ReplaceAll(r.Reason, "\n", " "), strconv.Itoa(r.Trials), r.Metric}
 		if iv := metric(r); iv != nil {
 			row = append(row, f(iv.Median), f(iv.CILow), f(iv.CIHigh))
 		} else {
