@@ -1,0 +1,314 @@
+package experiment
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/latlab/latlab/internal/offload"
+	"github.com/latlab/latlab/internal/topo"
+	"github.com/latlab/latlab/internal/workload"
+)
+
+// SpecFile is the YAML form of an experiment (`latlab run SPEC`). `latlab
+// lab` runs DefaultSpecFile. Every axis multiplies: modes × workloads ×
+// sizes × offloads × placements, each configuration once per round.
+type SpecFile struct {
+	Name string `yaml:"name"`
+	// Topology: "default", a path to a topology YAML (relative to the
+	// spec), or a topology inline.
+	Topology yaml.Node `yaml:"topology,omitempty"`
+	// Modes to compare (default: all of the topology); Baseline is the
+	// mode the others are compared with (default host).
+	Modes    []string `yaml:"modes,omitempty"`
+	Baseline string   `yaml:"baseline,omitempty"`
+	// Workloads: tcp_rr, udp_rr, tcp_crr, tcp_stream.
+	Workloads []string `yaml:"workloads,omitempty"`
+	// Sizes: request/response sizes in bytes (tcp_stream runs once).
+	Sizes []int `yaml:"sizes,omitempty"`
+	// Offloads: preset names (default, all-on, all-off, seg-off, gro-off,
+	// gro-on, csum-off), "NAME:feature=on|off,...", or {name, settings:
+	// {feature: on|off}}.
+	Offloads []yaml.Node `yaml:"offloads,omitempty"`
+	// Placements: {name, client_cpus: [1], server_cpu: auto|none|N}.
+	Placements []PlacementSpec `yaml:"placements,omitempty"`
+	Trials     int             `yaml:"trials,omitempty"`
+	Duration   time.Duration   `yaml:"duration,omitempty"`
+	Warmup     time.Duration   `yaml:"warmup,omitempty"`
+	Seed       uint64          `yaml:"seed,omitempty"`
+}
+
+// PlacementSpec is a placement as written in a spec.
+type PlacementSpec struct {
+	Name       string `yaml:"name"`
+	ClientCPUs []int  `yaml:"client_cpus,omitempty"`
+	ServerCPU  string `yaml:"server_cpu,omitempty"` // auto (default), none, or a CPU
+}
+
+// DefaultSpecYAML is the spec `latlab lab` runs (`latlab lab --print-spec`).
+func DefaultSpecYAML() []byte {
+	return []byte(fmt.Sprintf(`# The experiment 'latlab lab' runs. Save it, edit it, run it with 'latlab run FILE'.
+name: lab
+topology: default          # "default", a topology YAML file, or a topology inline (latlab lab --print-topology)
+# modes: [host, bridge-nat, bridge-nat-dnat, veth-routed, macvlan, ipvlan-l2, ipvlan-l3, vxlan]   # default: all
+baseline: %s
+workloads: [tcp_rr, udp_rr, tcp_crr, tcp_stream]
+sizes: [64]                # request/response bytes; tcp_stream keeps 128 KiB writes
+offloads: [default]        # presets: default, all-on, all-off, seg-off, gro-off, gro-on, csum-off, or NAME:tso=off,gro=on
+placements:
+  - name: auto             # client at the end of the allowed CPUs, server at the start (cross-core)
+    server_cpu: auto
+trials: %d                  # rounds; each runs every configuration once, in a fresh random order
+duration: %v
+warmup: %v
+seed: 0                    # 0: random (the run records the seed it used)
+`, DefaultBaseline, DefaultTrials, DefaultDuration, DefaultWarmup))
+}
+
+// SpecError is a validation error at a place in a spec file.
+type SpecError struct {
+	File  string
+	Line  int
+	Field string
+	Msg   string
+}
+
+func (e *SpecError) Error() string {
+	loc := e.File
+	if e.Line > 0 {
+		loc += ":" + strconv.Itoa(e.Line)
+	}
+	if e.Field != "" {
+		return fmt.Sprintf("%s: %s: %s", loc, e.Field, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", loc, e.Msg)
+}
+
+// LoadSpec reads and validates a spec file into a runnable LabSpec.
+func LoadSpec(path string) (*LabSpec, string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("read spec: %w", err)
+	}
+	return ParseSpec(b, path)
+}
+
+// ParseSpec parses and validates a spec; file names it in errors and
+// anchors relative topology paths. It returns the runnable spec and the
+// spec's name.
+func ParseSpec(b []byte, file string) (*LabSpec, string, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return nil, "", &SpecError{File: file, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	var sf SpecFile
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&sf); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) && len(te.Errors) > 0 {
+			// "line 7: field colour not found in type experiment.SpecFile"
+			msg := te.Errors[0]
+			line := 0
+			if strings.HasPrefix(msg, "line ") {
+				rest := strings.TrimPrefix(msg, "line ")
+				if n, after, ok := strings.Cut(rest, ": "); ok {
+					line, _ = strconv.Atoi(n)
+					msg = after
+				}
+			}
+			msg = strings.Replace(msg, " in type experiment.SpecFile", " (allowed: name, topology, modes, baseline, workloads, sizes, offloads, placements, trials, duration, warmup, seed)", 1)
+			msg = strings.Replace(msg, " in type experiment.PlacementSpec", " (allowed: name, client_cpus, server_cpu)", 1)
+			return nil, "", &SpecError{File: file, Line: line, Msg: msg}
+		}
+		return nil, "", &SpecError{File: file, Msg: err.Error()}
+	}
+	at := func(path ...any) int { return lineOf(&root, path...) }
+	fail := func(line int, field, format string, args ...any) error {
+		return &SpecError{File: file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)}
+	}
+	spec := &LabSpec{Trials: sf.Trials, Duration: sf.Duration, Warmup: sf.Warmup, Seed: sf.Seed, Baseline: sf.Baseline}
+	if sf.Name == "" {
+		sf.Name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
+	}
+
+	// Topology.
+	switch t := &sf.Topology; {
+	case t.Kind == 0 || (t.Kind == yaml.ScalarNode && t.Value == "default"):
+		spec.Topology = topo.Default()
+	case t.Kind == yaml.ScalarNode:
+		p := t.Value
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(filepath.Dir(file), p)
+		}
+		tp, err := topo.LoadTopology(p)
+		if err != nil {
+			return nil, "", fail(t.Line, "topology", "%v", err)
+		}
+		spec.Topology = tp
+	case t.Kind == yaml.MappingNode:
+		raw, _ := yaml.Marshal(t)
+		tp, err := topo.ParseTopology(raw, file+" (inline topology)")
+		if err != nil {
+			return nil, "", fail(t.Line, "topology", "%v", err)
+		}
+		spec.Topology = tp
+	default:
+		return nil, "", fail(t.Line, "topology", "want \"default\", a file name or a topology mapping")
+	}
+	names := spec.Topology.ModeNames()
+	for i, m := range sf.Modes {
+		if _, ok := spec.Topology.Mode(m); !ok {
+			return nil, "", fail(at("modes", i), fmt.Sprintf("modes[%d]", i), "unknown mode %q (allowed: %s)", m, strings.Join(names, ", "))
+		}
+	}
+	spec.Modes = sf.Modes
+	if spec.Baseline == "" {
+		spec.Baseline = DefaultBaseline
+	}
+	if _, ok := spec.Topology.Mode(spec.Baseline); !ok {
+		return nil, "", fail(at("baseline"), "baseline", "unknown mode %q (allowed: %s)", spec.Baseline, strings.Join(names, ", "))
+	}
+	if len(spec.Modes) > 0 && !slices.Contains(spec.Modes, spec.Baseline) {
+		spec.Modes = append([]string{spec.Baseline}, spec.Modes...)
+	}
+	for i, w := range sf.Workloads {
+		wl, err := workload.ParseWorkload(w)
+		if err != nil {
+			return nil, "", fail(at("workloads", i), fmt.Sprintf("workloads[%d]", i), "unknown workload %q (allowed: tcp_rr, tcp_crr, udp_rr, tcp_stream)", w)
+		}
+		spec.Workloads = append(spec.Workloads, wl)
+	}
+	for i, sz := range sf.Sizes {
+		if sz < 1 || sz > workload.MaxMessageSize {
+			return nil, "", fail(at("sizes", i), fmt.Sprintf("sizes[%d]", i), "%d bytes outside 1..%d", sz, workload.MaxMessageSize)
+		}
+	}
+	spec.Sizes = sf.Sizes
+	seen := map[string]bool{}
+	for i := range sf.Offloads {
+		n := &sf.Offloads[i]
+		p, err := parsePresetNode(n)
+		if err != nil {
+			return nil, "", fail(n.Line, fmt.Sprintf("offloads[%d]", i), "%v", err)
+		}
+		if seen[p.Name] {
+			return nil, "", fail(n.Line, fmt.Sprintf("offloads[%d]", i), "preset %q given twice", p.Name)
+		}
+		seen[p.Name] = true
+		spec.Offloads = append(spec.Offloads, p)
+	}
+	seen = map[string]bool{}
+	for i, ps := range sf.Placements {
+		field := fmt.Sprintf("placements[%d]", i)
+		if ps.Name == "" {
+			return nil, "", fail(at("placements", i), field, "a placement needs a name")
+		}
+		if seen[ps.Name] {
+			return nil, "", fail(at("placements", i), field, "placement %q given twice", ps.Name)
+		}
+		seen[ps.Name] = true
+		p := Placement{Name: ps.Name, ClientCPUs: ps.ClientCPUs, ServerCPU: workload.CPUAuto}
+		for _, c := range ps.ClientCPUs {
+			if c < 0 {
+				return nil, "", fail(at("placements", i, "client_cpus"), field+".client_cpus", "CPU %d is negative", c)
+			}
+		}
+		switch ps.ServerCPU {
+		case "", "auto":
+		case "none":
+			p.ServerCPU = workload.CPUNone
+		default:
+			n, err := strconv.Atoi(ps.ServerCPU)
+			if err != nil || n < 0 {
+				return nil, "", fail(at("placements", i, "server_cpu"), field+".server_cpu", "%q (allowed: auto, none or a CPU number)", ps.ServerCPU)
+			}
+			p.ServerCPU = n
+		}
+		spec.Placements = append(spec.Placements, p)
+	}
+	if sf.Trials < 0 || sf.Trials > 1000 {
+		return nil, "", fail(at("trials"), "trials", "%d outside 1..1000", sf.Trials)
+	}
+	if sf.Duration != 0 && (sf.Duration < 50*time.Millisecond || sf.Duration%time.Millisecond != 0) {
+		return nil, "", fail(at("duration"), "duration", "%v: want whole milliseconds, at least 50ms", sf.Duration)
+	}
+	if sf.Warmup < 0 || sf.Warmup%time.Millisecond != 0 {
+		return nil, "", fail(at("warmup"), "warmup", "%v: want whole milliseconds", sf.Warmup)
+	}
+	if sf.Trials == 0 {
+		spec.Trials = 0 // Defaults fills it
+	}
+	if sf.Warmup == 0 && at("warmup") == 0 {
+		spec.Warmup = DefaultWarmup
+	}
+	return spec, sf.Name, nil
+}
+
+// parsePresetNode reads an offload preset: a string, or {name, settings}.
+func parsePresetNode(n *yaml.Node) (offload.Preset, error) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		return offload.ParsePreset(n.Value)
+	case yaml.MappingNode:
+		var m struct {
+			Name     string            `yaml:"name"`
+			Settings map[string]string `yaml:"settings"`
+		}
+		if err := n.Decode(&m); err != nil {
+			return offload.Preset{}, err
+		}
+		if m.Name == "" || len(m.Settings) == 0 {
+			return offload.Preset{}, fmt.Errorf("a preset mapping needs name and settings ({tso: off, gro: on})")
+		}
+		var parts []string
+		for k, v := range m.Settings {
+			parts = append(parts, k+"="+v)
+		}
+		slices.Sort(parts)
+		return offload.ParsePreset(m.Name + ":" + strings.Join(parts, ","))
+	}
+	return offload.Preset{}, fmt.Errorf("want a preset name or {name, settings}")
+}
+
+// lineOf finds the line of a value in a YAML document by path: mapping
+// keys (string) and sequence indexes (int). 0 when absent.
+func lineOf(n *yaml.Node, path ...any) int {
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			if n.Kind != yaml.MappingNode {
+				return 0
+			}
+			found := false
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == k {
+					n = n.Content[i+1]
+					found = true
+					break
+				}
+			}
+			if !found {
+				return 0
+			}
+		case int:
+			if n.Kind != yaml.SequenceNode || k >= len(n.Content) {
+				return 0
+			}
+			n = n.Content[k]
+		}
+	}
+	return n.Line
+}
+
