@@ -311,4 +311,3 @@ func lineOf(n *yaml.Node, path ...any) int {
 	}
 	return n.Line
 }
-
