@@ -55,6 +55,8 @@ type LabSpec struct {
 	NAT string `json:"-"`
 	// Keep leaves the lab up after the run.
 	Keep bool `json:"-"`
+	// Recorder, if set, receives the run as it happens (the store).
+	Recorder Recorder `json:"-"`
 }
 
 // Placement pins the client's and server's timed threads, as `latlab bench
@@ -291,8 +293,21 @@ func RunLab(ctx context.Context, spec LabSpec, onEvent func(Event)) (*Outcome, e
 	}
 	onEvent(Event{Kind: "built", Lab: lab})
 
-	runErr := runTrials(ctx, &spec, lab, out, onEvent)
+	var runErr error
+	if spec.Recorder != nil {
+		if err := spec.Recorder.Begin(out); err != nil {
+			runErr = fmt.Errorf("record run: %w", err)
+		}
+	}
+	if runErr == nil {
+		runErr = runTrials(ctx, &spec, lab, out, onEvent)
+	}
 	out.Finished = time.Now().UTC()
+	if spec.Recorder != nil && out.Started != (time.Time{}) {
+		if err := spec.Recorder.End(out); err != nil {
+			runErr = errors.Join(runErr, fmt.Errorf("record run: %w", err))
+		}
+	}
 	onEvent(Event{Kind: "teardown"})
 	if spec.Keep {
 		out.Kept = true
@@ -385,6 +400,11 @@ func runTrials(ctx context.Context, spec *LabSpec, lab *topo.Lab, out *Outcome, 
 				tr.Result = res
 			}
 			out.Trials = append(out.Trials, tr)
+			if spec.Recorder != nil {
+				if err := spec.Recorder.Trial(&out.Trials[len(out.Trials)-1]); err != nil {
+					return fmt.Errorf("record trial: %w", err)
+				}
+			}
 			done++
 			el := time.Since(start)
 			onEvent(Event{Kind: "trial", Trial: &out.Trials[len(out.Trials)-1], Done: done, Total: total, Round: round,
