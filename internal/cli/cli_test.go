@@ -29,7 +29,16 @@ func TestMain(m *testing.M) {
 	if os.Getenv("LATLAB_TEST_MAIN") == "1" {
 		os.Exit(Run(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	// Runs recorded by tests go to a throwaway database, never the
+	// system's (subprocesses inherit it).
+	dir, err := os.MkdirTemp("", "latlab-cli-test")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("LATLAB_DB", filepath.Join(dir, "test.db"))
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/latlab/latlab/internal/experiment"
 	"github.com/latlab/latlab/internal/journal"
@@ -17,14 +18,15 @@ import (
 	"github.com/latlab/latlab/internal/workload"
 )
 
-func newLabCmd(e *env) *cobra.Command {
+func newLabCmd(e *env, db *string) *cobra.Command {
 	var (
 		spec                       experiment.LabSpec
 		modes, workloads, offloads string
 		size                       int
 		cpu, serverCPU             string
-		topoFile, format           string
-		jsonOut, quiet, print      bool
+		topoFile                   string
+		print, printSpec           bool
+		o                          labOpts
 	)
 	cmd := &cobra.Command{
 		Use:   "lab",
@@ -81,6 +83,10 @@ next 'latlab lab') removes the leftovers. Needs root.`,
 			} else {
 				spec.Topology = topo.Default()
 			}
+			if printSpec {
+				_, err := e.stdout.Write(experiment.DefaultSpecYAML())
+				return err
+			}
 			if print {
 				b, err := spec.Topology.YAML()
 				if err != nil {
@@ -114,12 +120,6 @@ next 'latlab lab') removes the leftovers. Needs root.`,
 				}
 				spec.Offloads = ps
 			}
-			if jsonOut {
-				format = report.FormatJSON
-			}
-			if err := report.CheckFormat(format); err != nil {
-				return usageError{err}
-			}
 			if f.Changed("cpu") || f.Changed("server-cpu") {
 				client, server, err := parsePlacement(cpu, serverCPU)
 				if err != nil {
@@ -138,38 +138,14 @@ next 'latlab lab') removes the leftovers. Needs root.`,
 					return usagef("--baseline %q is not a mode of the topology", spec.Baseline)
 				}
 			}
-			spec.Defaults()
-			if f.Changed("modes") && !containsStr(spec.Modes, spec.Baseline) {
+			if f.Changed("modes") && !containsStr(spec.Modes, spec.Baseline) && spec.Baseline != "" {
 				// Ratios need the baseline in every round.
 				spec.Modes = append([]string{spec.Baseline}, spec.Modes...)
 			}
-			if err := spec.Validate(); err != nil {
-				return usageError{err}
-			}
-			if os.Geteuid() != 0 {
-				return fmt.Errorf("latlab lab needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN) to create network namespaces")
-			}
-			prog := newLabProgress(e, quiet)
-			out, runErr := experiment.RunLab(cmd.Context(), spec, prog.event)
-			prog.finish()
-			if out == nil {
-				return runErr
-			}
-			sum := experiment.Summarize(out)
-			if err := report.WriteLab(e.stdout, format, sum); err != nil {
-				return err
-			}
-			if out.Kept {
-				printKept(e.stderr, out)
-			}
-			if runErr != nil {
-				return runErr
-			}
-			if out.Incomplete {
-				return fmt.Errorf("interrupted: the results above are incomplete (%d of %d trials)", len(out.Trials),
-					out.Spec.Trials*len(out.Spec.Workloads)*countOK(out.Modes))
-			}
-			return nil
+			var changed []string
+			f.Visit(func(fl *pflag.Flag) { changed = append(changed, "--"+fl.Name+"="+fl.Value.String()) })
+			text := "# latlab lab " + strings.Join(changed, " ") + "\n" + string(experiment.DefaultSpecYAML())
+			return o.run(cmd, e, &spec, "lab", text, "lab", *db)
 		},
 	}
 	f := cmd.Flags()
@@ -186,13 +162,81 @@ next 'latlab lab') removes the leftovers. Needs root.`,
 	f.StringVar(&serverCPU, "server-cpu", "auto", "server CPU: auto, none or a CPU number")
 	f.StringVar(&topoFile, "topology", "", "YAML topology to build instead of the default (see --print-topology)")
 	f.BoolVar(&print, "print-topology", false, "print the topology as YAML and exit")
-	f.BoolVar(&spec.Keep, "keep", false, "leave the namespaces up afterwards and print how to enter them")
-	f.StringVar(&spec.JournalDir, "journal-dir", journal.DefaultDir, "where journals of created objects live")
-	f.StringVar(&spec.NAT, "nat", topo.NATAuto, "NAT backend: auto (nftables over netlink, else iptables), nftables or iptables")
-	f.BoolVar(&jsonOut, "json", false, "write JSON (same as --format json; schema in docs/lab-json.md)")
-	f.StringVar(&format, "format", report.FormatTable, "output format: table, json or csv")
-	f.BoolVarP(&quiet, "quiet", "q", false, "no progress on stderr")
+	f.BoolVar(&printSpec, "print-spec", false, "print the experiment spec lab runs (for 'latlab run') and exit")
+	o.flags(cmd)
 	return cmd
+}
+
+// labOpts are the flags lab and run share: output, journal, NAT, keep,
+// recording.
+type labOpts struct {
+	format     string
+	jsonOut    bool
+	quiet      bool
+	keep       bool
+	noStore    bool
+	journalDir string
+	nat        string
+}
+
+func (o *labOpts) flags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.BoolVar(&o.keep, "keep", false, "leave the namespaces up afterwards and print how to enter them")
+	f.StringVar(&o.journalDir, "journal-dir", journal.DefaultDir, "where journals of created objects live")
+	f.StringVar(&o.nat, "nat", topo.NATAuto, "NAT backend: auto (nftables over netlink, else iptables), nftables or iptables")
+	f.BoolVar(&o.noStore, "no-store", false, "do not record the run in the database")
+	f.BoolVar(&o.jsonOut, "json", false, "write JSON (same as --format json; schema in docs/lab-json.md)")
+	f.StringVar(&o.format, "format", report.FormatTable, "output format: table, json or csv")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress on stderr")
+}
+
+// run executes a spec, records it and prints the summary.
+func (o *labOpts) run(cmd *cobra.Command, e *env, spec *experiment.LabSpec, name, text, kind, db string) error {
+	format, err := pickFormat(o.format, o.jsonOut)
+	if err != nil {
+		return err
+	}
+	spec.Keep, spec.JournalDir, spec.NAT = o.keep, o.journalDir, o.nat
+	spec.Defaults()
+	if err := spec.Validate(); err != nil {
+		return usageError{err}
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("latlab %s needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN) to create network namespaces", kind)
+	}
+	var rec *experiment.StoreRecorder
+	if !o.noStore {
+		st, err := openStore(cmd.Context(), db)
+		if err != nil {
+			return fmt.Errorf("%w (--no-store runs without a database)", err)
+		}
+		defer st.Close()
+		rec = &experiment.StoreRecorder{Store: st, Kind: kind, SpecName: name, SpecText: text, Version: Version()}
+		spec.Recorder = rec
+	}
+	prog := newLabProgress(e, o.quiet)
+	out, runErr := experiment.RunLab(cmd.Context(), *spec, prog.event)
+	prog.finish()
+	if out == nil {
+		return runErr
+	}
+	sum := experiment.Summarize(out)
+	if err := report.WriteLab(e.stdout, format, sum); err != nil {
+		return err
+	}
+	if rec != nil && rec.RunID != 0 && !o.quiet {
+		fmt.Fprintf(e.stderr, "recorded as run %d in %s ('latlab show %d', 'latlab export %d')\n", rec.RunID, rec.Store.Path(), rec.RunID, rec.RunID)
+	}
+	if out.Kept {
+		printKept(e.stderr, out)
+	}
+	if runErr != nil {
+		return runErr
+	}
+	if out.Incomplete {
+		return fmt.Errorf("interrupted: the results above are incomplete (%d trials finished)", len(out.Trials))
+	}
+	return nil
 }
 
 func parsePlacement(cpu, serverCPU string) ([]int, int, error) {

@@ -77,6 +77,9 @@ func newRoot(e *env) *cobra.Command {
                                     in network namespaces, with CIs
   latlab serve                      run the server (all workloads, one port)
   latlab bench --target HOST:PORT   run one workload against a server
+  latlab run SPEC                   run an experiment spec (YAML) and record it
+  latlab runs | show | compare | export   recorded runs: list, tables, A/B, benchstat
+  latlab offload show|set DEV       read and toggle NIC offloads (ethtool netlink)
   latlab cleanup                    remove what a crashed or --keep lab left
 
 Workloads: tcp_rr (request/response on one connection), tcp_crr (connect,
@@ -90,7 +93,9 @@ Exit codes: 0 ok, 1 the run failed, 2 bad usage.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{err}
 	})
-	root.AddCommand(newVersionCmd(e), newServeCmd(e), newBenchCmd(e), newLabCmd(e), newCleanupCmd(e), newOffloadCmd(e))
+	db := root.PersistentFlags().String("db", "", "database of recorded runs (default $LATLAB_DB, else /var/lib/latlab/latlab.db as root, else ~/.local/share/latlab/latlab.db)")
+	root.AddCommand(newVersionCmd(e), newServeCmd(e), newBenchCmd(e), newLabCmd(e, db), newCleanupCmd(e), newOffloadCmd(e),
+		newRunCmd(e, db), newRunsCmd(e, db), newShowCmd(e, db), newCompareCmd(e, db), newExportCmd(e, db))
 	// Cobra reports unknown commands and bad arguments as plain errors;
 	// make every argument problem a usage error.
 	for _, c := range root.Commands() {

@@ -294,16 +294,19 @@ func RunLab(ctx context.Context, spec LabSpec, onEvent func(Event)) (*Outcome, e
 	onEvent(Event{Kind: "built", Lab: lab})
 
 	var runErr error
+	begun := false
 	if spec.Recorder != nil {
 		if err := spec.Recorder.Begin(out); err != nil {
 			runErr = fmt.Errorf("record run: %w", err)
+		} else {
+			begun = true
 		}
 	}
 	if runErr == nil {
 		runErr = runTrials(ctx, &spec, lab, out, onEvent)
 	}
 	out.Finished = time.Now().UTC()
-	if spec.Recorder != nil && out.Started != (time.Time{}) {
+	if begun {
 		if err := spec.Recorder.End(out); err != nil {
 			runErr = errors.Join(runErr, fmt.Errorf("record run: %w", err))
 		}

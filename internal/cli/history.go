@@ -1,0 +1,304 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/latlab/latlab/internal/experiment"
+	"github.com/latlab/latlab/internal/report"
+	"github.com/latlab/latlab/internal/store"
+)
+
+// openStore opens the database named by --db (or the default path) and
+// marks runs left "running" by dead processes as incomplete.
+func openStore(ctx context.Context, path string) (*store.Store, error) {
+	if path == "" {
+		path = store.DefaultPath()
+	}
+	st, err := store.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := st.MarkStaleRunsIncomplete(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// resolveRun turns "", "latest" or an id into a run.
+func resolveRun(ctx context.Context, st *store.Store, arg string) (store.Run, error) {
+	if arg == "" || arg == "latest" {
+		r, err := st.LatestRun(ctx)
+		if errors.Is(err, store.ErrNotFound) {
+			return r, fmt.Errorf("no runs in %s yet: 'latlab lab' or 'latlab run SPEC' records one", st.Path())
+		}
+		return r, err
+	}
+	id, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil {
+		return store.Run{}, usagef("run %q: want a run id (see 'latlab runs') or latest", arg)
+	}
+	r, err := st.Run(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return r, fmt.Errorf("run %d is not in %s (see 'latlab runs')", id, st.Path())
+	}
+	return r, err
+}
+
+func formatFlag(cmd *cobra.Command, format *string, jsonOut *bool) {
+	cmd.Flags().BoolVar(jsonOut, "json", false, "write JSON (same as --format json)")
+	cmd.Flags().StringVar(format, "format", report.FormatTable, "output format: table, json or csv")
+}
+
+func pickFormat(format string, jsonOut bool) (string, error) {
+	if jsonOut {
+		format = report.FormatJSON
+	}
+	if err := report.CheckFormat(format); err != nil {
+		return "", usageError{err}
+	}
+	return format, nil
+}
+
+func newRunCmd(e *env, db *string) *cobra.Command {
+	var o labOpts
+	cmd := &cobra.Command{
+		Use:   "run SPEC",
+		Short: "Run an experiment described in a YAML spec and record it",
+		Long: `Run builds the spec's topology and runs its matrix — modes × workloads × sizes ×
+offload presets × placements — in interleaved rounds, exactly as 'latlab lab'
+does (lab is this command with a built-in spec: 'latlab lab --print-spec').
+
+Validation errors name the file, the line and the allowed values. Every
+trial is written to the database (--db) as it finishes, so an interrupted
+run keeps what finished; 'latlab show', 'compare' and 'export' read it back.
+Ctrl-C stops after the current trial and marks the run incomplete.`,
+		Example: `  latlab lab --print-spec > offloads.yaml   # edit: offloads: [all-on, seg-off, gro-off]
+  latlab run offloads.yaml
+  latlab run offloads.yaml --db /tmp/exp.db --json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			spec, name, err := experiment.LoadSpec(args[0])
+			if err != nil {
+				return usageError{err}
+			}
+			text, _ := os.ReadFile(args[0])
+			return o.run(cmd, e, spec, name, string(text), "run", *db)
+		},
+	}
+	o.flags(cmd)
+	return cmd
+}
+
+func newRunsCmd(e *env, db *string) *cobra.Command {
+	var (
+		format  string
+		jsonOut bool
+		limit   int
+	)
+	cmd := &cobra.Command{
+		Use:   "runs",
+		Short: "List recorded runs, newest first",
+		Long: `Runs lists the runs in the database (--db): id, start, duration, status
+(complete, incomplete, running), kind (lab, run, watch), spec and trials.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := pickFormat(format, jsonOut)
+			if err != nil {
+				return err
+			}
+			st, err := openStore(cmd.Context(), *db)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			runs, err := st.Runs(cmd.Context(), store.RunFilter{Limit: limit})
+			if err != nil {
+				return err
+			}
+			var out []report.RunInfo
+			for _, r := range runs {
+				ts, err := st.Trials(cmd.Context(), r.ID)
+				if err != nil {
+					return err
+				}
+				out = append(out, report.RunInfo{ID: r.ID, Started: r.Started, Finished: r.Finished, Status: string(r.Status),
+					SpecName: r.SpecName, Kind: r.Kind, Trials: len(ts), Seed: r.Seed, Version: r.Version})
+			}
+			return report.WriteRuns(e.stdout, format, out)
+		},
+	}
+	formatFlag(cmd, &format, &jsonOut)
+	cmd.Flags().IntVar(&limit, "limit", 50, "show at most this many runs (0: all)")
+	return cmd
+}
+
+func newShowCmd(e *env, db *string) *cobra.Command {
+	var (
+		format  string
+		jsonOut bool
+	)
+	cmd := &cobra.Command{
+		Use:   "show [RUN]",
+		Short: "Show a recorded run's tables (default: the latest run)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := pickFormat(format, jsonOut)
+			if err != nil {
+				return err
+			}
+			st, err := openStore(cmd.Context(), *db)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			run, err := resolveRun(cmd.Context(), st, argOr(args, 0))
+			if err != nil {
+				return err
+			}
+			o, _, err := experiment.LoadOutcome(cmd.Context(), st, run.ID)
+			if err != nil {
+				return err
+			}
+			if format == report.FormatTable {
+				fmt.Fprintf(e.stdout, "run %d (%s, %s, spec %s), started %s\n", run.ID, run.Kind, run.Status, run.SpecName,
+					run.Started.Local().Format("2006-01-02 15:04:05"))
+			}
+			return report.WriteLab(e.stdout, format, experiment.Summarize(o))
+		},
+	}
+	formatFlag(cmd, &format, &jsonOut)
+	return cmd
+}
+
+func newCompareCmd(e *env, db *string) *cobra.Command {
+	var (
+		format  string
+		jsonOut bool
+		metric  string
+	)
+	cmd := &cobra.Command{
+		Use:   "compare RUN_A RUN_B | compare RUN CONFIG_A CONFIG_B",
+		Short: "Compare two runs, or two configurations inside one run",
+		Long: `Compare prints a benchstat-like table: for each configuration, the median of
+A and of B over their trials with 95% CIs, the change, the Mann-Whitney U
+p-value (Holm-adjusted across the rows) and a verdict: better, worse, no
+significant difference, or too few trials to tell.
+
+Two runs: every configuration present in both is compared, A as the base.
+One run and two configuration filters (FIELD=VALUE joined by '/', fields
+mode, workload, size, offload, placement): A's configurations are paired with
+B's on every other field, e.g. 'latlab compare 7 mode=host mode=veth-routed'
+or 'latlab compare latest offload=all-on offload=seg-off'.`,
+		Example: `  latlab compare 3 4
+  latlab compare latest mode=host mode=bridge-nat --metric p99`,
+		Args: cobra.RangeArgs(2, 3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := pickFormat(format, jsonOut)
+			if err != nil {
+				return err
+			}
+			switch metric {
+			case experiment.MetricRate, experiment.MetricP50, experiment.MetricP99:
+			default:
+				return usagef("--metric %q: want rate, p50 or p99", metric)
+			}
+			st, err := openStore(cmd.Context(), *db)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			ctx := cmd.Context()
+			ra, err := resolveRun(ctx, st, args[0])
+			if err != nil {
+				return err
+			}
+			oa, _, err := experiment.LoadOutcome(ctx, st, ra.ID)
+			if err != nil {
+				return err
+			}
+			var rows []experiment.ComparisonRow
+			var an, bn string
+			if len(args) == 2 {
+				rb, err := resolveRun(ctx, st, args[1])
+				if err != nil {
+					return err
+				}
+				ob, _, err := experiment.LoadOutcome(ctx, st, rb.ID)
+				if err != nil {
+					return err
+				}
+				an, bn = fmt.Sprintf("run %d", ra.ID), fmt.Sprintf("run %d", rb.ID)
+				rows, err = experiment.CompareOutcomes(oa, ob, metric)
+				if err != nil {
+					return err
+				}
+			} else {
+				an, bn = args[1], args[2]
+				rows, err = experiment.CompareConfigs(oa, args[1], args[2], metric)
+				if err != nil {
+					if strings.Contains(err.Error(), "FIELD=VALUE") {
+						return usageError{err}
+					}
+					return err
+				}
+			}
+			return report.WriteComparison(e.stdout, format, an, bn, rows)
+		},
+	}
+	formatFlag(cmd, &format, &jsonOut)
+	cmd.Flags().StringVar(&metric, "metric", experiment.MetricRate, "what to compare: rate (tcp_stream: throughput), p50 or p99 (per-trial latency)")
+	return cmd
+}
+
+func newExportCmd(e *env, db *string) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "export [RUN]",
+		Short: "Export a run's trials: benchstat, csv or json",
+		Long: `Export writes every trial of a run (default: the latest). The benchstat
+format names each configuration as /key=value parts of the benchmark name,
+so golang.org/x/perf/cmd/benchstat can pivot on them:
+
+  latlab export --format benchstat > lab.txt
+  benchstat -col /mode lab.txt`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch format {
+			case report.FormatBenchstat, report.FormatCSV, report.FormatJSON:
+			default:
+				return usagef("--format %q: want benchstat, csv or json", format)
+			}
+			st, err := openStore(cmd.Context(), *db)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			run, err := resolveRun(cmd.Context(), st, argOr(args, 0))
+			if err != nil {
+				return err
+			}
+			o, _, err := experiment.LoadOutcome(cmd.Context(), st, run.ID)
+			if err != nil {
+				return err
+			}
+			return report.WriteExport(e.stdout, format, &run, o)
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", report.FormatBenchstat, "benchstat, csv or json")
+	return cmd
+}
+
+func argOr(args []string, i int) string {
+	if i < len(args) {
+		return args[i]
+	}
+	return ""
+}
