@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/latlab/latlab/internal/experiment"
 	"github.com/latlab/latlab/internal/journal"
 	"github.com/latlab/latlab/internal/topo"
 )
@@ -35,8 +36,12 @@ them too. Exit status 0 when there is nothing to clean.`,
 			if os.Geteuid() != 0 {
 				return fmt.Errorf("latlab cleanup needs root to delete network namespaces")
 			}
-			res, err := journal.Sweep(dir, journal.SweepOptions{IncludeKept: true, Handlers: topo.UndoHandlers()})
+			res, err := journal.Sweep(dir, journal.SweepOptions{IncludeKept: true, Handlers: experiment.UndoHandlers()})
 			for _, u := range res.Undone {
+				if u.Kind == experiment.KindOffload {
+					fmt.Fprintf(e.stdout, "restored offloads of %s (netns %s)\n", u.Name, u.NS)
+					continue
+				}
 				fmt.Fprintf(e.stdout, "removed %s %s\n", u.Kind, u.Name)
 			}
 			for _, b := range res.Busy {

@@ -170,13 +170,14 @@ next 'latlab lab') removes the leftovers. Needs root.`,
 // labOpts are the flags lab and run share: output, journal, NAT, keep,
 // recording.
 type labOpts struct {
-	format     string
-	jsonOut    bool
-	quiet      bool
-	keep       bool
-	noStore    bool
-	journalDir string
-	nat        string
+	format       string
+	jsonOut      bool
+	quiet        bool
+	keep         bool
+	noStore      bool
+	allowHostNIC bool
+	journalDir   string
+	nat          string
 }
 
 func (o *labOpts) flags(cmd *cobra.Command) {
@@ -185,6 +186,7 @@ func (o *labOpts) flags(cmd *cobra.Command) {
 	f.StringVar(&o.journalDir, "journal-dir", journal.DefaultDir, "where journals of created objects live")
 	f.StringVar(&o.nat, "nat", topo.NATAuto, "NAT backend: auto (nftables over netlink, else iptables), nftables or iptables")
 	f.BoolVar(&o.noStore, "no-store", false, "do not record the run in the database")
+	f.BoolVar(&o.allowHostNIC, "allow-host-nic", false, "let a spec's interfaces include devices in the caller's own namespace (journalled and restored)")
 	f.BoolVar(&o.jsonOut, "json", false, "write JSON (same as --format json; schema in docs/lab-json.md)")
 	f.StringVar(&o.format, "format", report.FormatTable, "output format: table, json or csv")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress on stderr")
@@ -196,7 +198,7 @@ func (o *labOpts) run(cmd *cobra.Command, e *env, spec *experiment.LabSpec, name
 	if err != nil {
 		return err
 	}
-	spec.Keep, spec.JournalDir, spec.NAT = o.keep, o.journalDir, o.nat
+	spec.Keep, spec.JournalDir, spec.NAT, spec.AllowHostNIC = o.keep, o.journalDir, o.nat, o.allowHostNIC
 	spec.Defaults()
 	if err := spec.Validate(); err != nil {
 		return usageError{err}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latlab/latlab/internal/offload"
 	"github.com/latlab/latlab/internal/testutil"
 	"github.com/latlab/latlab/internal/topo"
 )
@@ -302,5 +303,59 @@ func TestLabKeepThenCleanup(t *testing.T) {
 	}
 	if left := labNamespaces(r.Prefix); len(left) != 0 {
 		t.Errorf("left after cleanup: %v", left)
+	}
+}
+
+// An offload matrix on a pre-existing interface, killed with SIGKILL while
+// a preset is applied: `latlab cleanup` restores the interface from the
+// journalled snapshot.
+func TestOffloadRunKill9ThenCleanupRestores(t *testing.T) {
+	testutil.RequireRoot(t)
+	_, ns := testutil.NewNetNS(t)
+	testutil.NewVeth(t, ns, "mine0", "mine1")
+	tsoOn := func() bool {
+		info, err := offload.Show(ns, "mine0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, _ := info.Features.Get("tx-tcp-segmentation")
+		return f.Active
+	}
+	if !tsoOn() {
+		t.Fatal("a new veth starts with TSO on")
+	}
+	spec := filepath.Join(t.TempDir(), "s.yaml")
+	os.WriteFile(spec, []byte("name: k\nmodes: [host]\nworkloads: [udp_rr]\noffloads: [seg-off]\ninterfaces: [{netns: "+ns+", dev: mine0}]\ntrials: 100\nduration: 100ms\nwarmup: 0s\n"), 0o644)
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "run", spec, "--journal-dir", dir, "--no-store")
+	cmd.Env = append(os.Environ(), "LATLAB_TEST_MAIN=1")
+	pipe, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	errs := bufio.NewReader(pipe)
+	for {
+		l, err := errs.ReadString('\n')
+		if err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("no progress: %v", err)
+		}
+		if strings.HasPrefix(l, "round 1 done") {
+			break
+		}
+	}
+	if tsoOn() {
+		t.Error("seg-off is not applied during the run; the test proves nothing")
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	go io.Copy(io.Discard, errs)
+	code, out, stderr := runCLI(t, "cleanup", "--journal-dir", dir)
+	if code != ExitOK || !strings.Contains(out, "restored offloads of mine0") {
+		t.Fatalf("cleanup: %d\n%s%s", code, out, stderr)
+	}
+	if !tsoOn() {
+		t.Errorf("cleanup did not restore TSO on mine0")
 	}
 }

@@ -57,6 +57,18 @@ type LabSpec struct {
 	Keep bool `json:"-"`
 	// Recorder, if set, receives the run as it happens (the store).
 	Recorder Recorder `json:"-"`
+	// Interfaces are existing interfaces (outside the lab) the offload
+	// presets are applied to as well; they are journalled and restored.
+	Interfaces []Target `json:"interfaces,omitempty"`
+	// AllowHostNIC permits Interfaces in the caller's own namespace.
+	AllowHostNIC bool `json:"-"`
+}
+
+// Target is an existing interface: a namespace path ("" for the caller's
+// own namespace) and a device.
+type Target struct {
+	NetNS string `json:"netns"`
+	Dev   string `json:"dev"`
 }
 
 // Placement pins the client's and server's timed threads, as `latlab bench
@@ -166,6 +178,14 @@ func (s *LabSpec) Validate() error {
 		}
 		seenP[p.Name] = true
 	}
+	for _, t := range s.Interfaces {
+		if t.Dev == "" {
+			return fmt.Errorf("an interface needs a device name")
+		}
+		if t.NetNS == "" && !s.AllowHostNIC {
+			return fmt.Errorf("interface %s is in the caller's own namespace: refused without --allow-host-nic (it would be journalled and restored, but it is the host's NIC)", t.Dev)
+		}
+	}
 	if s.Trials < 1 || s.Trials > 1000 {
 		return fmt.Errorf("trials %d outside 1..1000", s.Trials)
 	}
@@ -267,7 +287,7 @@ func RunLab(ctx context.Context, spec LabSpec, onEvent func(Event)) (*Outcome, e
 	onEvent = func(e Event) { mu.Lock(); defer mu.Unlock(); report(e) }
 	// Leftovers of runs that died (kill -9) go first; live runs and kept
 	// labs are left alone.
-	journal.Sweep(spec.JournalDir, journal.SweepOptions{Handlers: topo.UndoHandlers()})
+	journal.Sweep(spec.JournalDir, journal.SweepOptions{Handlers: UndoHandlers()})
 
 	out := &Outcome{Spec: spec, Started: time.Now().UTC()}
 	prefix := topo.NewPrefix()
@@ -303,7 +323,7 @@ func RunLab(ctx context.Context, spec LabSpec, onEvent func(Event)) (*Outcome, e
 		}
 	}
 	if runErr == nil {
-		runErr = runTrials(ctx, &spec, lab, out, onEvent)
+		runErr = runTrials(ctx, &spec, lab, j, out, onEvent)
 	}
 	out.Finished = time.Now().UTC()
 	if begun {
@@ -335,7 +355,7 @@ func (c config) public() Config {
 	return Config{Mode: c.mode.Mode.Name, Workload: c.wl, Size: c.size, Offload: c.off.Name, Placement: c.place.Name}
 }
 
-func runTrials(ctx context.Context, spec *LabSpec, lab *topo.Lab, out *Outcome, onEvent func(Event)) error {
+func runTrials(ctx context.Context, spec *LabSpec, lab *topo.Lab, j *journal.Journal, out *Outcome, onEvent func(Event)) (err error) {
 	var configs []config
 	for _, m := range lab.Modes {
 		if m.Status != topo.StatusOK {
@@ -365,10 +385,16 @@ func runTrials(ctx context.Context, spec *LabSpec, lab *topo.Lab, out *Outcome, 
 	defer stop()
 	var axis *offloadAxis
 	if len(spec.Offloads) > 1 || spec.Offloads[0].Name != offload.PresetDefault {
-		if axis, err = newOffloadAxis(lab); err != nil {
+		if axis, err = newOffloadAxis(lab, spec.Interfaces, j); err != nil {
 			return err
 		}
-		defer func() { out.OffloadNotes = axis.notes(); axis.close() }()
+		defer func() {
+			// Interfaces that existed before the run are put back and
+			// verified whatever happened (interrupt included).
+			err = errors.Join(err, axis.restoreTargets())
+			out.OffloadNotes = axis.notes()
+			axis.close()
+		}()
 	}
 
 	rng := rand.New(rand.NewPCG(spec.Seed, 0x1a7))

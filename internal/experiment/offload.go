@@ -1,9 +1,11 @@
 package experiment
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 
+	"github.com/latlab/latlab/internal/journal"
 	"github.com/latlab/latlab/internal/offload"
 	"github.com/latlab/latlab/internal/topo"
 )
@@ -15,25 +17,42 @@ import (
 // accumulate. The lab's namespaces are deleted at the end, so nothing
 // outlives the run.
 type offloadAxis struct {
-	clients map[string]*offload.Client // by namespace
-	ifaces  []topo.Iface
+	clients map[string]*offload.Client // by namespace path ("" = caller's)
+	ifaces  []topo.Iface               // NS is a namespace path here
 	snaps   []*offload.Snapshot
+	// targets are the interfaces of ifaces that existed before the run
+	// (the spec's interfaces): their snapshots are journalled before any
+	// change and they are restored and verified at the end.
+	targets []int
+	j       *journal.Journal
 	current string
 	// refused counts, per preset, each refusal ("lro=on refused: fixed")
 	// over the interfaces.
 	refused map[string]map[string]int
 }
 
-func newOffloadAxis(lab *topo.Lab) (*offloadAxis, error) {
-	ifs, err := lab.Interfaces()
-	if err != nil {
-		return nil, err
+func newOffloadAxis(lab *topo.Lab, targets []Target, j *journal.Journal) (*offloadAxis, error) {
+	var ifs []topo.Iface
+	if lab != nil {
+		lifs, err := lab.Interfaces()
+		if err != nil {
+			return nil, err
+		}
+		for _, i := range lifs {
+			i.NS = topo.NetNSPath(i.NS)
+			ifs = append(ifs, i)
+		}
 	}
-	a := &offloadAxis{clients: map[string]*offload.Client{}, current: offload.PresetDefault, refused: map[string]map[string]int{}}
-	for _, i := range ifs {
+	first := len(ifs)
+	for _, t := range targets {
+		ifs = append(ifs, topo.Iface{NS: t.NetNS, Name: t.Dev})
+	}
+	a := &offloadAxis{clients: map[string]*offload.Client{}, current: offload.PresetDefault, refused: map[string]map[string]int{}, j: j}
+	for k, i := range ifs {
 		c, ok := a.clients[i.NS]
 		if !ok {
-			c, err = offload.Open(topo.NetNSPath(i.NS))
+			var err error
+			c, err = offload.Open(i.NS)
 			if err != nil {
 				a.close()
 				return nil, fmt.Errorf("offloads in %s: %w", i.NS, err)
@@ -43,12 +62,79 @@ func newOffloadAxis(lab *topo.Lab) (*offloadAxis, error) {
 		s, err := c.Snapshot(i.Name)
 		if err != nil {
 			a.close()
-			return nil, fmt.Errorf("snapshot offloads of %s in %s: %w", i.Name, i.NS, err)
+			return nil, fmt.Errorf("snapshot offloads of %s in %s: %w", i.Name, nsLabel(i.NS), err)
+		}
+		if k >= first {
+			// Journal before any change: after kill -9, `latlab cleanup`
+			// restores it from here.
+			b, err := s.Marshal()
+			if err == nil {
+				err = j.Record(journal.Entry{Kind: KindOffload, Name: i.Name, NS: i.NS, Data: b})
+			}
+			if err != nil {
+				a.close()
+				return nil, fmt.Errorf("journal offloads of %s in %s: %w", i.Name, nsLabel(i.NS), err)
+			}
+			a.targets = append(a.targets, len(a.ifaces))
 		}
 		a.ifaces = append(a.ifaces, i)
 		a.snaps = append(a.snaps, s)
 	}
 	return a, nil
+}
+
+// KindOffload is the journal entry kind of an interface's offload snapshot.
+const KindOffload = "offload"
+
+// restoreTargets puts the pre-existing interfaces back as they were and
+// verifies them against their snapshots.
+func (a *offloadAxis) restoreTargets() error {
+	var errs []error
+	for _, k := range a.targets {
+		i := a.ifaces[k]
+		res, err := a.clients[i.NS].Restore(a.snaps[k])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("restore offloads of %s in %s: %w", i.Name, nsLabel(i.NS), err))
+			continue
+		}
+		if len(res.Failed) > 0 {
+			errs = append(errs, fmt.Errorf("restore offloads of %s in %s: still differ from the snapshot: %v", i.Name, nsLabel(i.NS), res.Failed))
+		}
+	}
+	a.current = offload.PresetDefault
+	return errors.Join(errs...)
+}
+
+func nsLabel(ns string) string {
+	if ns == "" {
+		return "the caller's namespace"
+	}
+	return ns
+}
+
+// UndoHandlers returns the journal undo handlers of everything an
+// experiment creates or changes: lab namespaces (topo) and offload
+// snapshots of pre-existing interfaces.
+func UndoHandlers() map[string]journal.Undo {
+	h := topo.UndoHandlers()
+	h[KindOffload] = func(e journal.Entry) error {
+		s, err := offload.UnmarshalSnapshot(e.Data)
+		if err != nil {
+			return err
+		}
+		res, err := offload.Restore(s)
+		if err != nil {
+			if errors.Is(err, offload.ErrNoDevice) {
+				return nil // the device is gone: nothing to restore
+			}
+			return err
+		}
+		if len(res.Failed) > 0 {
+			return fmt.Errorf("still differs from the snapshot: %v", res.Failed)
+		}
+		return nil
+	}
+	return h
 }
 
 // apply puts every interface in preset p's state.
@@ -63,14 +149,14 @@ func (a *offloadAxis) apply(p offload.Preset) error {
 	for k, i := range a.ifaces {
 		c := a.clients[i.NS]
 		if _, err := c.Restore(a.snaps[k]); err != nil {
-			return fmt.Errorf("restore offloads of %s in %s: %w", i.Name, i.NS, err)
+			return fmt.Errorf("restore offloads of %s in %s: %w", i.Name, nsLabel(i.NS), err)
 		}
 		if len(p.Settings) == 0 {
 			continue
 		}
 		res, err := c.Set(i.Name, p.Settings)
 		if err != nil {
-			return fmt.Errorf("apply offload preset %s to %s in %s: %w", p.Name, i.Name, i.NS, err)
+			return fmt.Errorf("apply offload preset %s to %s in %s: %w", p.Name, i.Name, nsLabel(i.NS), err)
 		}
 		if first {
 			for _, r := range res.Refused {

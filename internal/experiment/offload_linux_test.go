@@ -2,6 +2,7 @@ package experiment
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,7 +26,7 @@ func TestOffloadAxisAppliesAndRestores(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { lab.Teardown() })
-	axis, err := newOffloadAxis(lab)
+	axis, err := newOffloadAxis(lab, nil, j)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +35,7 @@ func TestOffloadAxisAppliesAndRestores(t *testing.T) {
 		t.Fatalf("only %d interfaces: %+v", len(axis.ifaces), axis.ifaces)
 	}
 	state := func(i topo.Iface, name string) bool {
-		info, err := offload.Show(topo.NetNSPath(i.NS), i.Name)
+		info, err := offload.Show(i.NS, i.Name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,5 +113,64 @@ func TestLabOffloadMatrixResults(t *testing.T) {
 		if tr.Offload == "" || tr.Error != "" {
 			t.Errorf("trial %+v", tr)
 		}
+	}
+}
+
+// existingVeth makes a veth pair inside a fresh namespace: an interface
+// that exists before (and after) any run, as a user's own would.
+func existingVeth(t *testing.T) (nsPath string) {
+	t.Helper()
+	_, nsPath = testutil.NewNetNS(t)
+	testutil.NewVeth(t, nsPath, "mine0", "mine1")
+	return nsPath
+}
+
+func tso(t *testing.T, ns, dev string) bool {
+	t.Helper()
+	info, err := offload.Show(ns, dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := info.Features.Get("tx-tcp-segmentation")
+	return f.Active
+}
+
+// A spec's pre-existing interfaces get the presets during the run and are
+// restored, verified, afterwards; one in the caller's namespace is refused
+// without AllowHostNIC.
+func TestLabRestoresExistingInterfaces(t *testing.T) {
+	testutil.RequireRoot(t)
+	ns := existingVeth(t)
+	if !tso(t, ns, "mine0") {
+		t.Fatal("a new veth should start with TSO on")
+	}
+	seg, _ := offload.ParsePreset("seg-off")
+	spec := LabSpec{
+		Modes: []string{"host"}, Workloads: []workload.Workload{workload.UDPRR},
+		Offloads: []offload.Preset{seg}, Interfaces: []Target{{NetNS: ns, Dev: "mine0"}},
+		Trials: 1, Duration: 60 * time.Millisecond, JournalDir: t.TempDir(),
+	}
+	var during bool
+	out, err := RunLab(context.Background(), spec, func(e Event) {
+		if e.Kind == "trial" {
+			during = tso(t, ns, "mine0")
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if during {
+		t.Errorf("seg-off was not applied to the existing interface during the run")
+	}
+	if !tso(t, ns, "mine0") {
+		t.Errorf("the existing interface was not restored: TSO still off")
+	}
+	if len(out.Trials) != 1 {
+		t.Errorf("trials: %+v", out.Trials)
+	}
+	spec.Interfaces = []Target{{Dev: "lo"}}
+	spec.Defaults()
+	if err := spec.Validate(); err == nil || !strings.Contains(err.Error(), "--allow-host-nic") {
+		t.Errorf("an interface in the caller's namespace must be refused: %v", err)
 	}
 }

@@ -40,10 +40,21 @@ type SpecFile struct {
 	Offloads []yaml.Node `yaml:"offloads,omitempty"`
 	// Placements: {name, client_cpus: [1], server_cpu: auto|none|N}.
 	Placements []PlacementSpec `yaml:"placements,omitempty"`
+	// Interfaces that already exist — {netns: NAME or path, dev: eth0} —
+	// get the offload presets too (netns empty: the caller's own
+	// namespace, only with --allow-host-nic). They are journalled and
+	// restored at the end, on signals, and by `latlab cleanup`.
+	Interfaces []InterfaceSpec `yaml:"interfaces,omitempty"`
 	Trials     int             `yaml:"trials,omitempty"`
 	Duration   time.Duration   `yaml:"duration,omitempty"`
 	Warmup     time.Duration   `yaml:"warmup,omitempty"`
 	Seed       uint64          `yaml:"seed,omitempty"`
+}
+
+// InterfaceSpec names an existing interface.
+type InterfaceSpec struct {
+	NetNS string `yaml:"netns,omitempty"`
+	Dev   string `yaml:"dev"`
 }
 
 // PlacementSpec is a placement as written in a spec.
@@ -125,7 +136,7 @@ func ParseSpec(b []byte, file string) (*LabSpec, string, error) {
 					msg = after
 				}
 			}
-			msg = strings.Replace(msg, " in type experiment.SpecFile", " (allowed: name, topology, modes, baseline, workloads, sizes, offloads, placements, trials, duration, warmup, seed)", 1)
+			msg = strings.Replace(msg, " in type experiment.SpecFile", " (allowed: name, topology, modes, baseline, workloads, sizes, offloads, placements, interfaces, trials, duration, warmup, seed)", 1)
 			msg = strings.Replace(msg, " in type experiment.PlacementSpec", " (allowed: name, client_cpus, server_cpu)", 1)
 			return nil, "", &SpecError{File: file, Line: line, Msg: msg}
 		}
@@ -234,6 +245,19 @@ func ParseSpec(b []byte, file string) (*LabSpec, string, error) {
 			p.ServerCPU = n
 		}
 		spec.Placements = append(spec.Placements, p)
+	}
+	for i, in := range sf.Interfaces {
+		if in.Dev == "" {
+			return nil, "", fail(at("interfaces", i), fmt.Sprintf("interfaces[%d]", i), "dev is required")
+		}
+		ns := in.NetNS
+		if ns != "" && !strings.Contains(ns, "/") {
+			ns = topo.NetNSPath(ns)
+		}
+		spec.Interfaces = append(spec.Interfaces, Target{NetNS: ns, Dev: in.Dev})
+	}
+	if len(sf.Interfaces) > 0 && len(sf.Offloads) == 0 {
+		return nil, "", fail(at("interfaces"), "interfaces", "interfaces only take offload presets: add offloads: [...]")
 	}
 	if sf.Trials < 0 || sf.Trials > 1000 {
 		return nil, "", fail(at("trials"), "trials", "%d outside 1..1000", sf.Trials)

@@ -10,6 +10,9 @@ import (
 	"os/exec"
 	"testing"
 
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
 	"github.com/latlab/latlab/internal/topo"
 )
 
@@ -69,4 +72,27 @@ func NewNetNS(t testing.TB) (name, path string) {
 		}
 	})
 	return name, topo.NetNSPath(name)
+}
+
+// NewVeth creates a veth pair a–b inside the namespace at nsPath (never in
+// the caller's namespace); it goes away with the namespace.
+//
+// Equivalent to: ip -n NS link add A type veth peer name B
+func NewVeth(t testing.TB, nsPath, a, b string) {
+	t.Helper()
+	h, err := netns.GetFromPath(nsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	nh, err := netlink.NewHandleAt(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nh.Close()
+	la := netlink.NewLinkAttrs()
+	la.Name = a
+	if err := nh.LinkAdd(&netlink.Veth{LinkAttrs: la, PeerName: b}); err != nil {
+		t.Fatalf("create veth %s in %s: %v", a, nsPath, err)
+	}
 }
