@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/latlab/latlab/internal/probe"
 	"github.com/latlab/latlab/internal/report"
 	"github.com/latlab/latlab/internal/workload"
 )
@@ -18,6 +19,7 @@ func newBenchCmd(e *env) *cobra.Command {
 		wl, cpu, serverCPU string
 		size               int
 		jsonOut, quiet     bool
+		attribute          bool
 		format, netns      string
 	)
 	cmd := &cobra.Command{
@@ -113,14 +115,31 @@ The default port is %d. Exit codes: 0 ok, 1 run failed, 2 bad usage.`, workload.
 					fmt.Fprintf(e.stderr, "\r%s %s/%s ", cfg.Workload, done.Round(100*time.Millisecond), total)
 				}
 			}
+			var sched *probe.Scheduled
+			if attribute {
+				eb, err := probe.LoadEBPF()
+				if err != nil {
+					fmt.Fprintf(e.stderr, "latlab: eBPF unavailable, attributing from /proc counters: %v\n", err)
+				} else {
+					defer eb.Close()
+				}
+				s := &probe.Sampler{Registry: probe.DefaultRegistry(probe.Options{NetNS: cfg.NetNS}), EBPF: eb}
+				cfg.Window = func(start, end time.Time) { sched = probe.Schedule(s, start, end) }
+			}
 			res, err := workload.Run(cmd.Context(), cfg)
 			if cfg.Progress != nil {
 				fmt.Fprint(e.stderr, "\r\033[K")
 			}
+			win, _ := sched.Wait()
 			if err != nil {
 				return err
 			}
-			return report.WriteBench(e.stdout, format, res)
+			var attr *probe.Attribution
+			if win != nil {
+				a := win.Attribute(res.Transactions)
+				attr = &a
+			}
+			return report.WriteBench(e.stdout, format, res, attr)
 		},
 	}
 	f := cmd.Flags()
@@ -143,6 +162,7 @@ The default port is %d. Exit codes: 0 ok, 1 run failed, 2 bad usage.`, workload.
 	f.BoolVar(&jsonOut, "json", false, "write JSON (same as --format json; schema in docs/bench-json.md)")
 	f.StringVar(&format, "format", report.FormatTable, "output format: table, json or csv")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress line on a terminal")
+	f.BoolVar(&attribute, "attribute", false, "attach kernel evidence of the measured window: softirqs and softirq time per transaction, drops, retransmits, run-queue delay")
 	return cmd
 }
 

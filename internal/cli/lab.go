@@ -176,6 +176,7 @@ type labOpts struct {
 	keep         bool
 	noStore      bool
 	allowHostNIC bool
+	attribute    bool
 	journalDir   string
 	nat          string
 }
@@ -186,6 +187,7 @@ func (o *labOpts) flags(cmd *cobra.Command) {
 	f.StringVar(&o.journalDir, "journal-dir", journal.DefaultDir, "where journals of created objects live")
 	f.StringVar(&o.nat, "nat", topo.NATAuto, "NAT backend: auto (nftables over netlink, else iptables), nftables or iptables")
 	f.BoolVar(&o.noStore, "no-store", false, "do not record the run in the database")
+	f.BoolVar(&o.attribute, "attribute", false, "attach kernel evidence to every trial: NET_RX/NET_TX softirqs and softirq time per transaction, drops by reason, retransmits, run-queue delay (eBPF tracepoints where they load, /proc counters otherwise)")
 	f.BoolVar(&o.allowHostNIC, "allow-host-nic", false, "let a spec's interfaces include devices in the caller's own namespace (journalled and restored)")
 	f.BoolVar(&o.jsonOut, "json", false, "write JSON (same as --format json; schema in docs/lab-json.md)")
 	f.StringVar(&o.format, "format", report.FormatTable, "output format: table, json or csv")
@@ -199,6 +201,7 @@ func (o *labOpts) run(cmd *cobra.Command, e *env, spec *experiment.LabSpec, name
 		return err
 	}
 	spec.Keep, spec.JournalDir, spec.NAT, spec.AllowHostNIC = o.keep, o.journalDir, o.nat, o.allowHostNIC
+	spec.Attribute = spec.Attribute || o.attribute
 	spec.Defaults()
 	if err := spec.Validate(); err != nil {
 		return usageError{err}

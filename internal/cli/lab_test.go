@@ -42,8 +42,9 @@ type labJSON struct {
 			CILow  *float64 `json:"ci_low"`
 			CIHigh *float64 `json:"ci_high"`
 		} `json:"ratio_vs_host"`
-		Significant bool   `json:"significant"`
-		Verdict     string `json:"verdict"`
+		Significant bool                       `json:"significant"`
+		Verdict     string                     `json:"verdict"`
+		Attribution map[string]json.RawMessage `json:"attribution"`
 	} `json:"results"`
 }
 
@@ -70,7 +71,7 @@ func TestLabJSONContract(t *testing.T) {
 	testutil.RequireRoot(t)
 	dir := t.TempDir()
 	code, out, stderr := runCLI(t, "lab", "--modes", "host,macvlan,ipvlan-l2", "--workloads", "tcp_rr,udp_rr",
-		"-n", "2", "-d", "100ms", "--warmup", "0s", "--json", "--journal-dir", dir)
+		"-n", "2", "-d", "100ms", "--warmup", "0s", "--json", "--journal-dir", dir, "--attribute")
 	if code != ExitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -105,6 +106,11 @@ func TestLabJSONContract(t *testing.T) {
 				t.Errorf("%s %s: no ratio_vs_host", res.Mode, res.Workload)
 			} else if res.Mode == "host" && *res.RatioVsHost.Median != 1 {
 				t.Errorf("host's ratio to itself is %v", *res.RatioVsHost.Median)
+			}
+			for _, k := range []string{"net_rx_softirqs_per_txn", "softirq_us_per_txn", "drops", "retransmits", "ebpf_tier"} {
+				if _, ok := res.Attribution[k]; !ok {
+					t.Errorf("%s %s: attribution lacks %s: %v", res.Mode, res.Workload, k, res.Attribution)
+				}
 			}
 			if res.Mode != "host" && res.Verdict != "too few trials" {
 				t.Errorf("2 trials cannot reach significance, verdict %q", res.Verdict)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/latlab/latlab/internal/journal"
 	"github.com/latlab/latlab/internal/offload"
+	"github.com/latlab/latlab/internal/probe"
 	"github.com/latlab/latlab/internal/topo"
 	"github.com/latlab/latlab/internal/workload"
 )
@@ -62,6 +63,9 @@ type LabSpec struct {
 	Interfaces []Target `json:"interfaces,omitempty"`
 	// AllowHostNIC permits Interfaces in the caller's own namespace.
 	AllowHostNIC bool `json:"-"`
+	// Attribute samples kernel evidence over every trial's measured
+	// window: /proc counters always, eBPF tracepoints where they load.
+	Attribute bool `json:"attribute,omitempty"`
 }
 
 // Target is an existing interface: a namespace path ("" for the caller's
@@ -202,6 +206,9 @@ type TrialResult struct {
 	Config
 	Result *workload.Result `json:"result,omitempty"`
 	Error  string           `json:"error,omitempty"`
+	// Attribution is the kernel evidence of the measured window
+	// (LabSpec.Attribute).
+	Attribution *probe.Attribution `json:"attribution,omitempty"`
 }
 
 // Config is one point of the experiment's matrix.
@@ -247,6 +254,10 @@ type Outcome struct {
 	Kept bool `json:"kept"`
 	// OffloadNotes lists, per preset, what the kernel refused.
 	OffloadNotes map[string][]string `json:"offload_notes,omitempty"`
+	// EBPFTier is the attribution tier (tp_btf, raw_tracepoint,
+	// tracepoint, proc); EBPFUnavailable says what did not load and why.
+	EBPFTier        string   `json:"ebpf_tier,omitempty"`
+	EBPFUnavailable []string `json:"ebpf_unavailable,omitempty"`
 }
 
 // Event reports progress.
@@ -397,6 +408,21 @@ func runTrials(ctx context.Context, spec *LabSpec, lab *topo.Lab, j *journal.Jou
 		}()
 	}
 
+	var ebpf *probe.EBPF
+	if spec.Attribute {
+		out.EBPFTier = "proc"
+		eb, err := probe.LoadEBPF()
+		if err != nil {
+			out.EBPFUnavailable = append(out.EBPFUnavailable, err.Error())
+		} else {
+			ebpf = eb
+			defer eb.Close()
+			out.EBPFTier = eb.Tier()
+			for _, u := range eb.Unavailable() {
+				out.EBPFUnavailable = append(out.EBPFUnavailable, fmt.Sprint(u))
+			}
+		}
+	}
 	rng := rand.New(rand.NewPCG(spec.Seed, 0x1a7))
 	total := len(configs) * spec.Trials
 	done := 0
@@ -416,7 +442,7 @@ func runTrials(ctx context.Context, spec *LabSpec, lab *topo.Lab, j *journal.Jou
 				err = axis.apply(c.off)
 			}
 			if err == nil {
-				res, err = runOne(ctx, spec, c)
+				res, tr.Attribution, err = runOne(ctx, spec, c, ebpf)
 			}
 			if err != nil {
 				if ctx.Err() != nil {
@@ -443,7 +469,7 @@ func runTrials(ctx context.Context, spec *LabSpec, lab *topo.Lab, j *journal.Jou
 	return nil
 }
 
-func runOne(ctx context.Context, spec *LabSpec, c config) (*workload.Result, error) {
+func runOne(ctx context.Context, spec *LabSpec, c config, ebpf *probe.EBPF) (*workload.Result, *probe.Attribution, error) {
 	cfg := workload.Config{
 		Target:     c.mode.Mode.Target,
 		Workload:   c.wl,
@@ -460,9 +486,23 @@ func runOne(ctx context.Context, spec *LabSpec, c config) (*workload.Result, err
 	}
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return workload.Run(ctx, cfg)
+	var sched *probe.Scheduled
+	if spec.Attribute {
+		s := &probe.Sampler{Registry: probe.DefaultRegistry(probe.Options{NetNS: cfg.NetNS}), EBPF: ebpf}
+		cfg.Window = func(start, end time.Time) { sched = probe.Schedule(s, start, end) }
+	}
+	res, err := workload.Run(ctx, cfg)
+	w, _ := sched.Wait() // a collector that fails is reported in Unavailable
+	if err != nil {
+		return nil, nil, err
+	}
+	if w == nil {
+		return res, nil, nil
+	}
+	a := w.Attribute(res.Transactions)
+	return res, &a, nil
 }
 
 // startServers starts one latlab server in every namespace a selected mode

@@ -4,11 +4,13 @@ import (
 	"context"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/latlab/latlab/internal/experiment"
+	"github.com/latlab/latlab/internal/store"
 	"github.com/latlab/latlab/internal/testutil"
 	"github.com/latlab/latlab/internal/topo"
 	"github.com/latlab/latlab/internal/workload"
@@ -121,4 +123,46 @@ func TestRoundsInterleaveInFreshOrder(t *testing.T) {
 			t.Errorf("namespace %s left behind", m.ClientNS)
 		}
 	}
+}
+
+// --attribute attaches kernel evidence to every trial; it reaches the
+// summary with an explanation against host, and survives the store.
+func TestLabAttribution(t *testing.T) {
+	testutil.RequireRoot(t)
+	st, err := store.Open(filepath.Join(t.TempDir(), "a.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rec := &experiment.StoreRecorder{Store: st, Kind: "lab", SpecName: "attr", Version: "test"}
+	spec := experiment.LabSpec{
+		Modes: []string{"host", "veth-routed"}, Workloads: []workload.Workload{workload.TCPRR},
+		Trials: 2, Duration: 200 * time.Millisecond, JournalDir: t.TempDir(), Attribute: true, Recorder: rec,
+	}
+	out, err := experiment.RunLab(context.Background(), spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tiers := map[string]bool{"tp_btf": true, "raw_tracepoint": true, "tracepoint": true, "proc": true}
+	if !tiers[out.EBPFTier] {
+		t.Errorf("tier %q", out.EBPFTier)
+	}
+	for _, tr := range out.Trials {
+		if tr.Attribution == nil || tr.Attribution.NetRXSoftirqsPerTxn <= 0 || tr.Attribution.Transactions != tr.Result.Transactions {
+			t.Errorf("trial %s round %d: attribution %+v", tr.Mode, tr.Round, tr.Attribution)
+		}
+	}
+	check := func(s *experiment.Summary, where string) {
+		v := result(s, "veth-routed", "tcp_rr")
+		if v.Attribution == nil || v.Attribution.Trials != 2 || !strings.Contains(v.Attribution.Explanation, "NET_RX softirq") ||
+			!strings.Contains(v.Attribution.Explanation, "vs host") || !tiers[v.Attribution.EBPFTier] {
+			t.Errorf("%s: veth-routed attribution %+v", where, v.Attribution)
+		}
+	}
+	check(experiment.Summarize(out), "fresh")
+	back, _, err := experiment.LoadOutcome(context.Background(), st, rec.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(experiment.Summarize(back), "from the store")
 }

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/latlab/latlab/internal/hist"
+	"github.com/latlab/latlab/internal/probe"
 	"github.com/latlab/latlab/internal/store"
 	"github.com/latlab/latlab/internal/workload"
 )
@@ -49,12 +50,15 @@ type runMeta struct {
 	BuildNs    time.Duration       `json:"build_ns"`
 	Kept       bool                `json:"kept,omitempty"`
 	Notes      map[string][]string `json:"offload_notes,omitempty"`
+	EBPFTier   string              `json:"ebpf_tier,omitempty"`
+	EBPFUnav   []string            `json:"ebpf_unavailable,omitempty"`
 }
 
 // trialExtra is per-trial detail the store has no column for.
 type trialExtra struct {
-	CPUPerTxn workload.CPUCost   `json:"cpu_us_per_txn"`
-	Placement workload.Placement `json:"placement"`
+	CPUPerTxn   workload.CPUCost   `json:"cpu_us_per_txn"`
+	Placement   workload.Placement `json:"placement"`
+	Attribution *probe.Attribution `json:"attribution,omitempty"`
 }
 
 // Begin creates the run and records the environment.
@@ -91,7 +95,7 @@ func (r *StoreRecorder) Trial(t *TrialResult) error {
 			}
 			st.Hist = b
 		}
-		b, _ := json.Marshal(trialExtra{CPUPerTxn: res.CPUPerTxn, Placement: res.Placement})
+		b, _ := json.Marshal(trialExtra{CPUPerTxn: res.CPUPerTxn, Placement: res.Placement, Attribution: t.Attribution})
 		st.Counters = b
 	}
 	_, err := r.Store.AddTrial(context.Background(), st)
@@ -130,7 +134,7 @@ func Environment(runID int64, version string, o *Outcome) *store.Environment {
 	}
 	e.Sysctls, _ = json.Marshal(sys)
 	e.Extra, _ = json.Marshal(runMeta{Spec: o.Spec, Prefix: o.Prefix, Modes: o.Modes, NATBackend: o.NATBackend,
-		BuildNs: o.BuildTime, Kept: o.Kept, Notes: o.OffloadNotes})
+		BuildNs: o.BuildTime, Kept: o.Kept, Notes: o.OffloadNotes, EBPFTier: o.EBPFTier, EBPFUnav: o.EBPFUnavailable})
 	return e
 }
 
@@ -169,7 +173,7 @@ func LoadOutcome(ctx context.Context, st *store.Store, runID int64) (*Outcome, *
 	o := &Outcome{
 		Spec: meta.Spec, Prefix: meta.Prefix, Modes: meta.Modes, NATBackend: meta.NATBackend, BuildTime: meta.BuildNs,
 		Started: run.Started, Finished: run.Finished, Incomplete: run.Status != store.StatusComplete, Kept: meta.Kept,
-		OffloadNotes: meta.Notes,
+		OffloadNotes: meta.Notes, EBPFTier: meta.EBPFTier, EBPFUnavailable: meta.EBPFUnav,
 	}
 	trials, err := st.Trials(ctx, runID)
 	if err != nil {
@@ -195,6 +199,7 @@ func LoadOutcome(ctx context.Context, st *store.Store, runID int64) (*Outcome, *
 			var x trialExtra
 			if json.Unmarshal(t.Counters, &x) == nil {
 				res.CPUPerTxn, res.Placement = x.CPUPerTxn, x.Placement
+				tr.Attribution = x.Attribution
 			}
 			tr.Result = res
 		}

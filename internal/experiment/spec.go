@@ -45,10 +45,13 @@ type SpecFile struct {
 	// namespace, only with --allow-host-nic). They are journalled and
 	// restored at the end, on signals, and by `latlab cleanup`.
 	Interfaces []InterfaceSpec `yaml:"interfaces,omitempty"`
-	Trials     int             `yaml:"trials,omitempty"`
-	Duration   time.Duration   `yaml:"duration,omitempty"`
-	Warmup     time.Duration   `yaml:"warmup,omitempty"`
-	Seed       uint64          `yaml:"seed,omitempty"`
+	// Attribute samples kernel evidence over every trial (softirqs,
+	// softirq time, drops, retransmits, run-queue delay).
+	Attribute bool          `yaml:"attribute,omitempty"`
+	Trials    int           `yaml:"trials,omitempty"`
+	Duration  time.Duration `yaml:"duration,omitempty"`
+	Warmup    time.Duration `yaml:"warmup,omitempty"`
+	Seed      uint64        `yaml:"seed,omitempty"`
 }
 
 // InterfaceSpec names an existing interface.
@@ -136,7 +139,7 @@ func ParseSpec(b []byte, file string) (*LabSpec, string, error) {
 					msg = after
 				}
 			}
-			msg = strings.Replace(msg, " in type experiment.SpecFile", " (allowed: name, topology, modes, baseline, workloads, sizes, offloads, placements, interfaces, trials, duration, warmup, seed)", 1)
+			msg = strings.Replace(msg, " in type experiment.SpecFile", " (allowed: name, topology, modes, baseline, workloads, sizes, offloads, placements, interfaces, attribute, trials, duration, warmup, seed)", 1)
 			msg = strings.Replace(msg, " in type experiment.PlacementSpec", " (allowed: name, client_cpus, server_cpu)", 1)
 			return nil, "", &SpecError{File: file, Line: line, Msg: msg}
 		}
@@ -146,7 +149,7 @@ func ParseSpec(b []byte, file string) (*LabSpec, string, error) {
 	fail := func(line int, field, format string, args ...any) error {
 		return &SpecError{File: file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)}
 	}
-	spec := &LabSpec{Trials: sf.Trials, Duration: sf.Duration, Warmup: sf.Warmup, Seed: sf.Seed, Baseline: sf.Baseline}
+	spec := &LabSpec{Trials: sf.Trials, Duration: sf.Duration, Warmup: sf.Warmup, Seed: sf.Seed, Baseline: sf.Baseline, Attribute: sf.Attribute}
 	if sf.Name == "" {
 		sf.Name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/latlab/latlab/internal/hist"
+	"github.com/latlab/latlab/internal/probe"
 	"github.com/latlab/latlab/internal/stats"
 	"github.com/latlab/latlab/internal/workload"
 )
@@ -74,6 +75,8 @@ type ModeResult struct {
 	// VsOffload compares this result with the same mode and workload under
 	// the first offload preset (present when there are several presets).
 	VsOffload *OffloadComparison `json:"vs_offload,omitempty"`
+	// Attribution is the kernel evidence (--attribute).
+	Attribution *AttributionSummary `json:"attribution,omitempty"`
 }
 
 // OffloadComparison is a result against the same mode and workload under
@@ -105,11 +108,14 @@ type Summary struct {
 	Placements []string  `json:"placements"`
 	// OffloadNotes lists, per preset, what the kernel refused to change.
 	OffloadNotes map[string][]string `json:"offload_notes,omitempty"`
-	BuildMs      float64             `json:"build_ms"`
-	NATBackend   string              `json:"nat_backend,omitempty"`
-	Placement    workload.Placement  `json:"placement"`
-	Modes        []ModeInfo          `json:"modes"`
-	Results      []ModeResult        `json:"results"`
+	// EBPFTier and EBPFUnavailable describe attribution (--attribute).
+	EBPFTier        string             `json:"ebpf_tier,omitempty"`
+	EBPFUnavailable []string           `json:"ebpf_unavailable,omitempty"`
+	BuildMs         float64            `json:"build_ms"`
+	NATBackend      string             `json:"nat_backend,omitempty"`
+	Placement       workload.Placement `json:"placement"`
+	Modes           []ModeInfo         `json:"modes"`
+	Results         []ModeResult       `json:"results"`
 }
 
 // Summarize turns raw trials into medians, CIs, ratios against the
@@ -130,6 +136,7 @@ func Summarize(o *Outcome) *Summary {
 	}
 	rng := rand.New(rand.NewPCG(o.Spec.Seed, 0xb007))
 	s.OffloadNotes = o.OffloadNotes
+	s.EBPFTier, s.EBPFUnavailable = o.EBPFTier, o.EBPFUnavailable
 	for _, p := range o.Spec.Offloads {
 		s.Offloads = append(s.Offloads, p.Name)
 	}
@@ -197,6 +204,10 @@ func summarizeGroup(o *Outcome, g Config, rng *rand.Rand) []ModeResult {
 			r.P50Ns, r.P99Ns = c.merged.Percentile(50), c.merged.Percentile(99)
 		}
 		r.Lost = c.lost
+		r.Attribution = summarizeAttribution(c.attrs)
+		if mi.Name != o.Spec.Baseline && r.Attribution != nil {
+			r.Attribution.Explanation = explain(r.Attribution, summarizeAttribution(base.attrs), o.Spec.Baseline)
+		}
 		r.CPUPerTxn = &workload.CPUCost{Client: median(c.cpuClient), Server: median(c.cpuServer)}
 		switch {
 		case mi.Name == o.Spec.Baseline:
@@ -276,6 +287,7 @@ type series struct {
 	firstErr  string
 	cpuClient []float64
 	cpuServer []float64
+	attrs     []*probe.Attribution
 }
 
 // Config returns the configuration a result summarises.
@@ -308,6 +320,9 @@ func collect(o *Outcome, cfg Config) series {
 		s.lost += r.Lost
 		s.cpuClient = append(s.cpuClient, r.CPUPerTxn.Client)
 		s.cpuServer = append(s.cpuServer, r.CPUPerTxn.Server)
+		if t.Attribution != nil {
+			s.attrs = append(s.attrs, t.Attribution)
+		}
 		if r.Hist != nil && r.Hist.Count() > 0 {
 			s.hists = append(s.hists, r.Hist)
 			if s.merged == nil {

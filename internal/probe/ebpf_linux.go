@@ -23,21 +23,26 @@ import (
 // hook is one kernel tracepoint and its classic-tracepoint group.
 type hook struct {
 	group, name string
+	// prog names the program when it differs from name (tests).
+	prog string
 	// fields of the classic tracepoint's format the program reads, and the
 	// constants that receive their offsets.
 	fields map[string]string
 }
 
-var hooks = []hook{
-	{"irq", "softirq_entry", map[string]string{"vec": "off_softirq_vec"}},
-	{"irq", "softirq_exit", map[string]string{"vec": "off_softirq_vec"}},
-	{"irq", "softirq_raise", map[string]string{"vec": "off_softirq_vec"}},
-	{"skb", "kfree_skb", map[string]string{"reason": "off_kfree_reason"}},
-	{"tcp", "tcp_retransmit_skb", map[string]string{"skaddr": "off_retrans_sk"}},
-	{"sched", "sched_wakeup", map[string]string{"pid": "off_wakeup_pid"}},
-	{"sched", "sched_wakeup_new", map[string]string{"pid": "off_wakeup_pid"}},
-	{"sched", "sched_switch", map[string]string{"prev_pid": "off_switch_prev_pid",
-		"prev_state": "off_switch_prev_state", "next_pid": "off_switch_next_pid"}},
+// allHooks lists the hooks LoadEBPF attaches.
+func allHooks() []hook {
+	return []hook{
+		{"irq", "softirq_entry", "", map[string]string{"vec": "off_softirq_vec"}},
+		{"irq", "softirq_exit", "", map[string]string{"vec": "off_softirq_vec"}},
+		{"irq", "softirq_raise", "", map[string]string{"vec": "off_softirq_vec"}},
+		{"skb", "kfree_skb", "", map[string]string{"reason": "off_kfree_reason"}},
+		{"tcp", "tcp_retransmit_skb", "", map[string]string{"skaddr": "off_retrans_sk"}},
+		{"sched", "sched_wakeup", "", map[string]string{"pid": "off_wakeup_pid"}},
+		{"sched", "sched_wakeup_new", "", map[string]string{"pid": "off_wakeup_pid"}},
+		{"sched", "sched_switch", "", map[string]string{"prev_pid": "off_switch_prev_pid",
+			"prev_state": "off_switch_prev_state", "next_pid": "off_switch_next_pid"}},
+	}
 }
 
 // tiers in order of preference, with their program name prefixes.
@@ -66,10 +71,13 @@ type EBPF struct {
 // program loads on its own, so one the kernel refuses only costs its hook.
 // It fails only when no hook at all could be attached. It changes no
 // sysctl.
-func LoadEBPF() (*EBPF, error) { return loadTiers(TierTPBTF, TierRawTP, TierTP) }
+func LoadEBPF() (*EBPF, error) { return loadHooks(allHooks(), TierTPBTF, TierRawTP, TierTP) }
 
 // loadTiers tries only the given tiers (tests force each one).
-func loadTiers(only ...string) (*EBPF, error) {
+func loadTiers(only ...string) (*EBPF, error) { return loadHooks(allHooks(), only...) }
+
+// loadHooks attaches hooks at the given tiers.
+func loadHooks(hooks []hook, only ...string) (*EBPF, error) {
 	spec, err := loadProbe()
 	if err != nil {
 		return nil, fmt.Errorf("load eBPF spec: %w", err)
@@ -112,7 +120,11 @@ func loadTiers(only ...string) (*EBPF, error) {
 				why = append(why, t.tier+": "+tpOK[h.name].Error())
 				continue
 			}
-			if err := e.attach(spec, h, t.tier, t.prefix+h.name); err != nil {
+			prog := h.name
+			if h.prog != "" {
+				prog = h.prog
+			}
+			if err := e.attach(spec, h, t.tier, t.prefix+prog); err != nil {
 				why = append(why, t.tier+": "+err.Error())
 				continue
 			}

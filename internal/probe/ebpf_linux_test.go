@@ -4,6 +4,7 @@ package probe
 
 import (
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/latlab/latlab/internal/testutil"
@@ -133,7 +134,7 @@ func TestEBPFTiers(t *testing.T) {
 				testutil.SkipIfUnsupported(t, "tier %s: %v", tier, err)
 			}
 			defer e.Close()
-			if e.Tier() != tier || len(e.Hooks()) != len(hooks) {
+			if e.Tier() != tier || len(e.Hooks()) != len(allHooks()) {
 				t.Errorf("tier %s, hooks %v; unavailable %v", e.Tier(), e.Hooks(), e.Unavailable())
 			}
 			a, _ := e.Read()
@@ -147,5 +148,60 @@ func TestEBPFTiers(t *testing.T) {
 				t.Errorf("NET_RX %d runs %d ns, runq %d", d.NetRX.Count.Total, d.NetRX.NS.Total, d.RunqCount.Total)
 			}
 		})
+	}
+}
+
+// A hook the kernel does not have is reported, with why at each tier, and
+// the others still attach: the chain never fails on one missing hook.
+func TestEBPFMissingHookReported(t *testing.T) {
+	testutil.RequireRoot(t)
+	hs := allHooks()[:1]
+	hs = append(hs, hook{group: "irq", name: "latlab_no_such_tracepoint", prog: "softirq_entry",
+		fields: map[string]string{"vec": "off_softirq_vec"}})
+	e, err := loadHooks(hs, TierRawTP, TierTP)
+	if err != nil {
+		t.Fatalf("one missing hook must not fail the load: %v", err)
+	}
+	defer e.Close()
+	if _, ok := e.Hooks()["softirq_entry"]; !ok {
+		t.Errorf("softirq_entry did not attach: %v", e.Unavailable())
+	}
+	if _, ok := e.Hooks()["latlab_no_such_tracepoint"]; ok {
+		t.Fatalf("a tracepoint that does not exist attached")
+	}
+	found := false
+	for _, u := range e.Unavailable() {
+		if strings.HasPrefix(u, "latlab_no_such_tracepoint: ") && strings.Contains(u, "raw_tracepoint: ") && strings.Contains(u, "tracepoint: ") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the missing hook is not reported with a reason per tier: %q", e.Unavailable())
+	}
+	// Nothing at all attaching is the one case that fails.
+	if _, err := loadHooks(hs[1:], TierRawTP, TierTP); err == nil || !strings.Contains(err.Error(), "no hook could be attached") {
+		t.Errorf("no hook at all: %v", err)
+	}
+}
+
+// eBPF's NET_RX count agrees with /proc/softirqs over the same window (the
+// /proc reads enclose the eBPF reads, so /proc may only be slightly higher).
+func TestEBPFSoftirqsMatchProc(t *testing.T) {
+	e := loadEBPF(t)
+	_, ns := testutil.NewNetNS(t)
+	reg := NewRegistry(Softirqs{})
+	pa, err := reg.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := e.Read()
+	loopbackTCP(t, ns, 1000)
+	b, _ := e.Read()
+	pb, _ := reg.Snapshot()
+	ebpfRX := DeltaEBPF(a, b).NetRX.Count.Total
+	procRX, _ := Delta(pa, pb).Total("softirqs.NET_RX")
+	t.Logf("NET_RX: eBPF %d, /proc/softirqs %d", ebpfRX, procRX)
+	if ebpfRX < 1000 || ebpfRX > procRX || float64(procRX-ebpfRX) > 50+0.05*float64(procRX) {
+		t.Errorf("eBPF NET_RX %d vs /proc/softirqs %d: should agree within 5%%", ebpfRX, procRX)
 	}
 }

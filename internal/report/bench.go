@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/latlab/latlab/internal/probe"
 	"github.com/latlab/latlab/internal/workload"
 )
 
@@ -30,17 +31,36 @@ func CheckFormat(f string) error {
 	return fmt.Errorf("unknown format %q (want table, json or csv)", f)
 }
 
-// WriteBench writes one `latlab bench` result.
-func WriteBench(w io.Writer, format string, r *workload.Result) error {
+// WriteBench writes one `latlab bench` result, with its kernel evidence
+// when attr is not nil (`--attribute`).
+func WriteBench(w io.Writer, format string, r *workload.Result, attr *probe.Attribution) error {
 	switch format {
 	case FormatJSON:
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
+		if attr != nil {
+			return enc.Encode(struct {
+				*workload.Result
+				Attribution *probe.Attribution `json:"attribution"`
+			}{r, attr})
+		}
 		return enc.Encode(r)
 	case FormatCSV:
 		return writeBenchCSV(w, r)
 	case FormatTable:
-		return writeBenchTable(w, r)
+		if err := writeBenchTable(w, r); err != nil {
+			return err
+		}
+		if a := attr; a != nil {
+			fmt.Fprintf(w, "\nkernel evidence (%s): %.2f NET_RX and %.2f NET_TX softirqs, %.2f µs softirq time per transaction (host-wide);\n",
+				a.EBPFTier, a.NetRXSoftirqsPerTxn, a.NetTXSoftirqsPerTxn, a.SoftirqUsPerTxn)
+			fmt.Fprintf(w, "  %d drops, %d retransmits, %d time squeezes", a.Drops, a.Retransmits, a.TimeSqueeze)
+			if a.RunqDelayUsMean > 0 {
+				fmt.Fprintf(w, ", run-queue delay mean %.1f µs p99 %.1f µs", a.RunqDelayUsMean, a.RunqDelayUsP99)
+			}
+			fmt.Fprintln(w)
+		}
+		return nil
 	}
 	return CheckFormat(format)
 }

@@ -61,6 +61,18 @@ func writeLabTable(w io.Writer, s *experiment.Summary) error {
 			fmt.Fprintf(w, "offload %s: %s\n", off, n)
 		}
 	}
+	if s.EBPFTier != "" {
+		fmt.Fprintf(w, "kernel evidence from %s", s.EBPFTier)
+		if s.EBPFTier == "proc" {
+			fmt.Fprintf(w, " counters (/proc/softirqs, /proc/stat ticks: coarse softirq time)")
+		} else {
+			fmt.Fprintf(w, " eBPF programs (softirq counts and times host-wide; drops by reason; run-queue delay)")
+		}
+		fmt.Fprintln(w)
+		for _, u := range s.EBPFUnavailable {
+			fmt.Fprintf(w, "  unavailable: %s\n", u)
+		}
+	}
 	fmt.Fprintf(w, "Medians over trials with order-statistic 95%% CIs (~: too few trials for 95%%, the interval is [min, max]);\n")
 	fmt.Fprintf(w, "ratios pair each mode with %s in the same round; p50/p99 from merged histograms; * marks a\n", s.Baseline)
 	fmt.Fprintf(w, "significant difference (Mann-Whitney U, Holm-adjusted across the modes of a table, alpha 0.05).\n")
@@ -143,6 +155,35 @@ func writeLabGroup(w io.Writer, s *experiment.Summary, group []experiment.ModeRe
 		} else {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Mode, center, ci, Duration(r.P50Ns), Duration(r.P99Ns), ratio, rci, verdict)
 		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return writeAttribution(w, group)
+}
+
+// writeAttribution prints the kernel evidence of a group, if any.
+func writeAttribution(w io.Writer, group []experiment.ModeResult) error {
+	has := false
+	for _, r := range group {
+		has = has || r.Attribution != nil
+	}
+	if !has {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  kernel evidence\tNET_RX/txn\tNET_TX/txn\tsoftirq µs/txn\tdrops\tretrans\trunq µs\texplanation\n")
+	for _, r := range group {
+		a := r.Attribution
+		if a == nil {
+			continue
+		}
+		rq := "-"
+		if a.RunqDelayUsMean > 0 {
+			rq = fmt.Sprintf("%.1f", a.RunqDelayUsMean)
+		}
+		fmt.Fprintf(tw, "  %s\t%.2f\t%.2f\t%.2f\t%d\t%d\t%s\t%s\n", r.Mode, a.NetRXSoftirqsPerTxn, a.NetTXSoftirqsPerTxn,
+			a.SoftirqUsPerTxn, a.Drops, a.Retransmits, rq, a.Explanation)
 	}
 	return tw.Flush()
 }

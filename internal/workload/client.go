@@ -51,6 +51,10 @@ type Config struct {
 	// Progress, if set, is called about twice a second with the time run so
 	// far (warm-up included) and the total.
 	Progress func(done, total time.Duration)
+	// Window, if set, is called once, just before the flows start, with the
+	// wall-clock bounds of the measured window (after warm-up), so kernel
+	// counters can be sampled over exactly the transactions reported.
+	Window func(start, end time.Time)
 }
 
 // Defaults fills unset fields.

@@ -275,6 +275,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	if setupErr != nil {
 		stop.Store(true)
+	} else if cfg.Window != nil {
+		ws := startedAt.Add(cfg.Warmup)
+		cfg.Window(ws, ws.Add(cfg.Duration))
 	}
 	close(start)
 	if setupErr == nil && cfg.Progress != nil {
@@ -742,6 +745,7 @@ func dialStream(cfg *Config, target netip.AddrPort, session uint64, idx int) (fl
 }
 
 func (f *stream) run(r *recorder) error {
+	blockPreemptSignal()
 	for {
 		if r.stop.Load() {
 			return nil

@@ -478,14 +478,12 @@ func (s *Server) serveCRR(c net.Conn, ss *session) {
 // blocking system calls on a pinned, locked OS thread.
 func (s *Server) serveTCPFlow(c net.Conn, ss *session, flow int) {
 	defer ss.flows.Done()
-	f, err := c.(*net.TCPConn).File()
-	c.Close()
+	fd, err := detach(c.(*net.TCPConn))
 	if err != nil {
 		s.cfg.Logger.Warn("take over data connection", "err", err)
 		return
 	}
-	defer f.Close()
-	fd := int(f.Fd())
+	defer unix.Close(fd)
 	// Go's net package turns Nagle off on every accepted connection; a
 	// stream keeps it on, as iperf3 does, request/response turns it off.
 	nodelay := 0
@@ -514,6 +512,32 @@ func (s *Server) serveTCPFlow(c net.Conn, ss *session, flow int) {
 	ss.cpuTime.Add(int64(threadCPU() - cpu0))
 }
 
+// detach takes a connection off the Go netpoller: it returns a duplicate of
+// the connection's descriptor that is not registered with the runtime's
+// epoll, and closes the connection (which removes the original from epoll).
+// (*net.TCPConn).File would register its duplicate with epoll again (as a
+// socket), edge-triggered for reads and writes, and File.Fd only makes it
+// blocking: every segment queued to the socket would then also run the
+// epoll callback, on the sending CPU on loopback, for nobody.
+func detach(c *net.TCPConn) (int, error) {
+	defer c.Close()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	cerr := rc.Control(func(s uintptr) {
+		fd, err = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
+	})
+	if cerr != nil {
+		return -1, cerr
+	}
+	if err != nil {
+		return -1, fmt.Errorf("dup: %w", err)
+	}
+	return fd, nil
+}
+
 func (s *Server) rrLoop(fd int, ss *session) {
 	req := make([]byte, ss.hello.ReqSize)
 	var n uint64
@@ -540,6 +564,7 @@ func (s *Server) rrLoop(fd int, ss *session) {
 }
 
 func streamRecv(fd int, ss *session) {
+	blockPreemptSignal()
 	buf := make([]byte, ss.hello.ReqSize)
 	var total uint64
 	defer func() { ss.bytes.Add(total) }()
@@ -560,6 +585,7 @@ func streamRecv(fd int, ss *session) {
 }
 
 func streamSend(fd int, ss *session) {
+	blockPreemptSignal()
 	var total uint64
 	defer func() { ss.bytes.Add(total) }()
 	for !ss.stopped() {
