@@ -52,6 +52,25 @@ func resolveRun(ctx context.Context, st *store.Store, arg string) (store.Run, er
 	return r, err
 }
 
+// withRun opens the store, resolves RUN ("" or latest: the newest) and
+// loads its outcome for fn.
+func withRun(ctx context.Context, db, arg string, fn func(*store.Store, store.Run, *experiment.Outcome) error) error {
+	st, err := openStore(ctx, db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	run, err := resolveRun(ctx, st, arg)
+	if err != nil {
+		return err
+	}
+	o, _, err := experiment.LoadOutcome(ctx, st, run.ID)
+	if err != nil {
+		return err
+	}
+	return fn(st, run, o)
+}
+
 func formatFlag(cmd *cobra.Command, format *string, jsonOut *bool) {
 	cmd.Flags().BoolVar(jsonOut, "json", false, "write JSON (same as --format json)")
 	cmd.Flags().StringVar(format, "format", report.FormatTable, "output format: table, json or csv")
@@ -154,24 +173,13 @@ func newShowCmd(e *env, db *string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			st, err := openStore(cmd.Context(), *db)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			run, err := resolveRun(cmd.Context(), st, argOr(args, 0))
-			if err != nil {
-				return err
-			}
-			o, _, err := experiment.LoadOutcome(cmd.Context(), st, run.ID)
-			if err != nil {
-				return err
-			}
-			if format == report.FormatTable {
-				fmt.Fprintf(e.stdout, "run %d (%s, %s, spec %s), started %s\n", run.ID, run.Kind, run.Status, run.SpecName,
-					run.Started.Local().Format("2006-01-02 15:04:05"))
-			}
-			return report.WriteLab(e.stdout, format, experiment.Summarize(o))
+			return withRun(cmd.Context(), *db, argOr(args, 0), func(_ *store.Store, run store.Run, o *experiment.Outcome) error {
+				if format == report.FormatTable {
+					fmt.Fprintf(e.stdout, "run %d (%s, %s, spec %s), started %s\n", run.ID, run.Kind, run.Status, run.SpecName,
+						run.Started.Local().Format("2006-01-02 15:04:05"))
+				}
+				return report.WriteLab(e.stdout, format, experiment.Summarize(o))
+			})
 		},
 	}
 	formatFlag(cmd, &format, &jsonOut)
@@ -210,47 +218,35 @@ or 'latlab compare latest offload=all-on offload=seg-off'.`,
 			default:
 				return usagef("--metric %q: want rate, p50 or p99", metric)
 			}
-			st, err := openStore(cmd.Context(), *db)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
 			ctx := cmd.Context()
-			ra, err := resolveRun(ctx, st, args[0])
-			if err != nil {
-				return err
-			}
-			oa, _, err := experiment.LoadOutcome(ctx, st, ra.ID)
-			if err != nil {
-				return err
-			}
-			var rows []experiment.ComparisonRow
-			var an, bn string
-			if len(args) == 2 {
-				rb, err := resolveRun(ctx, st, args[1])
-				if err != nil {
-					return err
-				}
-				ob, _, err := experiment.LoadOutcome(ctx, st, rb.ID)
-				if err != nil {
-					return err
-				}
-				an, bn = fmt.Sprintf("run %d", ra.ID), fmt.Sprintf("run %d", rb.ID)
-				rows, err = experiment.CompareOutcomes(oa, ob, metric)
-				if err != nil {
-					return err
-				}
-			} else {
-				an, bn = args[1], args[2]
-				rows, err = experiment.CompareConfigs(oa, args[1], args[2], metric)
-				if err != nil {
-					if strings.Contains(err.Error(), "FIELD=VALUE") {
-						return usageError{err}
+			return withRun(ctx, *db, args[0], func(st *store.Store, ra store.Run, oa *experiment.Outcome) error {
+				var rows []experiment.ComparisonRow
+				var an, bn string
+				var err error
+				if len(args) == 2 {
+					rb, err := resolveRun(ctx, st, args[1])
+					if err != nil {
+						return err
 					}
-					return err
+					ob, _, err := experiment.LoadOutcome(ctx, st, rb.ID)
+					if err != nil {
+						return err
+					}
+					an, bn = fmt.Sprintf("run %d", ra.ID), fmt.Sprintf("run %d", rb.ID)
+					if rows, err = experiment.CompareOutcomes(oa, ob, metric); err != nil {
+						return err
+					}
+				} else {
+					an, bn = args[1], args[2]
+					if rows, err = experiment.CompareConfigs(oa, args[1], args[2], metric); err != nil {
+						if strings.Contains(err.Error(), "FIELD=VALUE") {
+							return usageError{err}
+						}
+						return err
+					}
 				}
-			}
-			return report.WriteComparison(e.stdout, format, an, bn, rows)
+				return report.WriteComparison(e.stdout, format, an, bn, rows)
+			})
 		},
 	}
 	formatFlag(cmd, &format, &jsonOut)
@@ -276,20 +272,9 @@ so golang.org/x/perf/cmd/benchstat can pivot on them:
 			default:
 				return usagef("--format %q: want benchstat, csv or json", format)
 			}
-			st, err := openStore(cmd.Context(), *db)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			run, err := resolveRun(cmd.Context(), st, argOr(args, 0))
-			if err != nil {
-				return err
-			}
-			o, _, err := experiment.LoadOutcome(cmd.Context(), st, run.ID)
-			if err != nil {
-				return err
-			}
-			return report.WriteExport(e.stdout, format, &run, o)
+			return withRun(cmd.Context(), *db, argOr(args, 0), func(_ *store.Store, run store.Run, o *experiment.Outcome) error {
+				return report.WriteExport(e.stdout, format, &run, o)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", report.FormatBenchstat, "benchstat, csv or json")
