@@ -57,8 +57,8 @@ spreads over all modes instead of landing on one. Warm-up is discarded. The
 client and server threads are pinned (by default on different CPUs) so runs
 are stable. Each table shows the median over trials with an order-statistic
 95% CI, p50/p99 from the merged histograms, the ratio to host paired by
-round with its CI, and whether the difference is significant (Mann-Whitney
-U, Holm-adjusted). More trials give tighter intervals; fewer than 6 cannot
+round with its CI, and whether the difference is significant (Wilcoxon
+signed-rank on the per-round ratios, Holm-adjusted). More trials give tighter intervals; fewer than 6 cannot
 reach 95% and are marked.
 
 Nothing is left behind: every namespace is journalled (under --journal-dir)

@@ -69,9 +69,17 @@ func CompareConfigs(o *Outcome, fa, fb, metric string) ([]ComparisonRow, error) 
 			cb[f] = v
 		}
 		kb := keyOf(cb)
-		va, unit, higher := values(o, func(c Config) bool { return c.Key() == k }, metric)
-		vb, _, _ := values(o, func(c Config) bool { return c.Key() == kb }, metric)
-		if len(va) == 0 || len(vb) == 0 {
+		// Within one run the two configurations ran in the same rounds:
+		// pair them by round and test the per-round ratios.
+		ra, unit, higher := roundValues(o, k, metric)
+		rb, _, _ := roundValues(o, kb, metric)
+		var va, vb []float64
+		for round, v := range ra {
+			if w, ok := rb[round]; ok {
+				va, vb = append(va, v), append(vb, w)
+			}
+		}
+		if len(va) == 0 {
 			continue
 		}
 		var shared []string
@@ -84,7 +92,7 @@ func CompareConfigs(o *Outcome, fa, fb, metric string) ([]ComparisonRow, error) 
 			}
 			shared = append(shared, f+"="+ca[f])
 		}
-		rows = append(rows, ComparisonRow{Name: strings.Join(shared, "/"), Unit: unit, Comparison: stats.Compare(va, vb, higher, Alpha, Confidence)})
+		rows = append(rows, ComparisonRow{Name: strings.Join(shared, "/"), Unit: unit, Comparison: stats.ComparePaired(va, vb, higher, Alpha, Confidence)})
 	}
 	if len(rows) == 0 {
 		return nil, fmt.Errorf("no configurations match %q and %q with finished trials", fa, fb)
@@ -132,6 +140,23 @@ func values(o *Outcome, match func(Config) bool, metric string) ([]float64, stri
 			} else {
 				out = append(out, r.RatePerSec)
 			}
+		}
+	}
+	return out, unit, higher
+}
+
+// roundValues maps round -> metric for one configuration key.
+func roundValues(o *Outcome, key, metric string) (map[int]float64, string, bool) {
+	out := map[int]float64{}
+	unit, higher := "", true
+	for _, t := range o.Trials {
+		if t.Config.Key() != key || t.Result == nil {
+			continue
+		}
+		v, u, h := values(&Outcome{Trials: []TrialResult{t}}, func(Config) bool { return true }, metric)
+		unit, higher = u, h
+		if len(v) == 1 {
+			out[t.Round] = v[0]
 		}
 	}
 	return out, unit, higher

@@ -134,6 +134,7 @@ func UndoHandlers() map[string]journal.Undo {
 		}
 		return nil
 	}
+	addDockerUndo(h)
 	return h
 }
 

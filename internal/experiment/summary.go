@@ -66,8 +66,9 @@ type ModeResult struct {
 	// bootstrap CI over whole trials.
 	RatioVsHost    *Interval `json:"ratio_vs_host,omitempty"`
 	P99RatioVsHost *Interval `json:"p99_ratio_vs_host,omitempty"`
-	// PValue is the Holm-adjusted Mann–Whitney p-value against the
-	// baseline; Significant is PValue < 0.05; Verdict says it in words.
+	// PValue is the Holm-adjusted p-value against the baseline (Wilcoxon
+	// signed-rank on the per-round log ratios: trials are paired by
+	// round); Significant is PValue < 0.05; Verdict says it in words.
 	PValue      *float64          `json:"p_value,omitempty"`
 	Significant bool              `json:"significant"`
 	Verdict     string            `json:"verdict,omitempty"`
@@ -214,7 +215,8 @@ func summarizeGroup(o *Outcome, g Config, rng *rand.Rand) []ModeResult {
 			r.RatioVsHost = &Interval{Median: 1, CILow: 1, CIHigh: 1, Confidence: 1}
 		case len(base.values) > 0:
 			r.RatioVsHost, r.P99RatioVsHost = ratios(c, base, rng)
-			cmps = append(cmps, stats.Compare(base.values, c.values, true, Alpha, Confidence))
+			num, den := pairByRound(c, base)
+			cmps = append(cmps, stats.ComparePaired(den, num, true, Alpha, Confidence))
 			cmpRows = append(cmpRows, len(rows))
 		}
 		rows = append(rows, r)
@@ -249,7 +251,8 @@ func compareOffloads(o *Outcome, first string, rows []ModeResult, rng *rand.Rand
 		}
 		ratio, p99 := ratios(c, base, rng)
 		r.VsOffload = &OffloadComparison{Preset: first, Ratio: ratio, P99Ratio: p99}
-		cmps = append(cmps, stats.Compare(base.values, c.values, true, Alpha, Confidence))
+		num, den := pairByRound(c, base)
+		cmps = append(cmps, stats.ComparePaired(den, num, true, Alpha, Confidence))
 		idx = append(idx, i)
 	}
 	stats.AdjustComparisons(cmps, Alpha)

@@ -75,7 +75,7 @@ func writeLabTable(w io.Writer, s *experiment.Summary) error {
 	}
 	fmt.Fprintf(w, "Medians over trials with order-statistic 95%% CIs (~: too few trials for 95%%, the interval is [min, max]);\n")
 	fmt.Fprintf(w, "ratios pair each mode with %s in the same round; p50/p99 from merged histograms; * marks a\n", s.Baseline)
-	fmt.Fprintf(w, "significant difference (Mann-Whitney U, Holm-adjusted across the modes of a table, alpha 0.05).\n")
+	fmt.Fprintf(w, "significant difference (Wilcoxon signed-rank on per-round ratios, Holm-adjusted across a table, alpha 0.05).\n")
 	return nil
 }
 

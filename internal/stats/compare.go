@@ -33,6 +33,9 @@ type Comparison struct {
 	// HigherIsBetter records the metric's direction (throughput: true,
 	// latency: false), so that AdjustComparisons can redo the verdict.
 	HigherIsBetter bool
+	// Paired marks a ComparePaired comparison: P is then a Wilcoxon
+	// signed-rank p-value on per-round log ratios and U is its W+.
+	Paired bool
 	// Verdict sums the comparison up.
 	Verdict Verdict
 }
@@ -84,7 +87,9 @@ func AdjustComparisons(cs []Comparison, alpha float64) {
 func (c *Comparison) decide(alpha float64) {
 	c.Significant = false
 	switch {
-	case minMannWhitneyP(c.Base.N, c.New.N) >= alpha:
+	case c.Paired && minWilcoxonP(min(c.Base.N, c.New.N)) >= alpha:
+		c.Verdict = TooFewTrials
+	case !c.Paired && minMannWhitneyP(c.Base.N, c.New.N) >= alpha:
 		c.Verdict = TooFewTrials
 	case !(c.PAdjusted < alpha):
 		c.Verdict = NoDifference
@@ -92,7 +97,12 @@ func (c *Comparison) decide(alpha float64) {
 		c.Significant = true
 		up := c.New.Center > c.Base.Center
 		if c.New.Center == c.Base.Center {
-			up = c.U > float64(c.Base.N*c.New.N)/2
+			n := c.Base.N
+			if c.Paired {
+				up = c.U > float64(n*(n+1))/4
+			} else {
+				up = c.U > float64(c.Base.N*c.New.N)/2
+			}
 		}
 		if up == c.HigherIsBetter {
 			c.Verdict = Better
