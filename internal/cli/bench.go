@@ -21,10 +21,11 @@ func newBenchCmd(e *env) *cobra.Command {
 		jsonOut, quiet     bool
 		attribute          bool
 		format, netns      string
+		connections        int
 	)
 	cmd := &cobra.Command{
 		Use:   "bench --target HOST[:PORT] [--workload W]",
-		Short: "Run one workload against a latlab server",
+		Short: "Run one workload against a latlab server (or any HTTP server)",
 		Long: fmt.Sprintf(`Bench runs one workload against a running 'latlab serve' and reports every
 transaction's latency from an HDR histogram (never an average of averages),
 the rate, CPU cost per transaction on both sides, and where both sides ran.
@@ -35,6 +36,12 @@ Workloads:
   udp_rr      datagram ping-pong; a lost datagram is counted after
               --udp-timeout and the run goes on
   tcp_stream  bulk transfer; --reverse makes the server send
+  http        HTTP/1.1 requests against any HTTP server (--target is a URL,
+              http://HOST[:PORT]/PATH; a bare HOST:PORT means /, which
+              'latlab serve' answers too): --connections spread over
+              --threads OS threads, keep-alive unless --no-keepalive;
+              failed requests are counted by class (connect, read, write,
+              timeout, parse) and responses by status code
 
 Closed loop (default): each flow sends its next request when the previous
 response arrives. Open loop (--rate R): R transactions/s in total at fixed
@@ -50,7 +57,8 @@ The default port is %d. Exit codes: 0 ok, 1 run failed, 2 bad usage.`, workload.
 		Example: `  latlab bench --target 127.0.0.1 --workload tcp_rr --duration 5s --size 64 --json
   latlab bench --target 10.0.0.2:7707 --workload udp_rr --rate 20000
   latlab bench --target [::1] --workload tcp_stream --flows 2 --reverse
-  latlab bench --target 127.0.0.1 --cpu 0 --server-cpu 0     # same core`,
+  latlab bench --target 127.0.0.1 --cpu 0 --server-cpu 0     # same core
+  latlab bench -w http --target http://10.0.0.2/ --connections 32 --threads 2 --rate 10000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cfg.Target == "" {
@@ -62,6 +70,22 @@ The default port is %d. Exit codes: 0 ok, 1 run failed, 2 bad usage.`, workload.
 			}
 			cfg.Workload = w
 			f := cmd.Flags()
+			if w == workload.HTTP {
+				if f.Changed("connections") {
+					cfg.Flows = connections
+				}
+				for _, name := range []string{"size", "req-size", "reverse", "udp-timeout", "server-cpu"} {
+					if f.Changed(name) {
+						return usagef("--%s does not apply to the http workload", name)
+					}
+				}
+			} else {
+				for _, name := range []string{"connections", "threads", "method", "header", "body", "no-keepalive"} {
+					if f.Changed(name) {
+						return usagef("--%s applies to the http workload only", name)
+					}
+				}
+			}
 			if f.Changed("size") && !f.Changed("req-size") {
 				cfg.ReqSize = size
 			}
@@ -97,7 +121,7 @@ The default port is %d. Exit codes: 0 ok, 1 run failed, 2 bad usage.`, workload.
 				}
 				cfg.ServerCPU = n
 			}
-			if cfg.NetNS, err = netnsPath(netns); err != nil {
+			if cfg.NetNS, err = resolveNetNS(cmd.Context(), netns); err != nil {
 				return err
 			}
 			if cfg.Flows < 1 {
@@ -143,8 +167,8 @@ The default port is %d. Exit codes: 0 ok, 1 run failed, 2 bad usage.`, workload.
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.Target, "target", "", "server address HOST[:PORT] (required)")
-	f.StringVarP(&wl, "workload", "w", "tcp_rr", "tcp_rr, tcp_crr, udp_rr or tcp_stream")
+	f.StringVar(&cfg.Target, "target", "", "server address HOST[:PORT] (required); http: a URL")
+	f.StringVarP(&wl, "workload", "w", "tcp_rr", "tcp_rr, tcp_crr, udp_rr, tcp_stream or http")
 	f.IntVarP(&size, "size", "s", 0, "request and response size in bytes; tcp_stream: buffer size (default 64, tcp_stream 131072)")
 	f.IntVar(&cfg.ReqSize, "req-size", 0, "request size in bytes (overrides --size)")
 	f.IntVar(&cfg.RespSize, "resp-size", 0, "response size in bytes (overrides --size)")
@@ -156,9 +180,15 @@ The default port is %d. Exit codes: 0 ok, 1 run failed, 2 bad usage.`, workload.
 	f.StringVar(&serverCPU, "server-cpu", "auto", "server CPU: auto, none or a CPU number")
 	f.BoolVar(&cfg.Reverse, "reverse", false, "tcp_stream: the server sends, the client receives")
 	f.DurationVar(&cfg.UDPTimeout, "udp-timeout", 50*time.Millisecond, "udp_rr: wait this long for a response before counting it lost")
-	f.DurationVar(&cfg.IOTimeout, "timeout", 10*time.Second, "fail the run if the server stops answering for this long")
+	f.DurationVar(&cfg.IOTimeout, "timeout", 10*time.Second, "fail the run if the server stops answering for this long; http: request timeout (counted as an error, the connection is reopened)")
 	f.DurationVar(&cfg.Interval, "interval", time.Second, "length of one entry of the interval series")
-	f.StringVar(&netns, "netns", "", "run the client inside this network namespace (a name under /var/run/netns or a path)")
+	f.IntVar(&connections, "connections", 1, "http: connections (like --flows), spread over --threads")
+	f.IntVar(&cfg.Threads, "threads", 1, "http: OS threads driving the connections, each pinned, with one epoll loop")
+	f.StringVar(&cfg.Method, "method", "GET", "http: request method")
+	f.StringArrayVarP(&cfg.Headers, "header", "H", nil, "http: extra request header \"Name: value\" (repeatable)")
+	f.StringVar(&cfg.Body, "body", "", "http: request body (sent with Content-Length)")
+	f.BoolVar(&cfg.NoKeepAlive, "no-keepalive", false, "http: one connection per request (Connection: close); latency includes the connect")
+	f.StringVar(&netns, "netns", "", "run the client inside this network namespace: a name under /var/run/netns, a path (/proc/PID/ns/net), or a running Docker container (name or ID; $DOCKER_HOST)")
 	f.BoolVar(&jsonOut, "json", false, "write JSON (same as --format json; schema in docs/bench-json.md)")
 	f.StringVar(&format, "format", report.FormatTable, "output format: table, json or csv")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress line on a terminal")

@@ -79,6 +79,8 @@ func newRoot(e *env) *cobra.Command {
   latlab bench --target HOST:PORT   run one workload against a server
   latlab run SPEC                   run an experiment spec (YAML) and record it
   latlab runs | show | compare | export   recorded runs: list, tables, A/B, benchstat
+  latlab docker lab                 the same comparison on real Docker networks (Engine API)
+  latlab watch --config FILE        scheduled runs, regression alerts with suspects
   latlab ui                         dashboard of recorded runs (127.0.0.1), /metrics for Prometheus
   latlab report RUN --html FILE     one self-contained HTML page for a run
   latlab offload show|set DEV       read and toggle NIC offloads (ethtool netlink)
@@ -98,7 +100,7 @@ Exit codes: 0 ok, 1 the run failed, 2 bad usage.`,
 	db := root.PersistentFlags().String("db", "", "database of recorded runs (default $LATLAB_DB, else /var/lib/latlab/latlab.db as root, else ~/.local/share/latlab/latlab.db)")
 	root.AddCommand(newVersionCmd(e), newServeCmd(e), newBenchCmd(e), newLabCmd(e, db), newCleanupCmd(e), newOffloadCmd(e),
 		newRunCmd(e, db), newRunsCmd(e, db), newShowCmd(e, db), newCompareCmd(e, db), newExportCmd(e, db),
-		newUICmd(e, db), newReportCmd(e, db))
+		newUICmd(e, db), newReportCmd(e, db), newWatchCmd(e, db), newDockerCmd(e, db))
 	// Cobra reports unknown commands and bad arguments as plain errors;
 	// make every argument problem a usage error.
 	for _, c := range root.Commands() {

@@ -26,6 +26,9 @@ func newServeCmd(e *env) *cobra.Command {
 one port (TCP and UDP), IPv4 and IPv6. Each client run is a session; the
 server pins its threads where the client asks (--server-cpu on the client),
 and reports its own CPU time back at the end.
+It also answers HTTP/1.1 on the same TCP port for the http workload: any
+path gets a 200 with a 64-byte body; ?size=N sets the body size, ?delay=D
+(a duration, at most 10s) delays the answer.
 
 The default listen address is :%d (all addresses, IPv4 and IPv6).
 Bad or slow clients are disconnected with a logged reason; the server keeps
@@ -42,7 +45,7 @@ serving the others. SIGINT or SIGTERM stops it cleanly.`, workload.DefaultPort),
 			if _, _, err := net.SplitHostPort(listen); err != nil {
 				return usagef("--listen %q: want ADDR:PORT, e.g. :7707 or 127.0.0.1:7707", listen)
 			}
-			ns, err := netnsPath(netns)
+			ns, err := resolveNetNS(cmd.Context(), netns)
 			if err != nil {
 				return err
 			}
@@ -62,7 +65,7 @@ serving the others. SIGINT or SIGTERM stops it cleanly.`, workload.DefaultPort),
 	}
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", fmt.Sprintf(":%d", workload.DefaultPort), "TCP and UDP address to listen on (ADDR:PORT; port 0 picks one)")
-	f.StringVar(&netns, "netns", "", "serve inside this network namespace (a name under /var/run/netns or a path)")
+	f.StringVar(&netns, "netns", "", "serve inside this network namespace: a name under /var/run/netns, a path (/proc/PID/ns/net), or a running Docker container (name or ID; $DOCKER_HOST)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.IntVar(&maxSessions, "max-sessions", 64, "concurrent client runs accepted")
 	return cmd

@@ -1,0 +1,303 @@
+// Package docker drives a Docker Engine through its API (the official Go
+// client, API version negotiated, so Debian's 20.10 daemon works): it
+// builds latlab's own image from a static latlab binary (no registry),
+// creates labelled networks and containers, finds a container's network
+// namespace, and removes everything carrying a run's label.
+//
+// Every object it creates carries LabelRun=<run id>, so Cleanup (and the
+// journal undo handler, through CleanupLabel) can find it again however the
+// run ended.
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
+	"github.com/docker/go-connections/nat"
+)
+
+// Labels latlab puts on what it creates.
+const (
+	// LabelRun marks every container and network of one run.
+	LabelRun = "io.latlab.run"
+	// LabelBinary marks latlab's image with the SHA-256 of the binary in it.
+	LabelBinary = "io.latlab.binary"
+	// ImageRepo is the repository of latlab's local image; the tag is
+	// "bin-" + the first 16 hex digits of the binary's SHA-256.
+	ImageRepo = "latlab"
+)
+
+// Engine is a connection to one Docker daemon.
+type Engine struct {
+	c *client.Client
+	// Host is the daemon address ("unix:///var/run/docker.sock").
+	Host string
+}
+
+// Open connects to the daemon at host (a unix:// or tcp:// address; ""
+// means $DOCKER_HOST, else the default socket) and checks it answers.
+func Open(ctx context.Context, host string) (*Engine, error) {
+	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if host != "" {
+		opts = append(opts, client.WithHost(host))
+	}
+	c, err := client.NewClientWithOpts(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := c.Ping(pctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("docker daemon at %s: %w", c.DaemonHost(), err)
+	}
+	c.NegotiateAPIVersion(pctx)
+	return &Engine{c: c, Host: c.DaemonHost()}, nil
+}
+
+// Close releases the connection.
+func (e *Engine) Close() error { return e.c.Close() }
+
+// Client is the underlying API client.
+func (e *Engine) Client() *client.Client { return e.c }
+
+// Network is a network to create.
+type Network struct {
+	Name   string
+	Driver string // "bridge", "macvlan"
+	// Subnet and Gateway (optional) for IPAM.
+	Subnet, Gateway string
+	// Options are driver options ("parent", "macvlan_mode", ...).
+	Options map[string]string
+	RunID   string
+}
+
+// CreateNetwork creates a labelled network and returns its ID.
+func (e *Engine) CreateNetwork(ctx context.Context, n Network) (string, error) {
+	opts := network.CreateOptions{Driver: n.Driver, Options: n.Options, Labels: map[string]string{LabelRun: n.RunID}}
+	if n.Subnet != "" {
+		opts.IPAM = &network.IPAM{Driver: "default", Config: []network.IPAMConfig{{Subnet: n.Subnet, Gateway: n.Gateway}}}
+	}
+	r, err := e.c.NetworkCreate(ctx, n.Name, opts)
+	if err != nil {
+		return "", fmt.Errorf("create %s network %s: %w", n.Driver, n.Name, err)
+	}
+	return r.ID, nil
+}
+
+// Gateway returns the IPv4 gateway of a network ("bridge" is the default
+// bridge, docker0).
+func (e *Engine) Gateway(ctx context.Context, name string) (string, error) {
+	n, err := e.c.NetworkInspect(ctx, name, network.InspectOptions{})
+	if err != nil {
+		return "", err
+	}
+	for _, c := range n.IPAM.Config {
+		if a, err := netip.ParseAddr(c.Gateway); err == nil && a.Is4() {
+			return c.Gateway, nil
+		}
+	}
+	return "", fmt.Errorf("network %s has no IPv4 gateway", name)
+}
+
+// Container is a container to run.
+type Container struct {
+	Name  string
+	Image string
+	Cmd   []string
+	// Network is "host", "bridge" (the default bridge) or a network name.
+	Network string
+	// Publish maps a container port to the same host port number for TCP
+	// and UDP (docker run -p HOSTPORT:PORT/tcp -p HOSTPORT:PORT/udp).
+	Publish map[int]int
+	// HostIP restricts published ports to one host address ("" = all).
+	HostIP string
+	RunID  string
+}
+
+// Running is a started container.
+type Running struct {
+	ID, Name string
+	// Pid is the container's init process in the daemon's PID namespace.
+	Pid int
+	// IP is its IPv4 address on its network ("" on the host network).
+	IP string
+}
+
+// NetNS is the path of the container's network namespace.
+func (r *Running) NetNS() string { return fmt.Sprintf("/proc/%d/ns/net", r.Pid) }
+
+// Run creates and starts a labelled container and waits until it runs.
+func (e *Engine) Run(ctx context.Context, c Container) (*Running, error) {
+	cfg := &container.Config{Image: c.Image, Cmd: c.Cmd, Labels: map[string]string{LabelRun: c.RunID}}
+	hc := &container.HostConfig{NetworkMode: container.NetworkMode(c.Network), AutoRemove: false}
+	if len(c.Publish) > 0 {
+		cfg.ExposedPorts = nat.PortSet{}
+		hc.PortBindings = nat.PortMap{}
+		for cport, hport := range c.Publish {
+			for _, proto := range []string{"tcp", "udp"} {
+				p := nat.Port(fmt.Sprintf("%d/%s", cport, proto))
+				cfg.ExposedPorts[p] = struct{}{}
+				hc.PortBindings[p] = []nat.PortBinding{{HostIP: c.HostIP, HostPort: fmt.Sprint(hport)}}
+			}
+		}
+	}
+	r, err := e.c.ContainerCreate(ctx, cfg, hc, nil, nil, c.Name)
+	if err != nil {
+		return nil, fmt.Errorf("create container %s: %w", c.Name, err)
+	}
+	if err := e.c.ContainerStart(ctx, r.ID, container.StartOptions{}); err != nil {
+		return nil, fmt.Errorf("start container %s: %w", c.Name, err)
+	}
+	in, err := e.c.ContainerInspect(ctx, r.ID)
+	if err != nil {
+		return nil, fmt.Errorf("inspect container %s: %w", c.Name, err)
+	}
+	if in.State == nil || !in.State.Running || in.State.Pid == 0 {
+		return nil, fmt.Errorf("container %s is not running: %s", c.Name, e.tail(ctx, r.ID))
+	}
+	run := &Running{ID: r.ID, Name: c.Name, Pid: in.State.Pid}
+	if in.NetworkSettings != nil {
+		for name, ep := range in.NetworkSettings.Networks {
+			if ep != nil && ep.IPAddress != "" && (name == c.Network || run.IP == "") {
+				run.IP = ep.IPAddress
+			}
+		}
+	}
+	return run, nil
+}
+
+// Alive reports whether the container still runs, with the end of its log
+// when it does not.
+func (e *Engine) Alive(ctx context.Context, id string) error {
+	in, err := e.c.ContainerInspect(ctx, id)
+	if err != nil {
+		return err
+	}
+	if in.State == nil || !in.State.Running {
+		return fmt.Errorf("container %s exited: %s", strings.TrimPrefix(in.Name, "/"), e.tail(ctx, id))
+	}
+	return nil
+}
+
+// tail returns the last lines of a container's log.
+func (e *Engine) tail(ctx context.Context, id string) string {
+	rc, err := e.c.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: "5"})
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	defer rc.Close()
+	b, _ := io.ReadAll(io.LimitReader(rc, 4096))
+	// Strip the 8-byte multiplexing headers.
+	var out []string
+	for len(b) >= 8 {
+		n := int(b[4])<<24 | int(b[5])<<16 | int(b[6])<<8 | int(b[7])
+		b = b[8:]
+		if n > len(b) {
+			n = len(b)
+		}
+		out = append(out, strings.TrimSpace(string(b[:n])))
+		b = b[n:]
+	}
+	return strings.Join(out, " | ")
+}
+
+// Cleanup removes (forcibly) every container and then every network
+// labelled LabelRun=runID.
+func (e *Engine) Cleanup(ctx context.Context, runID string) error {
+	return e.CleanupLabel(ctx, LabelRun+"="+runID)
+}
+
+// CleanupLabel removes every container and network carrying label
+// ("key=value" or "key"). Objects already gone are not errors.
+func (e *Engine) CleanupLabel(ctx context.Context, label string) error {
+	f := filters.NewArgs(filters.Arg("label", label))
+	var errs []error
+	cs, err := e.c.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		return fmt.Errorf("list containers %s: %w", label, err)
+	}
+	for _, c := range cs {
+		if err := e.c.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !client.IsErrNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove container %s: %w", c.ID[:12], err))
+		}
+	}
+	ns, err := e.c.NetworkList(ctx, network.ListOptions{Filters: f})
+	if err != nil {
+		return errors.Join(append(errs, fmt.Errorf("list networks %s: %w", label, err))...)
+	}
+	for _, n := range ns {
+		if err := e.c.NetworkRemove(ctx, n.ID); err != nil && !client.IsErrNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Labelled counts the containers and networks carrying label.
+func (e *Engine) Labelled(ctx context.Context, label string) (containers, networks int, err error) {
+	f := filters.NewArgs(filters.Arg("label", label))
+	cs, err := e.c.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		return 0, 0, err
+	}
+	ns, err := e.c.NetworkList(ctx, network.ListOptions{Filters: f})
+	if err != nil {
+		return 0, 0, err
+	}
+	return len(cs), len(ns), nil
+}
+
+// ContainerNetNS resolves a container (name or ID) to the path of its
+// network namespace, /proc/PID/ns/net, without touching the container.
+func (e *Engine) ContainerNetNS(ctx context.Context, nameOrID string) (string, error) {
+	in, err := e.c.ContainerInspect(ctx, nameOrID)
+	if err != nil {
+		return "", err
+	}
+	if in.State == nil || !in.State.Running || in.State.Pid == 0 {
+		return "", fmt.Errorf("container %s is not running", nameOrID)
+	}
+	p := fmt.Sprintf("/proc/%d/ns/net", in.State.Pid)
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("container %s: %w (is the daemon on another machine or in another PID namespace?)", nameOrID, err)
+	}
+	return p, nil
+}
+
+// CleanupLabel connects to host and removes everything labelled label. A
+// unix socket that no longer exists means the daemon (and what it ran) is
+// gone: nothing to do.
+func CleanupLabel(ctx context.Context, host, label string) error {
+	if p, ok := strings.CutPrefix(host, "unix://"); ok {
+		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+	}
+	e, err := Open(ctx, host)
+	if err != nil {
+		var ne *net.OpError
+		if errors.As(err, &ne) && strings.HasPrefix(host, "unix://") {
+			// A stale socket file of a daemon that is gone.
+			return nil
+		}
+		return err
+	}
+	defer e.Close()
+	return e.CleanupLabel(ctx, label)
+}
+
+// JournalKind is the kind of journal entry that names a run's label: its
+// undo removes every container and network carrying it.
+const JournalKind = "docker"
