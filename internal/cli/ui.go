@@ -21,10 +21,6 @@ import (
 // loopback only.
 const DefaultUIListen = "127.0.0.1:7708"
 
-// uiOptions is how `latlab ui` configures the dashboard; the watch half
-// fills Alerts, Scheduler and ChangePoints (nil: "not available").
-var uiOptions = func(o *web.Options) {}
-
 func newUICmd(e *env, db *string) *cobra.Command {
 	var (
 		listen string
@@ -56,23 +52,7 @@ can open any page once with ?token=TOKEN). Only GET and HEAD are accepted.`,
 				return err
 			}
 			defer st.Close()
-			ln, err := net.Listen("tcp", listen)
-			if err != nil {
-				return usagef("--listen %s: %v", listen, err)
-			}
-			loop := isLoopbackAddr(ln.Addr())
-			if !loop && token == "" {
-				fmt.Fprintf(e.stderr, "latlab ui: warning: listening on %s without a token: anyone who can reach it reads every run (--token)\n", ln.Addr())
-			}
-			o := web.Options{Store: st, Token: token, LoopbackOnly: loop, Log: log.New(e.stderr, "latlab ui: ", 0)}
-			uiOptions(&o)
-			h, err := web.New(o)
-			if err != nil {
-				ln.Close()
-				return err
-			}
-			fmt.Fprintf(e.stderr, "latlab ui: serving %s on http://%s/ (metrics: /metrics); Ctrl-C stops\n", st.Path(), ln.Addr())
-			return serveUntilDone(ctx, ln, h)
+			return serveDashboard(ctx, e, st, nil, listen, token)
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", DefaultUIListen, "address to listen on (host:port; port 0 picks one)")

@@ -79,6 +79,30 @@ var migrations = []string{
 	);
 	CREATE INDEX annotations_run ON annotations (run_id);
 	CREATE INDEX annotations_time ON annotations (time);`,
+
+	// 3: regression alerts raised by latlab watch, and pinned baselines.
+	`CREATE TABLE alerts (
+		id          INTEGER PRIMARY KEY,
+		job         TEXT NOT NULL,
+		config_key  TEXT NOT NULL,
+		metric      TEXT NOT NULL, -- rate, p50, p99
+		state       TEXT NOT NULL CHECK (state IN ('open', 'resolved')),
+		opened_at   TEXT NOT NULL,
+		resolved_at TEXT,
+		run_id      INTEGER REFERENCES runs (id) ON DELETE SET NULL, -- the run that opened it
+		last_run_id INTEGER REFERENCES runs (id) ON DELETE SET NULL, -- the latest run that saw it
+		summary     TEXT NOT NULL DEFAULT '',
+		suspects    TEXT, -- JSON array of strings
+		dedupe_key  TEXT NOT NULL
+	);
+	-- At most one open alert per key; resolved ones are history.
+	CREATE UNIQUE INDEX alerts_open_key ON alerts (dedupe_key) WHERE state = 'open';
+	CREATE INDEX alerts_job ON alerts (job, opened_at);
+	CREATE TABLE baselines (
+		job       TEXT PRIMARY KEY,
+		run_id    INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+		pinned_at TEXT NOT NULL
+	);`,
 }
 
 // ErrSchemaTooNew is wrapped by Open when the database was written by a

@@ -1,0 +1,99 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/latlab/latlab/internal/watch"
+)
+
+func newWatchCmd(e *env, db *string) *cobra.Command {
+	var (
+		config string
+		once   bool
+		check  bool
+		listen string
+		token  string
+	)
+	cmd := &cobra.Command{
+		Use:   "watch --config FILE",
+		Short: "Run jobs on a schedule and alert on regressions",
+		Long: `Watch runs the jobs of a configuration file on their schedules, one at a
+time, records every run (kind "watch") and checks it against the job's
+baseline: per configuration and metric (rate, p50, p99) a Mann-Whitney test
+with a minimum effect (5% for p99, 3% for p50 and rate, or twice the
+baseline's run-to-run CV if larger), Holm-adjusted across the run, confirmed
+over consecutive runs; change points (E-Divisive) place the shift in the
+job's history and the environment differences across it are named as
+suspects (kernel, sysctls, offloads, qdiscs). In lab jobs the baseline mode
+is a canary: where it regressed too, the run is marked noisy and raises
+nothing. Alerts are deduplicated, sent to webhooks (JSON POST) or commands
+(JSON on stdin) and resolved when a later run is back within the baseline.
+
+A job either runs a lab spec (spec: FILE; needs root) or measures a server
+that already runs (target: {address: HOST:PORT, netns: NAME}). SIGINT or
+SIGTERM stop after the trial in progress. See docs/watch.md.`,
+		Example: `  latlab watch --config /etc/latlab/watch.yaml
+  latlab watch --config watch.yaml --once        # every job once, then exit
+  latlab watch --config watch.yaml --check       # validate the file and exit`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if config == "" {
+				return usagef("--config FILE is required")
+			}
+			cfg, err := watch.LoadConfig(config)
+			if err != nil {
+				return usageError{err}
+			}
+			if check {
+				for _, j := range cfg.Jobs {
+					kind := "target " + func() string {
+						if j.Target != nil {
+							return j.Target.Address
+						}
+						return ""
+					}()
+					if j.Spec != nil {
+						kind = "lab spec " + j.SpecFile
+					}
+					fmt.Fprintf(e.stdout, "%s: %s, schedule %q (next %s), overlap %s\n", j.Name, kind, j.ScheduleText,
+						j.Schedule.Next(time.Now()).Format(time.RFC3339), j.Overlap)
+				}
+				return nil
+			}
+			for _, j := range cfg.Jobs {
+				if j.Spec != nil && os.Geteuid() != 0 {
+					return fmt.Errorf("job %s runs a lab spec: latlab watch needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN) to create network namespaces", j.Name)
+				}
+			}
+			st, err := openStore(cmd.Context(), *db)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			w := &watch.Watcher{Store: st, Config: cfg, Version: Version(),
+				Logf: func(format string, a ...any) {
+					fmt.Fprintf(e.stderr, "%s %s\n", time.Now().Format("2006-01-02T15:04:05"), fmt.Sprintf(format, a...))
+				}}
+			if once {
+				return w.RunOnce(cmd.Context())
+			}
+			if listen != "" {
+				w.Serve = func(ctx context.Context) error { return serveDashboard(ctx, e, st, w, listen, token) }
+			}
+			w.Logf("watching %d jobs, recording in %s", len(cfg.Jobs), st.Path())
+			return w.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&config, "config", "", "watch configuration (YAML; see docs/watch.md)")
+	f.BoolVar(&once, "once", false, "run every job once, check it, and exit")
+	f.BoolVar(&check, "check", false, "validate the configuration, print the jobs and exit")
+	f.StringVar(&listen, "listen", DefaultUIListen, "serve the dashboard and /metrics here while watching (\"\" to not serve)")
+	f.StringVar(&token, "token", os.Getenv("LATLAB_UI_TOKEN"), "require this bearer token on the dashboard (default $LATLAB_UI_TOKEN)")
+	return cmd
+}

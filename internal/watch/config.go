@@ -1,0 +1,420 @@
+package watch
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/latlab/latlab/internal/experiment"
+	"github.com/latlab/latlab/internal/topo"
+	"github.com/latlab/latlab/internal/workload"
+)
+
+// Config is a watch configuration: jobs run on schedules.
+type Config struct {
+	File string
+	Jobs []*Job
+}
+
+// Overlap policies: what a job that falls due while another job runs does.
+const (
+	OverlapWait = "wait" // run as soon as the other finishes (missed ticks coalesce into one run)
+	OverlapSkip = "skip" // skip this tick; run at the next one
+)
+
+// DefaultBaselineRuns is the size of a {last: N} baseline when none is
+// given.
+const DefaultBaselineRuns = 5
+
+// Job is one scheduled measurement.
+type Job struct {
+	Name         string
+	ScheduleText string
+	Schedule     Schedule
+	Overlap      string
+	// Exactly one of Spec (a lab spec, from SpecFile) and Target is set.
+	SpecFile string
+	Spec     *experiment.LabSpec
+	SpecName string
+	SpecText string
+	Target   *TargetSpec
+	Baseline BaselineSpec
+	// Confirm is how many consecutive runs must regress before an alert
+	// opens (default DefaultConfirm).
+	Confirm int
+	Alerts  []AlertSpec
+}
+
+// TargetSpec is a job measuring a server that already runs.
+type TargetSpec struct {
+	// Address is HOST:PORT of a running `latlab serve`.
+	Address string
+	// NetNS is the path of the namespace the client runs in ("": the
+	// caller's own).
+	NetNS      string
+	Workloads  []workload.Workload
+	Sizes      []int
+	Trials     int
+	Duration   time.Duration
+	Warmup     time.Duration
+	ClientCPUs []int
+	ServerCPU  int
+}
+
+// BaselineSpec says what a run is compared with: the last N good runs of
+// the job before it, or one pinned run.
+type BaselineSpec struct {
+	Last   int
+	Pinned int64
+}
+
+// AlertSpec is where alerts go: a webhook (JSON POST) or a command (the
+// alert JSON on stdin).
+type AlertSpec struct {
+	Webhook string
+	Command []string
+}
+
+type rawConfig struct {
+	Jobs []rawJob `yaml:"jobs"`
+}
+
+type rawJob struct {
+	Name     string       `yaml:"name"`
+	Schedule string       `yaml:"schedule"`
+	Overlap  string       `yaml:"overlap"`
+	Spec     string       `yaml:"spec"`
+	Target   *rawTarget   `yaml:"target"`
+	Baseline *rawBaseline `yaml:"baseline"`
+	Confirm  int          `yaml:"confirm"`
+	Alerts   []rawAlert   `yaml:"alerts"`
+}
+
+type rawTarget struct {
+	Address    string         `yaml:"address"`
+	NetNS      string         `yaml:"netns"`
+	Workloads  []string       `yaml:"workloads"`
+	Sizes      []int          `yaml:"sizes"`
+	Trials     int            `yaml:"trials"`
+	Duration   time.Duration  `yaml:"duration"`
+	Warmup     *time.Duration `yaml:"warmup"`
+	ClientCPUs []int          `yaml:"client_cpus"`
+	ServerCPU  string         `yaml:"server_cpu"`
+}
+
+type rawBaseline struct {
+	Last   int   `yaml:"last"`
+	Pinned int64 `yaml:"pinned"`
+}
+
+type rawAlert struct {
+	Webhook string   `yaml:"webhook"`
+	Command []string `yaml:"command"`
+}
+
+var allowedFields = map[string]string{
+	"watch.rawConfig":   "jobs",
+	"watch.rawJob":      "name, schedule, overlap, spec, target, baseline, confirm, alerts",
+	"watch.rawTarget":   "address, netns, workloads, sizes, trials, duration, warmup, client_cpus, server_cpu",
+	"watch.rawBaseline": "last, pinned",
+	"watch.rawAlert":    "webhook, command",
+}
+
+// DefaultConfirm is how many consecutive runs must regress before an
+// alert opens: one run's drift on a shared machine easily passes a 3–5%
+// minimum effect (see docs/watch.md for the measured rates).
+const DefaultConfirm = 2
+
+// Target job defaults.
+const (
+	DefaultTargetTrials   = 7
+	DefaultTargetDuration = 2 * time.Second
+	DefaultTargetWarmup   = 500 * time.Millisecond
+)
+
+// LoadConfig reads and validates a watch configuration. Spec files are
+// read relative to it.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read watch config: %w", err)
+	}
+	return ParseConfig(b, path)
+}
+
+// ParseConfig parses and validates a watch configuration; errors are
+// *experiment.SpecError with file:line.
+func ParseConfig(b []byte, file string) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return nil, &experiment.SpecError{File: file, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	var rc rawConfig
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&rc); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) && len(te.Errors) > 0 {
+			msg, line := te.Errors[0], 0
+			if rest, ok := strings.CutPrefix(msg, "line "); ok {
+				if n, after, ok := strings.Cut(rest, ": "); ok {
+					line, _ = strconv.Atoi(n)
+					msg = after
+				}
+			}
+			for typ, allowed := range allowedFields {
+				msg = strings.Replace(msg, " in type "+typ, " (allowed: "+allowed+")", 1)
+			}
+			return nil, &experiment.SpecError{File: file, Line: line, Msg: msg}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil, &experiment.SpecError{File: file, Msg: "empty: want jobs: [...]"}
+		}
+		return nil, &experiment.SpecError{File: file, Msg: err.Error()}
+	}
+	at := func(path ...any) int { return lineOf(&root, path...) }
+	fail := func(line int, field, format string, args ...any) error {
+		return &experiment.SpecError{File: file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)}
+	}
+	if len(rc.Jobs) == 0 {
+		return nil, fail(at("jobs"), "jobs", "no jobs")
+	}
+	cfg := &Config{File: file}
+	names := map[string]bool{}
+	for i, rj := range rc.Jobs {
+		jf := fmt.Sprintf("jobs[%d]", i)
+		line := func(path ...any) int {
+			if l := at(append([]any{"jobs", i}, path...)...); l > 0 {
+				return l
+			}
+			return at("jobs", i)
+		}
+		j := &Job{Name: rj.Name, ScheduleText: rj.Schedule, Overlap: rj.Overlap}
+		if rj.Name == "" {
+			return nil, fail(line(), jf+".name", "a job needs a name")
+		}
+		if strings.ContainsAny(rj.Name, " \t/\x1f") {
+			return nil, fail(line("name"), jf+".name", "%q: no spaces or slashes", rj.Name)
+		}
+		if names[rj.Name] {
+			return nil, fail(line("name"), jf+".name", "job %q given twice", rj.Name)
+		}
+		names[rj.Name] = true
+		if rj.Schedule == "" {
+			return nil, fail(line(), jf+".schedule", "required (\"@every 30m\" or a 5-field cron expression)")
+		}
+		s, err := ParseSchedule(rj.Schedule, nil)
+		if err != nil {
+			return nil, fail(line("schedule"), jf+".schedule", "%v", err)
+		}
+		j.Schedule = s
+		switch rj.Overlap {
+		case "":
+			j.Overlap = OverlapWait
+		case OverlapWait, OverlapSkip:
+		default:
+			return nil, fail(line("overlap"), jf+".overlap", "%q (allowed: wait, skip)", rj.Overlap)
+		}
+		switch {
+		case rj.Spec != "" && rj.Target != nil:
+			return nil, fail(line("target"), jf, "give spec or target, not both")
+		case rj.Spec == "" && rj.Target == nil:
+			return nil, fail(line(), jf, "give spec: FILE (a lab spec) or target: {address: HOST:PORT}")
+		case rj.Spec != "":
+			p := rj.Spec
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(filepath.Dir(file), p)
+			}
+			text, err := os.ReadFile(p)
+			if err != nil {
+				return nil, fail(line("spec"), jf+".spec", "%v", err)
+			}
+			spec, name, err := experiment.ParseSpec(text, p)
+			if err != nil {
+				return nil, fail(line("spec"), jf+".spec", "%v", err)
+			}
+			j.SpecFile, j.Spec, j.SpecName, j.SpecText = p, spec, name, string(text)
+		default:
+			t, err := parseTarget(rj.Target, func(path ...any) int {
+				return line(append([]any{"target"}, path...)...)
+			}, jf+".target")
+			if err != nil {
+				var se *experiment.SpecError
+				if errors.As(err, &se) {
+					se.File = file
+				}
+				return nil, err
+			}
+			j.Target = t
+		}
+		if b := rj.Baseline; b != nil {
+			switch {
+			case b.Last != 0 && b.Pinned != 0:
+				return nil, fail(line("baseline"), jf+".baseline", "give last: N or pinned: RUN, not both")
+			case b.Last < 0 || b.Last > 100:
+				return nil, fail(line("baseline", "last"), jf+".baseline.last", "%d outside 1..100", b.Last)
+			case b.Pinned < 0:
+				return nil, fail(line("baseline", "pinned"), jf+".baseline.pinned", "%d is not a run id", b.Pinned)
+			case b.Last == 0 && b.Pinned == 0:
+				return nil, fail(line("baseline"), jf+".baseline", "want {last: N} or {pinned: RUN}")
+			}
+			j.Baseline = BaselineSpec{Last: b.Last, Pinned: b.Pinned}
+		} else {
+			j.Baseline = BaselineSpec{Last: DefaultBaselineRuns}
+		}
+		switch {
+		case rj.Confirm == 0:
+			j.Confirm = DefaultConfirm
+		case rj.Confirm < 1 || rj.Confirm > 10:
+			return nil, fail(line("confirm"), jf+".confirm", "%d outside 1..10", rj.Confirm)
+		default:
+			j.Confirm = rj.Confirm
+		}
+		for k, ra := range rj.Alerts {
+			af := fmt.Sprintf("%s.alerts[%d]", jf, k)
+			switch {
+			case ra.Webhook != "" && len(ra.Command) > 0:
+				return nil, fail(line("alerts", k), af, "give webhook or command, not both")
+			case ra.Webhook != "":
+				u, err := url.Parse(ra.Webhook)
+				if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					return nil, fail(line("alerts", k, "webhook"), af+".webhook", "%q: want an http:// or https:// URL", ra.Webhook)
+				}
+			case len(ra.Command) > 0:
+				if ra.Command[0] == "" {
+					return nil, fail(line("alerts", k, "command"), af+".command", "empty program name")
+				}
+			default:
+				return nil, fail(line("alerts", k), af, "want {webhook: URL} or {command: [PROGRAM, ARGS...]}")
+			}
+			j.Alerts = append(j.Alerts, AlertSpec{Webhook: ra.Webhook, Command: ra.Command})
+		}
+		cfg.Jobs = append(cfg.Jobs, j)
+	}
+	return cfg, nil
+}
+
+func parseTarget(rt *rawTarget, at func(path ...any) int, tf string) (*TargetSpec, error) {
+	fail := func(line int, field, format string, args ...any) error {
+		return &experiment.SpecError{Line: line, Field: tf + field, Msg: fmt.Sprintf(format, args...)}
+	}
+	t := &TargetSpec{Address: rt.Address, Trials: rt.Trials, Duration: rt.Duration, Warmup: DefaultTargetWarmup,
+		Sizes: rt.Sizes, ClientCPUs: rt.ClientCPUs, ServerCPU: workload.CPUAuto}
+	if rt.Address == "" {
+		return nil, fail(at(), ".address", "required: HOST:PORT of a running latlab serve")
+	}
+	if _, port, err := net.SplitHostPort(rt.Address); err != nil || port == "" {
+		return nil, fail(at("address"), ".address", "%q: want HOST:PORT", rt.Address)
+	}
+	switch ns := rt.NetNS; {
+	case ns == "":
+	case strings.Contains(ns, "/"):
+		if !filepath.IsAbs(ns) {
+			return nil, fail(at("netns"), ".netns", "%q: a path must be absolute", ns)
+		}
+		t.NetNS = ns
+	case strings.ContainsAny(ns, " \t"):
+		return nil, fail(at("netns"), ".netns", "%q: not a namespace name", ns)
+	default:
+		t.NetNS = topo.NetNSPath(ns)
+	}
+	if len(rt.Workloads) == 0 {
+		t.Workloads = []workload.Workload{workload.TCPRR}
+	}
+	for i, w := range rt.Workloads {
+		wl, err := workload.ParseWorkload(w)
+		if err != nil {
+			return nil, fail(at("workloads", i), fmt.Sprintf(".workloads[%d]", i), "unknown workload %q (allowed: tcp_rr, tcp_crr, udp_rr, tcp_stream)", w)
+		}
+		if slices.Contains(t.Workloads, wl) {
+			return nil, fail(at("workloads", i), fmt.Sprintf(".workloads[%d]", i), "%s given twice", wl)
+		}
+		t.Workloads = append(t.Workloads, wl)
+	}
+	for i, sz := range rt.Sizes {
+		if sz < 1 || sz > workload.MaxMessageSize {
+			return nil, fail(at("sizes", i), fmt.Sprintf(".sizes[%d]", i), "%d bytes outside 1..%d", sz, workload.MaxMessageSize)
+		}
+	}
+	if len(t.Sizes) == 0 {
+		t.Sizes = []int{64}
+	}
+	if t.Trials == 0 {
+		t.Trials = DefaultTargetTrials
+	}
+	if t.Trials < 1 || t.Trials > 1000 {
+		return nil, fail(at("trials"), ".trials", "%d outside 1..1000", rt.Trials)
+	}
+	if t.Duration == 0 {
+		t.Duration = DefaultTargetDuration
+	}
+	if t.Duration < 50*time.Millisecond || t.Duration%time.Millisecond != 0 {
+		return nil, fail(at("duration"), ".duration", "%v: want whole milliseconds, at least 50ms", t.Duration)
+	}
+	if rt.Warmup != nil {
+		t.Warmup = *rt.Warmup
+	}
+	if t.Warmup < 0 || t.Warmup%time.Millisecond != 0 {
+		return nil, fail(at("warmup"), ".warmup", "%v: want whole milliseconds", t.Warmup)
+	}
+	for _, c := range t.ClientCPUs {
+		if c < 0 {
+			return nil, fail(at("client_cpus"), ".client_cpus", "CPU %d is negative", c)
+		}
+	}
+	switch rt.ServerCPU {
+	case "", "auto":
+	case "none":
+		t.ServerCPU = workload.CPUNone
+	default:
+		n, err := strconv.Atoi(rt.ServerCPU)
+		if err != nil || n < 0 {
+			return nil, fail(at("server_cpu"), ".server_cpu", "%q (allowed: auto, none or a CPU number)", rt.ServerCPU)
+		}
+		t.ServerCPU = n
+	}
+	return t, nil
+}
+
+// lineOf finds the line of a value by path: mapping keys (string) and
+// sequence indexes (int); 0 when absent.
+func lineOf(n *yaml.Node, path ...any) int {
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			if n.Kind != yaml.MappingNode {
+				return 0
+			}
+			found := false
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == k {
+					n, found = n.Content[i+1], true
+					break
+				}
+			}
+			if !found {
+				return 0
+			}
+		case int:
+			if n.Kind != yaml.SequenceNode || k >= len(n.Content) {
+				return 0
+			}
+			n = n.Content[k]
+		}
+	}
+	return n.Line
+}

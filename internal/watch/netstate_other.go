@@ -1,0 +1,5 @@
+//go:build !linux
+
+package watch
+
+func captureNetState(ns *NetState, nsPath, label string) error { return nil }
