@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -70,6 +71,7 @@ var benchCSVHeader = []string{
 	"workload", "target", "flows", "request_size", "response_size", "duration_s", "transactions",
 	"rate_per_sec", "mean_ns", "p50_ns", "p90_ns", "p99_ns", "p999_ns", "max_ns", "throughput_bps",
 	"lost", "loss_ratio", "client_cpu", "server_cpu", "cpu_us_per_txn_client", "cpu_us_per_txn_server",
+	"errors",
 }
 
 func writeBenchCSV(w io.Writer, r *workload.Result) error {
@@ -86,10 +88,18 @@ func writeBenchCSV(w io.Writer, r *workload.Result) error {
 		f(r.DurationS), i(r.Transactions), f(round(r.RatePerSec, 2)), f(round(lat.Mean, 1)), i(lat.P50), i(lat.P90),
 		i(lat.P99), i(lat.P999), i(lat.Max), f(round(r.ThroughputBps, 0)), i(r.Lost), f(r.LossRatio),
 		strconv.Itoa(r.Placement.ClientCPU), strconv.Itoa(r.Placement.ServerCPU),
-		f(round(r.CPUPerTxn.Client, 3)), f(round(r.CPUPerTxn.Server, 3)),
+		f(round(r.CPUPerTxn.Client, 3)), f(round(r.CPUPerTxn.Server, 3)), i(errTotal(r)),
 	})
 	cw.Flush()
 	return cw.Error()
+}
+
+// errTotal is the http workload's failed requests (0 for the others).
+func errTotal(r *workload.Result) int64 {
+	if r.Errors == nil {
+		return 0
+	}
+	return r.Errors.Total()
 }
 
 func round(v float64, digits int) float64 {
@@ -151,6 +161,19 @@ func writeBenchTable(w io.Writer, r *workload.Result) error {
 	if r.Workload == workload.TCPStream {
 		sizes = fmt.Sprintf("%d B buffers, %s", r.ReqSize, strings.ReplaceAll(r.Direction, "_", " "))
 	}
+	if r.Workload == workload.HTTP {
+		sizes = fmt.Sprintf("%d connections", r.Flows)
+		if r.Flows == 1 {
+			sizes = "1 connection"
+		}
+		flows = fmt.Sprintf("%d threads, keep-alive", r.Threads)
+		if r.Threads == 1 {
+			flows = "1 thread, keep-alive"
+		}
+		if r.NoKeepAlive {
+			flows = strings.Replace(flows, "keep-alive", "a new connection per request", 1)
+		}
+	}
 	fmt.Fprintf(tw, "%s to %s\t%s, %s, %v measured after %v warm-up\n", r.Workload, r.Target, sizes, flows,
 		time.Duration(r.DurationS*float64(time.Second)), time.Duration(r.WarmupS*float64(time.Second)))
 	if r.Workload == workload.TCPStream {
@@ -173,9 +196,24 @@ func writeBenchTable(w io.Writer, r *workload.Result) error {
 	if r.Workload == workload.UDPRR {
 		fmt.Fprintf(tw, "lost\t%d datagrams (%.3f%%)\n", r.Lost, 100*r.LossRatio)
 	}
+	if e := r.Errors; e != nil {
+		fmt.Fprintf(tw, "errors\t%d: connect %d, read %d, write %d, timeout %d, malformed %d, non-2xx %d\n",
+			e.Total(), e.Connect, e.Read, e.Write, e.Timeout, e.Parse, e.Status)
+		codes := make([]string, 0, len(r.StatusCodes))
+		for c := range r.StatusCodes {
+			codes = append(codes, c)
+		}
+		sort.Strings(codes)
+		for i, c := range codes {
+			codes[i] = fmt.Sprintf("%s: %d", c, r.StatusCodes[c])
+		}
+		fmt.Fprintf(tw, "status codes\t%s\n", strings.Join(codes, ", "))
+	}
 	if ol := r.OpenLoop; ol != nil {
 		fmt.Fprintf(tw, "open loop\ttarget %.0f/s; latency measured from intended send times; %d sends more than %s behind schedule (worst %s)\n",
 			ol.TargetRate, ol.LateSends, Duration(ol.LateAfterNs), Duration(ol.MaxBehindNs))
+	} else if r.Workload == workload.HTTP {
+		fmt.Fprintf(tw, "closed loop\teach connection waits for a response before the next request: latencies omit time a request would have queued (use --rate for open loop)\n")
 	} else if r.Workload != workload.TCPStream {
 		fmt.Fprintf(tw, "closed loop\teach flow waits for a response before the next request: latencies omit time a request would have queued (use --rate for open loop)\n")
 	}
@@ -184,6 +222,8 @@ func writeBenchTable(w io.Writer, r *workload.Result) error {
 		cpuName(p.ClientCPU, p.ClientPinned), cpuName(p.ServerCPU, p.ServerPinned), cpuList(p.AllowedCPUs))
 	if r.Workload == workload.TCPStream {
 		fmt.Fprintf(tw, "cpu\tclient %.0f%%, server %.0f%% of one core\n", 100*r.CPUUtil.Client, 100*r.CPUUtil.Server)
+	} else if r.Workload == workload.HTTP {
+		fmt.Fprintf(tw, "cpu per txn\tclient %.2fµs (server not measured: any HTTP server)\n", r.CPUPerTxn.Client)
 	} else {
 		fmt.Fprintf(tw, "cpu per txn\tclient %.2fµs, server %.2fµs\n", r.CPUPerTxn.Client, r.CPUPerTxn.Server)
 	}

@@ -14,7 +14,9 @@ import (
 // Config describes one client run (`latlab bench`).
 type Config struct {
 	// Target is HOST[:PORT] of a latlab server; the port defaults to
-	// DefaultPort.
+	// DefaultPort. For the http workload it is a URL
+	// (http://HOST[:PORT]/PATH) or HOST[:PORT], which means
+	// http://HOST:PORT/.
 	Target   string
 	Workload Workload
 	// ReqSize and RespSize are the message sizes in bytes. For tcp_stream
@@ -23,8 +25,18 @@ type Config struct {
 	// Warmup runs before Duration; its transactions are not recorded.
 	Warmup, Duration time.Duration
 	// Flows is the number of parallel flows (connections), each on its own
-	// OS thread.
+	// OS thread. For http: the number of connections, spread over Threads.
 	Flows int
+	// Threads is the number of OS threads driving the http connections
+	// (each thread runs an epoll loop over Flows/Threads connections).
+	// Default 1. Other workloads always use one thread per flow.
+	Threads int
+	// Method, Headers ("Name: value"), Body and NoKeepAlive shape the http
+	// request (default GET, keep-alive).
+	Method      string
+	Headers     []string
+	Body        string
+	NoKeepAlive bool
 	// Rate, if > 0, runs open loop: Rate transactions per second in total,
 	// spread evenly over the flows, with latency measured from each
 	// transaction's intended send time.
@@ -43,6 +55,9 @@ type Config struct {
 	// the datagram as lost and goes on (default 50ms).
 	UDPTimeout time.Duration
 	// IOTimeout fails a TCP run whose server stops answering (default 10s).
+	// For http it is the request timeout: a request without a complete
+	// response within it is counted as a timeout error and its connection
+	// reopened.
 	IOTimeout time.Duration
 	// Interval is the length of one entry of the interval series (default 1s).
 	Interval time.Duration
@@ -61,6 +76,10 @@ type Config struct {
 func (c *Config) Defaults() {
 	if c.Workload == "" {
 		c.Workload = TCPRR
+	}
+	if c.Workload == HTTP {
+		c.httpDefaults()
+		return
 	}
 	if c.ReqSize == 0 {
 		if c.Workload == TCPStream {
@@ -93,6 +112,9 @@ func (c *Config) Defaults() {
 func (c *Config) Validate() error {
 	if _, err := ParseWorkload(string(c.Workload)); err != nil {
 		return err
+	}
+	if c.Workload == HTTP {
+		return c.validateHTTP()
 	}
 	if c.Target == "" {
 		return fmt.Errorf("no target: give the address of a running `latlab serve`")
@@ -150,27 +172,33 @@ func TargetAddr(target string) string {
 // Result is the outcome of one run. Its JSON form is documented in
 // docs/bench-json.md.
 type Result struct {
-	Workload      Workload   `json:"workload"`
-	Target        string     `json:"target"`
-	Direction     string     `json:"direction,omitempty"`
-	ReqSize       int        `json:"request_size"`
-	RespSize      int        `json:"response_size"`
-	Flows         int        `json:"flows"`
-	Transactions  int64      `json:"transactions"`
-	DurationS     float64    `json:"duration_s"`
-	WarmupS       float64    `json:"warmup_s"`
-	RatePerSec    float64    `json:"rate_per_sec"`
-	Latency       *Latency   `json:"latency_ns,omitempty"`
-	ThroughputBps float64    `json:"throughput_bps,omitempty"`
-	FlowBps       []float64  `json:"flow_throughput_bps,omitempty"`
-	Lost          int64      `json:"lost"`
-	LossRatio     float64    `json:"loss_ratio"`
-	OpenLoop      *OpenLoop  `json:"open_loop,omitempty"`
-	Placement     Placement  `json:"placement"`
-	CPUPerTxn     CPUCost    `json:"cpu_us_per_txn"`
-	CPUUtil       CPUCost    `json:"cpu_utilization"`
-	Intervals     []Interval `json:"intervals"`
-	StartedAt     time.Time  `json:"started_at"`
+	Workload      Workload  `json:"workload"`
+	Target        string    `json:"target"`
+	Direction     string    `json:"direction,omitempty"`
+	ReqSize       int       `json:"request_size"`
+	RespSize      int       `json:"response_size"`
+	Flows         int       `json:"flows"`
+	Transactions  int64     `json:"transactions"`
+	DurationS     float64   `json:"duration_s"`
+	WarmupS       float64   `json:"warmup_s"`
+	RatePerSec    float64   `json:"rate_per_sec"`
+	Latency       *Latency  `json:"latency_ns,omitempty"`
+	ThroughputBps float64   `json:"throughput_bps,omitempty"`
+	FlowBps       []float64 `json:"flow_throughput_bps,omitempty"`
+	Lost          int64     `json:"lost"`
+	LossRatio     float64   `json:"loss_ratio"`
+	OpenLoop      *OpenLoop `json:"open_loop,omitempty"`
+	// http only: threads driving the connections (flows), failed requests
+	// by class, and complete responses by status code.
+	Threads     int              `json:"threads,omitempty"`
+	NoKeepAlive bool             `json:"no_keepalive,omitempty"`
+	Errors      *HTTPErrors      `json:"errors,omitempty"`
+	StatusCodes map[string]int64 `json:"status_codes,omitempty"`
+	Placement   Placement        `json:"placement"`
+	CPUPerTxn   CPUCost          `json:"cpu_us_per_txn"`
+	CPUUtil     CPUCost          `json:"cpu_utilization"`
+	Intervals   []Interval       `json:"intervals"`
+	StartedAt   time.Time        `json:"started_at"`
 
 	// Hist holds every measured transaction's latency (merged over flows).
 	Hist *hist.Histogram `json:"-"`

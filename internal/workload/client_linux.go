@@ -185,6 +185,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.Workload == HTTP {
+		return runHTTP(ctx, cfg)
+	}
 	addr := TargetAddr(cfg.Target)
 	ta, err := net.ResolveTCPAddr("tcp", addr)
 	if err != nil {

@@ -426,7 +426,7 @@ func TestServerBadInput(t *testing.T) {
 		status int // expected reply status, -1 for none
 		log    string
 	}{
-		{"garbage", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), -1, "bad magic"},
+		{"garbage", []byte("SSH-2.0-OpenSSH_9.2\r\n"), -1, "bad magic"},
 		{"wrong version", hello(func(b []byte) { b[5] = 7 }), int(StatusBadVersion), "bad hello"},
 		{"oversized", hello(func(b []byte) { b[12] = 0x7f }), int(StatusBadRequest), "response size"},
 		{"unknown kind", hello(func(b []byte) { b[6] = 77 }), -1, "unknown message kind"},

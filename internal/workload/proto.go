@@ -115,7 +115,10 @@ func ParseWorkload(s string) (Workload, error) {
 			return w, nil
 		}
 	}
-	return "", fmt.Errorf("unknown workload %q (want one of tcp_rr, tcp_crr, udp_rr, tcp_stream)", s)
+	if s == string(HTTP) {
+		return HTTP, nil
+	}
+	return "", fmt.Errorf("unknown workload %q (want one of tcp_rr, tcp_crr, udp_rr, tcp_stream, http)", s)
 }
 
 // CPU placement requests carried in Hello.ServerCPU.

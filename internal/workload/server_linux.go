@@ -245,6 +245,11 @@ func (s *Server) handleConn(c net.Conn) {
 		s.refuse(c, "no header", "err", err)
 		return
 	}
+	if [4]byte(hdr[:4]) != Magic && isHTTPMethod(hdr[:8]) {
+		release()
+		s.serveHTTP(c, hdr[:8]) // http_server_linux.go
+		return
+	}
 	if [4]byte(hdr[:4]) != Magic {
 		s.refuse(c, "not a latlab client (bad magic)", "got", fmt.Sprintf("%q", hdr[:4]))
 		return

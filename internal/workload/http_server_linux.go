@@ -1,0 +1,230 @@
+package workload
+
+import (
+	"bytes"
+	"net"
+	"strconv"
+	"time"
+)
+
+// latlab serve answers HTTP/1.1 on its one port, next to the latlab
+// protocol: handleConn hands a connection whose first bytes are an HTTP
+// method to serveHTTP. Any path answers 200 with a body of
+// HTTPDefaultBodySize bytes; the query may change that:
+//
+//	GET /?size=N         N-byte body (0 ≤ N ≤ MaxHTTPBody)
+//	GET /?delay=D        answer after D (a Go duration, ≤ MaxHTTPDelay)
+//
+// Keep-alive is the default (HTTP/1.1), Connection: close and HTTP/1.0 are
+// honoured; request bodies (Content-Length or chunked) are read and
+// discarded. Each connection is a goroutine on the runtime's netpoller: the
+// endpoint exists so the lab can run http through every mode, and so the
+// client can be compared against a known server; it is not pinned and does
+// not report CPU time.
+
+// Limits of the HTTP endpoint.
+const (
+	HTTPDefaultBodySize = 64
+	MaxHTTPBody         = 64 << 20
+	MaxHTTPDelay        = 10 * time.Second
+	httpIdleTimeout     = 60 * time.Second
+	httpMaxRequestHead  = 16 << 10
+)
+
+var httpBody = bytes.Repeat([]byte{'x'}, 64<<10)
+
+// serveHTTP answers HTTP requests on c until the client closes, errs or the
+// server stops. pre holds the bytes handleConn already read.
+func (s *Server) serveHTTP(c net.Conn, pre []byte) {
+	defer c.Close()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-s.done:
+			c.Close()
+		case <-stop:
+		}
+	}()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	buf := make([]byte, httpMaxRequestHead)
+	w := copy(buf, pre)
+	r := 0
+	out := make([]byte, 0, 4096)
+	for {
+		// Read a request head.
+		end := -1
+		for {
+			if end = indexCRLFCRLF(buf[r:w]); end >= 0 {
+				break
+			}
+			if r > 0 {
+				w = copy(buf, buf[r:w])
+				r = 0
+			}
+			if w == len(buf) {
+				s.httpError(c, 431, "request header too large")
+				return
+			}
+			c.SetReadDeadline(time.Now().Add(httpIdleTimeout))
+			n, err := c.Read(buf[w:])
+			if n == 0 && err != nil {
+				return
+			}
+			w += n
+		}
+		head := buf[r : r+end]
+		r += end + 4
+		req, ok := parseHTTPRequest(head)
+		if !ok {
+			s.httpError(c, 400, "bad request")
+			return
+		}
+		// Discard the request body.
+		if req.chunked {
+			s.httpError(c, 411, "chunked request bodies are not supported; send Content-Length")
+			return
+		}
+		for req.bodyLen > 0 {
+			if r == w {
+				r, w = 0, 0
+				c.SetReadDeadline(time.Now().Add(httpIdleTimeout))
+				n, err := c.Read(buf)
+				if n == 0 && err != nil {
+					return
+				}
+				w = n
+			}
+			k := min(int64(w-r), req.bodyLen)
+			r += int(k)
+			req.bodyLen -= k
+		}
+		if r == w {
+			r, w = 0, 0
+		}
+		if req.delay > 0 {
+			time.Sleep(req.delay)
+		}
+		out = out[:0]
+		out = append(out, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: "...)
+		out = strconv.AppendInt(out, req.size, 10)
+		if req.close {
+			out = append(out, "\r\nConnection: close"...)
+		}
+		out = append(out, "\r\n\r\n"...)
+		body := req.size
+		if req.head {
+			body = 0
+		}
+		// Small bodies go out in the same write as the header.
+		for body > 0 && len(out) < cap(out) {
+			k := min(int(body), cap(out)-len(out))
+			out = append(out, httpBody[:k]...)
+			body -= int64(k)
+		}
+		c.SetWriteDeadline(time.Now().Add(httpIdleTimeout))
+		if _, err := c.Write(out); err != nil {
+			return
+		}
+		for body > 0 {
+			k := min(body, int64(len(httpBody)))
+			if _, err := c.Write(httpBody[:k]); err != nil {
+				return
+			}
+			body -= k
+		}
+		if req.close {
+			return
+		}
+	}
+}
+
+func (s *Server) httpError(c net.Conn, code int, msg string) {
+	s.cfg.Logger.Warn("http request refused", "peer", c.RemoteAddr().String(), "status", code, "reason", msg)
+	b := []byte("HTTP/1.1 " + strconv.Itoa(code) + " " + msg + "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+	c.SetWriteDeadline(time.Now().Add(time.Second))
+	c.Write(b)
+}
+
+type httpRequest struct {
+	head, chunked, close bool
+	bodyLen, size        int64
+	delay                time.Duration
+}
+
+// parseHTTPRequest parses a request head (without the final CRLFCRLF).
+func parseHTTPRequest(head []byte) (httpRequest, bool) {
+	req := httpRequest{size: HTTPDefaultBodySize}
+	line, rest := head, []byte(nil)
+	if i := indexCRLF(head); i >= 0 {
+		line, rest = head[:i], head[i+2:]
+	}
+	sp1 := bytes.IndexByte(line, ' ')
+	if sp1 <= 0 {
+		return req, false
+	}
+	sp2 := bytes.IndexByte(line[sp1+1:], ' ')
+	if sp2 <= 0 {
+		return req, false
+	}
+	method, target, proto := line[:sp1], line[sp1+1:sp1+1+sp2], line[sp1+2+sp2:]
+	switch string(proto) {
+	case "HTTP/1.1":
+	case "HTTP/1.0":
+		req.close = true
+	default:
+		return req, false
+	}
+	req.head = string(method) == "HEAD"
+	if q := bytes.IndexByte(target, '?'); q >= 0 {
+		for _, kv := range bytes.Split(target[q+1:], []byte{'&'}) {
+			k, v, _ := bytes.Cut(kv, []byte{'='})
+			switch string(k) {
+			case "size":
+				n, err := strconv.ParseInt(string(v), 10, 64)
+				if err != nil || n < 0 || n > MaxHTTPBody {
+					return req, false
+				}
+				req.size = n
+			case "delay":
+				d, err := time.ParseDuration(string(v))
+				if err != nil || d < 0 || d > MaxHTTPDelay {
+					return req, false
+				}
+				req.delay = d
+			}
+		}
+	}
+	for len(rest) > 0 {
+		var h []byte
+		if i := indexCRLF(rest); i >= 0 {
+			h, rest = rest[:i], rest[i+2:]
+		} else {
+			h, rest = rest, nil
+		}
+		colon := bytes.IndexByte(h, ':')
+		if colon <= 0 {
+			return req, false
+		}
+		name, val := h[:colon], trimOWS(h[colon+1:])
+		switch {
+		case asciiEqualFold(name, "content-length"):
+			v, ok := parseDec(val)
+			if !ok {
+				return req, false
+			}
+			req.bodyLen = v
+		case asciiEqualFold(name, "transfer-encoding"):
+			req.chunked = true
+		case asciiEqualFold(name, "connection"):
+			if asciiContainsFold(val, "close") {
+				req.close = true
+			} else if asciiContainsFold(val, "keep-alive") {
+				req.close = false
+			}
+		}
+	}
+	return req, true
+}
