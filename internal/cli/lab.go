@@ -150,7 +150,7 @@ next 'latlab lab') removes the leftovers. Needs root.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&modes, "modes", "", "modes to compare, comma-separated (default: all of the topology; the baseline is always added)")
-	f.StringVar(&workloads, "workloads", "tcp_rr,udp_rr,tcp_crr,tcp_stream", "workloads, comma-separated")
+	f.StringVar(&workloads, "workloads", "tcp_rr,udp_rr,tcp_crr,tcp_stream", "workloads, comma-separated (http also works: the server answers HTTP on the same port)")
 	f.StringVar(&offloads, "offload", "default", "offload presets to compare on every lab interface: default, all-on, all-off, seg-off (tso+gso off), gro-off, gro-on, csum-off, or NAME:feature=on|off,... (separate user-given presets with ';')")
 	f.IntVarP(&spec.Trials, "trials", "n", experiment.DefaultTrials, "rounds: every configuration runs once per round")
 	f.DurationVarP(&spec.Duration, "duration", "d", experiment.DefaultDuration, "measured duration of each trial")

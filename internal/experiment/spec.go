@@ -197,7 +197,7 @@ func ParseSpec(b []byte, file string) (*LabSpec, string, error) {
 	for i, w := range sf.Workloads {
 		wl, err := workload.ParseWorkload(w)
 		if err != nil {
-			return nil, "", fail(at("workloads", i), fmt.Sprintf("workloads[%d]", i), "unknown workload %q (allowed: tcp_rr, tcp_crr, udp_rr, tcp_stream)", w)
+			return nil, "", fail(at("workloads", i), fmt.Sprintf("workloads[%d]", i), "unknown workload %q (allowed: tcp_rr, tcp_crr, udp_rr, tcp_stream, http)", w)
 		}
 		spec.Workloads = append(spec.Workloads, wl)
 	}

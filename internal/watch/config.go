@@ -335,7 +335,7 @@ func parseTarget(rt *rawTarget, at func(path ...any) int, tf string) (*TargetSpe
 	for i, w := range rt.Workloads {
 		wl, err := workload.ParseWorkload(w)
 		if err != nil {
-			return nil, fail(at("workloads", i), fmt.Sprintf(".workloads[%d]", i), "unknown workload %q (allowed: tcp_rr, tcp_crr, udp_rr, tcp_stream)", w)
+			return nil, fail(at("workloads", i), fmt.Sprintf(".workloads[%d]", i), "unknown workload %q (allowed: tcp_rr, tcp_crr, udp_rr, tcp_stream, http)", w)
 		}
 		if slices.Contains(t.Workloads, wl) {
 			return nil, fail(at("workloads", i), fmt.Sprintf(".workloads[%d]", i), "%s given twice", wl)
