@@ -3,7 +3,10 @@
 # (single stream) on loopback and on a veth pair between two namespaces,
 # same pinning, interleaved rounds. Needs root for the veth path.
 #
-#   bench/compare-peers.sh [ROUNDS] [SECONDS]      (defaults: 5 rounds of 5s)
+#   bench/compare-peers.sh [ROUNDS] [SECONDS] [WORKLOADS] [PATHS]
+#
+# Defaults: 5 rounds of 5s, WORKLOADS=tcp_rr,udp_rr,tcp_stream,
+# PATHS=loopback,veth. E.g. `bench/compare-peers.sh 9 5 tcp_stream loopback`.
 #
 # Prints one table per path: median of each figure over the rounds, the
 # latlab/peer ratio of the medians, and the ratio in each round. See
@@ -12,6 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
 secs=${2:-5}
+workloads=${3:-tcp_rr,udp_rr,tcp_stream}
+paths=${4:-loopback,veth}
 for t in sockperf iperf3 ip taskset; do
   command -v "$t" >/dev/null || { echo "missing $t (apt-get install sockperf iperf3 iproute2)" >&2; exit 1; }
 done
@@ -19,16 +24,23 @@ mkdir -p bench/out
 go build -o bench/out/latlab ./cmd/latlab
 go build -o bench/out/peers ./bench/peers
 
-a=latlab-bp-a$$ b=latlab-bp-b$$
-cleanup() { ip netns del "$a" 2>/dev/null || true; ip netns del "$b" 2>/dev/null || true; }
-trap cleanup EXIT INT TERM
-ip netns add "$a"
-ip netns add "$b"
-ip -n "$a" link add veth0 type veth peer name veth0 netns "$b"
-ip -n "$a" addr add 10.254.0.1/30 dev veth0
-ip -n "$b" addr add 10.254.0.2/30 dev veth0
-for n in "$a" "$b"; do ip -n "$n" link set lo up; ip -n "$n" link set veth0 up; done
+args=()
+case ",$paths," in *,loopback,*) args+=(-path "loopback:::127.0.0.1") ;; esac
+case ",$paths," in
+*,veth,*)
+  a=latlab-bp-a$$ b=latlab-bp-b$$
+  cleanup() { ip netns del "$a" 2>/dev/null || true; ip netns del "$b" 2>/dev/null || true; }
+  trap cleanup EXIT INT TERM
+  ip netns add "$a"
+  ip netns add "$b"
+  ip -n "$a" link add veth0 type veth peer name veth0 netns "$b"
+  ip -n "$a" addr add 10.254.0.1/30 dev veth0
+  ip -n "$b" addr add 10.254.0.2/30 dev veth0
+  for n in "$a" "$b"; do ip -n "$n" link set lo up; ip -n "$n" link set veth0 up; done
+  args+=(-path "veth:$a:$b:10.254.0.2")
+  ;;
+esac
+[ ${#args[@]} -gt 0 ] || { echo "PATHS must name loopback and/or veth" >&2; exit 2; }
 
 bench/out/peers -latlab bench/out/latlab -rounds "$rounds" -duration "$secs" \
-  -path "loopback:::127.0.0.1" \
-  -path "veth:$a:$b:10.254.0.2"
+  -workloads "$workloads" "${args[@]}"

@@ -43,6 +43,7 @@ func main() {
 	size := flag.Int("size", 64, "message size for the ping-pong workloads")
 	clientCPU := flag.Int("client-cpu", 1, "client CPU")
 	serverCPU := flag.Int("server-cpu", 0, "server CPU")
+	only := flag.String("workloads", "tcp_rr,udp_rr,tcp_stream", "comma-separated workloads to compare")
 	var paths []path
 	flag.Func("path", "NAME:CLIENT_NS:SERVER_NS:ADDR (namespaces may be empty); repeatable", func(s string) error {
 		f := strings.Split(s, ":")
@@ -57,6 +58,14 @@ func main() {
 		paths = []path{{name: "loopback", addr: "127.0.0.1"}}
 	}
 	r := &runner{latlab: *latlab, dur: *dur, size: *size, ccpu: *clientCPU, scpu: *serverCPU}
+	for _, w := range strings.Split(*only, ",") {
+		w = strings.TrimSpace(w)
+		if !slices.Contains(workloads, w) {
+			fmt.Fprintf(os.Stderr, "unknown workload %q (want some of %s)\n", w, strings.Join(workloads, ","))
+			os.Exit(2)
+		}
+		r.only = append(r.only, w)
+	}
 	fmt.Printf("latlab vs C peers: %d interleaved rounds of %ds, %d-byte messages, client CPU %d, server CPU %d\n",
 		*rounds, *dur, *size, *clientCPU, *serverCPU)
 	fmt.Printf("kernel %s, %s\n\n", strings.TrimSpace(run("uname", "-r")), cpuModel())
@@ -80,8 +89,14 @@ type runner struct {
 	latlab     string
 	dur, size  int
 	ccpu, scpu int
+	only       []string // workloads to compare; empty = all
 	procs      []*exec.Cmd
 }
+
+// workloads are the compared workloads, each a latlab job and a peer job.
+var workloads = []string{"tcp_rr", "udp_rr", "tcp_stream"}
+
+func (r *runner) wants(w string) bool { return len(r.only) == 0 || slices.Contains(r.only, w) }
 
 func nsWrap(ns string, cpu int, argv ...string) []string {
 	out := []string{"taskset", "-c", strconv.Itoa(cpu)}
@@ -170,8 +185,9 @@ func (r *runner) path(p path, rounds int) (map[string]*metric, error) {
 		return nsWrap(p.clientNS, r.ccpu, argv...)
 	}
 	type job struct {
-		name string
-		fn   func(context.Context) error
+		name     string
+		workload string
+		fn       func(context.Context) error
 	}
 	m := map[string]*metric{}
 	get := func(k string) *metric {
@@ -182,7 +198,7 @@ func (r *runner) path(p path, rounds int) (map[string]*metric, error) {
 	}
 	sz := strconv.Itoa(r.size)
 	jobs := []job{
-		{"latlab tcp_rr", func(ctx context.Context) error {
+		{"latlab tcp_rr", "tcp_rr", func(ctx context.Context) error {
 			res, err := latlabJSON(ctx, ll("tcp_rr", "--size", sz))
 			if err == nil {
 				get("tcp_rr rate/s").latlab = append(get("tcp_rr rate/s").latlab, res.RatePerSec)
@@ -190,7 +206,7 @@ func (r *runner) path(p path, rounds int) (map[string]*metric, error) {
 			}
 			return err
 		}},
-		{"sockperf tcp", func(ctx context.Context) error {
+		{"sockperf tcp", "tcp_rr", func(ctx context.Context) error {
 			rate, p50, err := sockperf(ctx, sp(false))
 			if err == nil {
 				get("tcp_rr rate/s").peer = append(get("tcp_rr rate/s").peer, rate)
@@ -198,7 +214,7 @@ func (r *runner) path(p path, rounds int) (map[string]*metric, error) {
 			}
 			return err
 		}},
-		{"latlab udp_rr", func(ctx context.Context) error {
+		{"latlab udp_rr", "udp_rr", func(ctx context.Context) error {
 			res, err := latlabJSON(ctx, ll("udp_rr", "--size", sz))
 			if err == nil {
 				get("udp_rr rate/s").latlab = append(get("udp_rr rate/s").latlab, res.RatePerSec)
@@ -206,7 +222,7 @@ func (r *runner) path(p path, rounds int) (map[string]*metric, error) {
 			}
 			return err
 		}},
-		{"sockperf udp", func(ctx context.Context) error {
+		{"sockperf udp", "udp_rr", func(ctx context.Context) error {
 			rate, p50, err := sockperf(ctx, sp(true))
 			if err == nil {
 				get("udp_rr rate/s").peer = append(get("udp_rr rate/s").peer, rate)
@@ -214,14 +230,14 @@ func (r *runner) path(p path, rounds int) (map[string]*metric, error) {
 			}
 			return err
 		}},
-		{"latlab tcp_stream", func(ctx context.Context) error {
+		{"latlab tcp_stream", "tcp_stream", func(ctx context.Context) error {
 			res, err := latlabJSON(ctx, ll("tcp_stream"))
 			if err == nil {
 				get("tcp_stream Gbit/s").latlab = append(get("tcp_stream Gbit/s").latlab, res.ThroughputBps/1e9)
 			}
 			return err
 		}},
-		{"iperf3", func(ctx context.Context) error {
+		{"iperf3", "tcp_stream", func(ctx context.Context) error {
 			bps, err := iperf3(ctx, nsWrap(p.clientNS, r.ccpu, "iperf3", "-c", p.addr, "-p", ipPort, "-t", d, "-O", "1",
 				"-A", strconv.Itoa(r.ccpu), "-J"))
 			if err == nil {
@@ -230,6 +246,7 @@ func (r *runner) path(p path, rounds int) (map[string]*metric, error) {
 			return err
 		}},
 	}
+	jobs = slices.DeleteFunc(jobs, func(j job) bool { return !r.wants(j.workload) })
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	for round := 1; round <= rounds; round++ {
 		order := slices.Clone(jobs)
@@ -254,6 +271,9 @@ func printTable(out io.Writer, m map[string]*metric) error {
 	fmt.Fprintf(w, "  %-20s %12s %12s %8s   %s\n", "metric", "latlab", "peer", "ratio", "per-round ratios")
 	for _, k := range metricNames {
 		mm := m[k]
+		if mm == nil {
+			continue // workload not compared in this run
+		}
 		var ratios []string
 		for i := range mm.latlab {
 			ratios = append(ratios, fmt.Sprintf("%.3f", mm.latlab[i]/mm.peer[i]))

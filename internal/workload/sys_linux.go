@@ -226,24 +226,6 @@ func writeFull(fd int, buf []byte, maxStalls int) error {
 	return nil
 }
 
-// blockPreemptSignal blocks SIGURG, the runtime's asynchronous-preemption
-// signal, on the calling thread, which must be locked and never unlocked (the
-// runtime discards it, mask and all, when its goroutine ends). The bulk
-// stream loops call it: on a pinned flow thread sysmon asks for a preemption
-// every ~10ms; the signal interrupts the blocked read or write (restarted,
-// or cut short), runs a handler that cannot preempt inside the syscall
-// anyway, and costs tcp_stream several percent against iperf3 on loopback.
-// Blocked, the first SIGURG stays pending and the runtime sends no more
-// (it signals an M only while none is pending). The goroutine is still
-// preempted cooperatively, at the next call of rawRead or rawWrite, which
-// is all the loops need: they never run long without calling one.
-func blockPreemptSignal() {
-	var set unix.Sigset_t
-	sig := uint(unix.SIGURG) - 1
-	set.Val[sig/64] |= 1 << (sig % 64)
-	unix.PthreadSigmask(unix.SIG_BLOCK, &set, nil)
-}
-
 // rawRead and rawWrite are read(2) and write(2) without the runtime's
 // entersyscall/exitsyscall bookkeeping. With GOMAXPROCS=1 (a process under
 // `taskset -c N`) that bookkeeping, and sysmon handing the P away each time
