@@ -32,8 +32,8 @@ func result(s *experiment.Summary, mode, w string) *experiment.ModeResult {
 func TestLabReproducesExpectedOrder(t *testing.T) {
 	testutil.RequireRoot(t)
 	spec := experiment.LabSpec{
-		Modes:      []string{"host", "veth-routed", "bridge-nat", "macvlan"},
-		Workloads:  []workload.Workload{workload.TCPRR},
+		Modes:     []string{"host", "veth-routed", "bridge-nat", "macvlan"},
+		Workloads: []workload.Workload{workload.TCPRR},
 		// Many short trials: the two members of each pair run close in
 		// time, and 15 pairs give the signed-rank test room for Holm.
 		Trials:     15,

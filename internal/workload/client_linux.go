@@ -748,7 +748,6 @@ func dialStream(cfg *Config, target netip.AddrPort, session uint64, idx int) (fl
 }
 
 func (f *stream) run(r *recorder) error {
-	blockPreemptSignal()
 	for {
 		if r.stop.Load() {
 			return nil

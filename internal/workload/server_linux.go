@@ -569,7 +569,6 @@ func (s *Server) rrLoop(fd int, ss *session) {
 }
 
 func streamRecv(fd int, ss *session) {
-	blockPreemptSignal()
 	buf := make([]byte, ss.hello.ReqSize)
 	var total uint64
 	defer func() { ss.bytes.Add(total) }()
@@ -590,7 +589,6 @@ func streamRecv(fd int, ss *session) {
 }
 
 func streamSend(fd int, ss *session) {
-	blockPreemptSignal()
 	var total uint64
 	defer func() { ss.bytes.Add(total) }()
 	for !ss.stopped() {

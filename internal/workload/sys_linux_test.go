@@ -5,34 +5,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 )
-
-// The stream loops block the runtime's preemption signal on their own
-// (locked) thread only.
-func TestBlockPreemptSignal(t *testing.T) {
-	blocked := func() bool {
-		var old unix.Sigset_t
-		if err := unix.PthreadSigmask(unix.SIG_BLOCK, nil, &old); err != nil {
-			t.Fatal(err)
-		}
-		sig := uint(unix.SIGURG) - 1
-		return old.Val[sig/64]&(1<<(sig%64)) != 0
-	}
-	done := make(chan bool)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with its mask
-		blockPreemptSignal()
-		done <- blocked()
-	}()
-	if !<-done {
-		t.Fatal("SIGURG not blocked on the stream thread")
-	}
-}
 
 // detach hands back a descriptor the runtime's epoll does not watch.
 func TestDetachLeavesEpoll(t *testing.T) {
