@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -21,6 +22,8 @@ var offloadOpen = func(netns string) (offloadClient, error) { return offload.Ope
 type offloadClient interface {
 	Show(dev string) (*offload.Info, error)
 	Set(dev string, s []offload.Setting) (*offload.SetResult, error)
+	Coalesce(dev string) (offload.Coalesce, error)
+	SetCoalesce(dev string, p offload.Coalesce) error
 	Close() error
 }
 
@@ -70,7 +73,7 @@ which expand as ethtool -K expands them: tso is every tx-tcp*-segmentation).`,
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	cmd.AddCommand(newOffloadShowCmd(e), newOffloadSetCmd(e))
+	cmd.AddCommand(newOffloadShowCmd(e), newOffloadSetCmd(e), newOffloadCoalesceCmd(e))
 	return cmd
 }
 
@@ -331,4 +334,109 @@ func onOffStr(b bool) string {
 		return "on"
 	}
 	return "off"
+}
+
+func newOffloadCoalesceCmd(e *env) *cobra.Command {
+	var (
+		netns        string
+		jsonOut      bool
+		allowHostNIC bool
+	)
+	cmd := &cobra.Command{
+		Use:   "coalesce [--netns NS] DEV PARAM=VALUE...",
+		Short: "Change interrupt coalescing (ethtool -C), then report what the device took",
+		Long: `Coalesce sets interrupt coalescing parameters through ethtool netlink, like
+ethtool -C, then re-reads the device and prints each parameter before and
+after. Coalescing trades latency for fewer interrupts: rx-usecs=0 and
+rx-frames=1 interrupt for every packet (lowest latency, most CPU);
+adaptive-rx=on lets the driver choose. Parameter names are ethtool's
+(rx-usecs, rx-frames, tx-usecs, tx-frames, adaptive-rx, adaptive-tx, ...);
+on/off are accepted for the adaptive ones. Drivers without coalescing (veth)
+answer "not supported". Without --netns the device is in latlab's own
+namespace; that is refused unless --allow-host-nic is given.`,
+		Example: `  latlab offload coalesce --netns lab1 eth0 rx-usecs=0 rx-frames=1
+  latlab offload coalesce --netns lab1 eth0 adaptive-rx=on --json`,
+		Args: usageArgs(cobra.MinimumNArgs(2)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dev := args[0]
+			want := offload.Coalesce{}
+			for _, a := range args[1:] {
+				k, v, ok := strings.Cut(a, "=")
+				if !ok || k == "" {
+					return usagef("%q: want PARAM=VALUE, e.g. rx-usecs=50", a)
+				}
+				switch strings.ToLower(v) {
+				case "on", "true", "yes":
+					v = "1"
+				case "off", "false", "no":
+					v = "0"
+				}
+				n, err := strconv.ParseUint(v, 10, 32)
+				if err != nil {
+					return usagef("%q: %s wants a non-negative number (or on/off)", a, k)
+				}
+				want[k] = uint32(n)
+			}
+			ns, err := netnsPath(netns)
+			if err != nil {
+				return err
+			}
+			if ns == "" && !allowHostNIC {
+				return usagef("refusing to change %s in latlab's own network namespace (likely a real NIC): give --netns NS, or --allow-host-nic if you mean it", dev)
+			}
+			c, err := offloadOpen(ns)
+			if err != nil {
+				return fmt.Errorf("set coalescing of %s: %w", offloadWhere(ns, dev), err)
+			}
+			defer c.Close()
+			before, err := c.Coalesce(dev)
+			if err != nil {
+				return fmt.Errorf("read coalescing of %s: %w", offloadWhere(ns, dev), err)
+			}
+			if err := c.SetCoalesce(dev, want); err != nil {
+				if errors.Is(err, offload.ErrUnknownFeature) {
+					return usageError{err}
+				}
+				return err
+			}
+			after, err := c.Coalesce(dev)
+			if err != nil {
+				return fmt.Errorf("re-read coalescing of %s: %w", offloadWhere(ns, dev), err)
+			}
+			type change struct {
+				Before    uint32 `json:"before"`
+				After     uint32 `json:"after"`
+				Requested uint32 `json:"requested"`
+			}
+			out := map[string]change{}
+			var keys []string
+			for k, v := range want {
+				out[k] = change{Before: before[k], After: after[k], Requested: v}
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			if jsonOut {
+				return writeOffloadJSON(e.stdout, out)
+			}
+			var refused []string
+			for _, k := range keys {
+				ch := out[k]
+				note := ""
+				if ch.After != ch.Requested {
+					note = "  (the driver kept its own value)"
+					refused = append(refused, k)
+				}
+				fmt.Fprintf(e.stdout, "%s: %d -> %d%s\n", k, ch.Before, ch.After, note)
+			}
+			if len(refused) > 0 {
+				return fmt.Errorf("set coalescing of %s: not taken: %s", offloadWhere(ns, dev), strings.Join(refused, ", "))
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&netns, "netns", "", "the device's network namespace (a name under /var/run/netns or a path)")
+	f.BoolVar(&jsonOut, "json", false, "write JSON: each parameter's before, requested and after")
+	f.BoolVar(&allowHostNIC, "allow-host-nic", false, "allow changing a device in latlab's own namespace (no --netns)")
+	return cmd
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -89,8 +90,9 @@ func TestOffloadUsageErrors(t *testing.T) {
 
 // fakeOffload is an offloadClient with canned answers.
 type fakeOffload struct {
-	netns string
-	set   []offload.Setting
+	coalesce offload.Coalesce
+	netns    string
+	set      []offload.Setting
 }
 
 func (f *fakeOffload) Show(dev string) (*offload.Info, error) {
@@ -134,6 +136,57 @@ func (f *fakeOffload) Set(dev string, s []offload.Setting) (*offload.SetResult, 
 }
 
 func (f *fakeOffload) Close() error { return nil }
+
+func (f *fakeOffload) Coalesce(dev string) (offload.Coalesce, error) {
+	if f.coalesce == nil {
+		f.coalesce = offload.Coalesce{"rx-usecs": 3, "adaptive-rx": 0}
+	}
+	out := offload.Coalesce{} // a fresh reading, as the kernel gives
+	for k, v := range f.coalesce {
+		out[k] = v
+	}
+	return out, nil
+}
+
+// SetCoalesce takes everything but rx-frames, which this fake driver keeps.
+func (f *fakeOffload) SetCoalesce(dev string, p offload.Coalesce) error {
+	for k, v := range p {
+		if k == "nosuch" {
+			return fmt.Errorf("%w: %s; did you mean rx-usecs?", offload.ErrUnknownFeature, k)
+		}
+		if k != "rx-frames" {
+			f.coalesce[k] = v
+		}
+	}
+	return nil
+}
+
+// offload coalesce reports before -> after from a re-read, flags what the
+// driver did not take, and refuses bad input and the host's namespace.
+func TestOffloadCoalesceCommand(t *testing.T) {
+	f := &fakeOffload{}
+	old := offloadOpen
+	offloadOpen = func(string) (offloadClient, error) { return f, nil }
+	defer func() { offloadOpen = old }()
+	code, out, stderr := runCLI(t, "offload", "coalesce", "--netns", "x", "eth0", "rx-usecs=50", "adaptive-rx=on")
+	if code != ExitOK || !strings.Contains(out, "rx-usecs: 3 -> 50") || !strings.Contains(out, "adaptive-rx: 0 -> 1") {
+		t.Errorf("exit %d: %s %s", code, out, stderr)
+	}
+	code, out, _ = runCLI(t, "offload", "coalesce", "--netns", "x", "eth0", "rx-frames=1")
+	if code != ExitFailed || !strings.Contains(out, "kept its own value") {
+		t.Errorf("a parameter the driver keeps: exit %d: %s", code, out)
+	}
+	for _, args := range [][]string{
+		{"offload", "coalesce", "--netns", "x", "eth0", "rx-usecs"},
+		{"offload", "coalesce", "--netns", "x", "eth0", "rx-usecs=-1"},
+		{"offload", "coalesce", "--netns", "x", "eth0", "nosuch=1"},
+		{"offload", "coalesce", "eth0", "rx-usecs=1"},
+	} {
+		if code, _, _ := runCLI(t, args...); code != ExitUsage {
+			t.Errorf("%v: exit %d, want usage", args, code)
+		}
+	}
+}
 
 func withFakeOffload(t *testing.T) *fakeOffload {
 	f := &fakeOffload{}

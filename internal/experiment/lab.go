@@ -90,9 +90,9 @@ var autoPlacement = Placement{Name: "auto", ServerCPU: workload.CPUAuto}
 
 // Defaults for `latlab lab`.
 const (
-	DefaultTrials   = 7
-	DefaultDuration = 700 * time.Millisecond
-	DefaultWarmup   = 200 * time.Millisecond
+	DefaultTrials   = 10
+	DefaultDuration = 500 * time.Millisecond
+	DefaultWarmup   = 150 * time.Millisecond
 	DefaultBaseline = "host"
 )
 

@@ -80,7 +80,7 @@ offloads: [default]        # presets: default, all-on, all-off, seg-off, gro-off
 placements:
   - name: auto             # client at the end of the allowed CPUs, server at the start (cross-core)
     server_cpu: auto
-trials: %d                  # rounds; each runs every configuration once, in a fresh random order
+trials: %d                 # rounds; each runs every configuration once, in a fresh random order
 duration: %v
 warmup: %v
 seed: 0                    # 0: random (the run records the seed it used)

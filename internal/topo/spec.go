@@ -453,8 +453,13 @@ func Default() *Topology {
 				Client: "a", Server: "b", Target: wireB + ":" + p,
 			},
 			{
+				// bridge-nat has a server port of its own: masqueraded to
+				// node a's address, its connections would otherwise reach
+				// the server on host mode's 4-tuples with other TCP
+				// timestamps, and a SYN landing on the server's TIME_WAIT
+				// for such a tuple is dropped (PAWS): 1 s stalls in tcp_crr.
 				Name: "bridge-nat", Description: "docker0-like: veth into a Linux bridge, masqueraded (SNAT) out of the wire",
-				Client: "c-bridge", Server: "b", Target: wireB + ":" + p,
+				Client: "c-bridge", Server: "b", Target: wireB + ":7708", Listen: ":7708",
 				Objects: Objects{
 					Namespaces: []string{"c-bridge"},
 					Links: []Link{
