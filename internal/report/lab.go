@@ -108,9 +108,12 @@ func writeLabGroup(w io.Writer, s *experiment.Summary, group []experiment.ModeRe
 	} else {
 		fmt.Fprintf(tw, "%s\trate/s\t95%% CI\tp50\tp99\tvs %s\t95%% CI\tverdict (Holm-adjusted p)%s\n", title, s.Baseline, offCol)
 	}
+	// Modes that did not run go under the table: a row with fewer cells
+	// would restart tabwriter's column alignment.
+	var notRun []experiment.ModeResult
 	for _, r := range group {
 		if r.Status != "ok" {
-			fmt.Fprintf(tw, "%s\t%s: %s\n", r.Mode, r.Status, shorten(r.Reason, 110))
+			notRun = append(notRun, r)
 			continue
 		}
 		var center, ci string
@@ -158,6 +161,9 @@ func writeLabGroup(w io.Writer, s *experiment.Summary, group []experiment.ModeRe
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, r := range notRun {
+		fmt.Fprintf(w, "%s %s: %s\n", r.Mode, r.Status, shorten(r.Reason, 140))
 	}
 	return writeAttribution(w, group)
 }
