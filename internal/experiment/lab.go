@@ -354,6 +354,22 @@ func RunLab(ctx context.Context, spec LabSpec, onEvent func(Event)) (*Outcome, e
 	return out, runErr
 }
 
+// AddTrial appends a finished trial, records it (rec may be nil) and
+// reports it with progress: done of total trials since start.
+func (o *Outcome) AddTrial(tr TrialResult, rec Recorder, onEvent func(Event), done, total int, start time.Time, endOfRound bool) error {
+	o.Trials = append(o.Trials, tr)
+	t := &o.Trials[len(o.Trials)-1]
+	if rec != nil {
+		if err := rec.Trial(t); err != nil {
+			return fmt.Errorf("record trial: %w", err)
+		}
+	}
+	el := time.Since(start)
+	onEvent(Event{Kind: "trial", Trial: t, Done: done, Total: total, Round: tr.Round, Elapsed: el,
+		ETA: time.Duration(float64(el) / float64(done) * float64(total-done)), EndOfRound: endOfRound})
+	return nil
+}
+
 type config struct {
 	mode  *topo.ModeState
 	wl    workload.Workload
@@ -454,16 +470,10 @@ func runTrials(ctx context.Context, spec *LabSpec, lab *topo.Lab, j *journal.Jou
 			} else {
 				tr.Result = res
 			}
-			out.Trials = append(out.Trials, tr)
-			if spec.Recorder != nil {
-				if err := spec.Recorder.Trial(&out.Trials[len(out.Trials)-1]); err != nil {
-					return fmt.Errorf("record trial: %w", err)
-				}
-			}
 			done++
-			el := time.Since(start)
-			onEvent(Event{Kind: "trial", Trial: &out.Trials[len(out.Trials)-1], Done: done, Total: total, Round: round,
-				Elapsed: el, ETA: time.Duration(float64(el) / float64(done) * float64(total-done)), EndOfRound: i == len(order)-1})
+			if err := out.AddTrial(tr, spec.Recorder, onEvent, done, total, start, i == len(order)-1); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -145,7 +145,7 @@ func ParseSpec(b []byte, file string) (*LabSpec, string, error) {
 		}
 		return nil, "", &SpecError{File: file, Msg: err.Error()}
 	}
-	at := func(path ...any) int { return lineOf(&root, path...) }
+	at := func(path ...any) int { return YAMLLine(&root, path...) }
 	fail := func(line int, field, format string, args ...any) error {
 		return &SpecError{File: file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)}
 	}
@@ -306,9 +306,10 @@ func parsePresetNode(n *yaml.Node) (offload.Preset, error) {
 	return offload.Preset{}, fmt.Errorf("want a preset name or {name, settings}")
 }
 
-// lineOf finds the line of a value in a YAML document by path: mapping
-// keys (string) and sequence indexes (int). 0 when absent.
-func lineOf(n *yaml.Node, path ...any) int {
+// YAMLLine finds the line of a value in a YAML document by path: mapping
+// keys (string) and sequence indexes (int). 0 when absent. Validation
+// errors of spec-like files (specs, watch configs) use it for file:line.
+func YAMLLine(n *yaml.Node, path ...any) int {
 	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
 		n = n.Content[0]
 	}

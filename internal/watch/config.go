@@ -183,7 +183,7 @@ func ParseConfig(b []byte, file string) (*Config, error) {
 		}
 		return nil, &experiment.SpecError{File: file, Msg: err.Error()}
 	}
-	at := func(path ...any) int { return lineOf(&root, path...) }
+	at := func(path ...any) int { return experiment.YAMLLine(&root, path...) }
 	fail := func(line int, field, format string, args ...any) error {
 		return &experiment.SpecError{File: file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)}
 	}
@@ -385,36 +385,4 @@ func parseTarget(rt *rawTarget, at func(path ...any) int, tf string) (*TargetSpe
 		t.ServerCPU = n
 	}
 	return t, nil
-}
-
-// lineOf finds the line of a value by path: mapping keys (string) and
-// sequence indexes (int); 0 when absent.
-func lineOf(n *yaml.Node, path ...any) int {
-	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
-		n = n.Content[0]
-	}
-	for _, p := range path {
-		switch k := p.(type) {
-		case string:
-			if n.Kind != yaml.MappingNode {
-				return 0
-			}
-			found := false
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				if n.Content[i].Value == k {
-					n, found = n.Content[i+1], true
-					break
-				}
-			}
-			if !found {
-				return 0
-			}
-		case int:
-			if n.Kind != yaml.SequenceNode || k >= len(n.Content) {
-				return 0
-			}
-			n = n.Content[k]
-		}
-	}
-	return n.Line
 }

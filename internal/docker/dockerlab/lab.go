@@ -440,16 +440,10 @@ func runTrials(ctx context.Context, eng *docker.Engine, spec *Spec, modes []*mod
 			} else {
 				tr.Result = res
 			}
-			out.Trials = append(out.Trials, tr)
-			if spec.Recorder != nil {
-				if err := spec.Recorder.Trial(&out.Trials[len(out.Trials)-1]); err != nil {
-					return fmt.Errorf("record trial: %w", err)
-				}
-			}
 			done++
-			el := time.Since(start)
-			onEvent(experiment.Event{Kind: "trial", Trial: &out.Trials[len(out.Trials)-1], Done: done, Total: total, Round: round,
-				Elapsed: el, ETA: time.Duration(float64(el) / float64(done) * float64(total-done)), EndOfRound: i == len(order)-1})
+			if err := out.AddTrial(tr, spec.Recorder, onEvent, done, total, start, i == len(order)-1); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
