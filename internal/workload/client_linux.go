@@ -276,25 +276,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			r.lateAfter = max(int64(50*time.Microsecond), r.period/10)
 		}
 	}
-	if setupErr != nil {
-		stop.Store(true)
-	} else if cfg.Window != nil {
-		ws := startedAt.Add(cfg.Warmup)
-		cfg.Window(ws, ws.Add(cfg.Duration))
-	}
-	close(start)
-	if setupErr == nil && cfg.Progress != nil {
-		go progress(cfg, t0, watchDone, &stop)
-	}
-	wg.Wait()
-	if setupErr != nil {
-		return nil, setupErr
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := launch(ctx, &cfg, setupErr, t0, startedAt, start, watchDone, &stop, &wg, errs); err != nil {
 		return nil, err
-	}
-	if ctx.Err() != nil {
-		return nil, fmt.Errorf("run interrupted: %w", ctx.Err())
 	}
 
 	ctrl.SetDeadline(time.Now().Add(10 * time.Second))
@@ -312,6 +295,35 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.Target = target.String()
 	res.StartedAt = startedAt
 	return res, nil
+}
+
+// launch is the tail both engines' Run share: if setup failed, stop every
+// flow; otherwise announce the measured window (Config.Window). Then
+// release the flows waiting on start, report progress, wait for them, and
+// return the first failure.
+func launch(ctx context.Context, cfg *Config, setupErr error, t0 int64, startedAt time.Time, start chan struct{},
+	watchDone <-chan struct{}, stop *atomic.Bool, wg *sync.WaitGroup, errs []error) error {
+	if setupErr != nil {
+		stop.Store(true)
+	} else if cfg.Window != nil {
+		ws := startedAt.Add(cfg.Warmup)
+		cfg.Window(ws, ws.Add(cfg.Duration))
+	}
+	close(start)
+	if setupErr == nil && cfg.Progress != nil {
+		go progress(*cfg, t0, watchDone, stop)
+	}
+	wg.Wait()
+	if setupErr != nil {
+		return setupErr
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("run interrupted: %w", ctx.Err())
+	}
+	return nil
 }
 
 func progress(cfg Config, t0 int64, done <-chan struct{}, stop *atomic.Bool) {

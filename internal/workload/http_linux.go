@@ -2,7 +2,6 @@ package workload
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -191,25 +190,8 @@ func runHTTP(ctx context.Context, cfg Config) (*Result, error) {
 			}
 		}
 	}
-	if setupErr != nil {
-		stop.Store(true)
-	} else if cfg.Window != nil {
-		ws := startedAt.Add(cfg.Warmup)
-		cfg.Window(ws, ws.Add(cfg.Duration))
-	}
-	close(start)
-	if setupErr == nil && cfg.Progress != nil {
-		go progress(cfg, t0, watchDone, &stop)
-	}
-	wg.Wait()
-	if setupErr != nil {
-		return nil, setupErr
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := launch(ctx, &cfg, setupErr, t0, startedAt, start, watchDone, &stop, &wg, errs); err != nil {
 		return nil, err
-	}
-	if ctx.Err() != nil {
-		return nil, fmt.Errorf("run interrupted: %w", ctx.Err())
 	}
 	res := aggregate(&cfg, recs, EndReply{ServerCPU: CPUNone}, allowed, cpus)
 	res.Target = t.display
