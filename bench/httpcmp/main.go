@@ -6,14 +6,16 @@
 // Two comparisons per server:
 //
 //   - max: closed loop, req/s (latlab ≥ 1.00× wrk is the target).
-//   - fixed rate: Debian has no wrk2, so wrk is paced with its Lua delay()
-//     hook (each connection waits period = connections/rate after each
-//     response). At a rate far below capacity no request waits for the one
-//     before it, so the intended send time of wrk2 and the actual send time
-//     wrk measures from coincide, and wrk's latency is what wrk2 would
-//     report. latlab then runs open loop (--rate) at the rate wrk achieved
-//     in the same round, and the table compares p50 and p99 (target: within
-//     5%). latlab's late_sends must be ~0 for the comparison to hold.
+//   - fixed rate: Debian has no wrk2, so wrk is paced wrk2-style by a Lua
+//     delay() hook (paceLua) that keeps a fixed schedule — one request
+//     every threads/rate seconds, taken by whichever connection is free —
+//     which is exactly latlab --rate's evenly staggered schedule. At a rate
+//     far below capacity no request waits for the one before it, so wrk2's
+//     intended send time and the actual send time wrk measures from
+//     coincide, and wrk's latency is what wrk2 would report. The table
+//     compares p50 and p99 (target: within 5%). latlab's late_sends must
+//     be ~0 and wrk must reach the rate for the comparison to hold; both
+//     are checked and warned about.
 //
 // Driven by bench/compare-http.sh; see bench/README.md.
 package main
@@ -34,6 +36,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/latlab/latlab/internal/stats"
 )
 
 type metric struct{ latlab, peer []float64 }
@@ -48,6 +52,7 @@ type runner struct {
 	servers       []server
 	llPort, ngPrt int
 	tmp           string
+	only          string // "max", "rate" or "" for both
 }
 
 type server struct{ name, url string }
@@ -59,10 +64,19 @@ func main() {
 	flag.IntVar(&r.dur, "duration", 5, "seconds per run")
 	flag.IntVar(&r.conns, "connections", 10, "connections")
 	flag.IntVar(&r.thr, "threads", 1, "client threads")
-	flag.Float64Var(&r.rate, "rate", 2000, "fixed-rate comparison: requests/s in total")
+	flag.Float64Var(&r.rate, "rate", 1000, "fixed-rate comparison: requests/s in total (≤ 1000 per thread: wrk's delay() has millisecond ticks)")
 	flag.IntVar(&r.ccpu, "client-cpu", 1, "client CPU")
 	flag.IntVar(&r.scpu, "server-cpu", 0, "server CPU")
+	flag.StringVar(&r.only, "only", "", "run only the max or only the rate comparison")
 	flag.Parse()
+	if r.only != "" && r.only != "max" && r.only != "rate" {
+		fmt.Fprintf(os.Stderr, "-only %q: want max or rate\n", r.only)
+		os.Exit(2)
+	}
+	if r.rate > 1000*float64(r.thr) {
+		fmt.Fprintf(os.Stderr, "-rate %.0f: wrk can pace at most 1000 req/s per thread (delay() counts whole milliseconds)\n", r.rate)
+		os.Exit(2)
+	}
 	fmt.Printf("latlab http vs wrk: %d interleaved rounds of %ds, %d connections, %d thread(s), client CPU %d, server CPU %d, fixed rate %.0f/s\n",
 		*rounds, r.dur, r.conns, r.thr, r.ccpu, r.scpu, r.rate)
 	out, _ := exec.Command("uname", "-r").Output()
@@ -78,7 +92,12 @@ func main() {
 func (r *runner) metricNames() []string {
 	var names []string
 	for _, s := range r.servers {
-		names = append(names, s.name+" max req/s", s.name+" rate p50 µs", s.name+" rate p99 µs")
+		if r.only != "rate" {
+			names = append(names, s.name+" max req/s")
+		}
+		if r.only != "max" {
+			names = append(names, s.name+" rate p50 µs", s.name+" rate p99 µs")
+		}
 	}
 	return names
 }
@@ -193,27 +212,36 @@ func (r *runner) compare(rounds int) (map[string]*metric, error) {
 				}
 				return err
 			}},
-			// The fixed-rate pair runs wrk first, then latlab at the rate
-			// wrk achieved.
-			job{"wrk+latlab rate " + s.name, func(ctx context.Context) error {
+			// Fixed rate: both on the same schedule (one request every
+			// threads/rate seconds per thread, see paceLua).
+			job{"wrk rate " + s.name, func(ctx context.Context) error {
 				w, err := r.wrkRun(ctx, s.url, r.rate)
 				if err != nil {
 					return err
 				}
-				l, err := r.latlabRun(ctx, s.url, w.rate)
+				if w.rate < 0.98*r.rate {
+					fmt.Fprintf(os.Stderr, "warning: wrk reached %.0f of %.0f req/s\n", w.rate, r.rate)
+				}
+				get(s.name + " rate p50 µs").peer = append(get(s.name+" rate p50 µs").peer, w.p50)
+				get(s.name + " rate p99 µs").peer = append(get(s.name+" rate p99 µs").peer, w.p99)
+				return nil
+			}},
+			job{"latlab rate " + s.name, func(ctx context.Context) error {
+				l, err := r.latlabRun(ctx, s.url, r.rate)
 				if err != nil {
 					return err
 				}
 				if l.OpenLoop.LateSends > l.Transactions/100 {
 					fmt.Fprintf(os.Stderr, "warning: latlab fell behind schedule on %d of %d requests\n", l.OpenLoop.LateSends, l.Transactions)
 				}
-				get(s.name + " rate p50 µs").peer = append(get(s.name+" rate p50 µs").peer, w.p50)
-				get(s.name + " rate p99 µs").peer = append(get(s.name+" rate p99 µs").peer, w.p99)
 				get(s.name + " rate p50 µs").latlab = append(get(s.name+" rate p50 µs").latlab, float64(l.Latency.P50)/1e3)
 				get(s.name + " rate p99 µs").latlab = append(get(s.name+" rate p99 µs").latlab, float64(l.Latency.P99)/1e3)
 				return nil
 			}},
 		)
+	}
+	if r.only != "" {
+		jobs = slices.DeleteFunc(jobs, func(j job) bool { return !strings.Contains(j.name, " "+r.only+" ") })
 	}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	for round := 1; round <= rounds; round++ {
@@ -281,15 +309,41 @@ var (
 	wrkErr  = regexp.MustCompile(`(Socket errors|Non-2xx)`)
 )
 
-// wrkRun runs wrk; with rate > 0 each connection pauses connections/rate
-// seconds after each response (wrk's Lua delay(), in whole milliseconds).
+// paceLua paces wrk like wrk2 and like latlab --rate: one request every
+// gap µs on a fixed schedule, taken by whichever connection asks next.
+// wrk's delay() hook only returns whole milliseconds, so the gap must be
+// ≥ 1000 µs for every request to get its own timer tick (otherwise
+// requests due in the same millisecond go out together and queue at the
+// server, which latlab's evenly staggered schedule never does). The clock
+// is clock_gettime(CLOCK_MONOTONIC) through LuaJIT's ffi.
+const paceLua = `local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } llb_timespec;
+int clock_gettime(int clk, llb_timespec *ts);
+]]
+local ts = ffi.new("llb_timespec")
+local gap_us = %d
+local next_us = nil
+function delay()
+  ffi.C.clock_gettime(1, ts)
+  local now = tonumber(ts.tv_sec) * 1e6 + tonumber(ts.tv_nsec) / 1e3
+  if next_us == nil then next_us = now end
+  local d = next_us - now
+  next_us = next_us + gap_us
+  if d <= 0 then return 0 end
+  return math.floor(d / 1000 + 0.5)
+end
+`
+
+// wrkRun runs wrk; with rate > 0 wrk is paced by paceLua (rate per thread
+// is rate/threads).
 func (r *runner) wrkRun(ctx context.Context, url string, rate float64) (wrkResult, error) {
 	var res wrkResult
 	argv := pin(r.ccpu, "wrk", "-t", strconv.Itoa(r.thr), "-c", strconv.Itoa(r.conns), "-d", strconv.Itoa(r.dur)+"s", "--latency")
 	if rate > 0 {
-		script := filepath.Join(r.tmp, "delay.lua")
-		ms := float64(r.conns) / rate * 1000
-		if err := os.WriteFile(script, fmt.Appendf(nil, "function delay() return %d end\n", int(ms+0.5)), 0o644); err != nil {
+		script := filepath.Join(r.tmp, "pace.lua")
+		gap := int(float64(r.thr) / rate * 1e6)
+		if err := os.WriteFile(script, fmt.Appendf(nil, paceLua, gap), 0o644); err != nil {
 			return res, err
 		}
 		argv = append(argv, "-s", script)
@@ -332,8 +386,13 @@ func parseWrk(out []byte) (wrkResult, error) {
 	return res, nil
 }
 
+// printTable prints, per figure, the medians of both tools over the rounds
+// and their ratio, then the median of the per-round ratios (each round's
+// two runs are minutes apart at most, so pairing them cancels the slow
+// drift of this shared machine) with its 95% order-statistic CI, and the
+// per-round ratios themselves.
 func printTable(w io.Writer, m map[string]*metric, names []string) {
-	fmt.Fprintf(w, "  %-26s %12s %12s %8s   %s\n", "metric", "latlab", "wrk", "ratio", "per-round ratios")
+	fmt.Fprintf(w, "  %-26s %12s %12s %8s %8s %17s   %s\n", "metric", "latlab", "wrk", "ratio", "paired", "95% CI", "per-round ratios")
 	for _, k := range names {
 		mm := m[k]
 		if mm == nil {
@@ -343,8 +402,13 @@ func printTable(w io.Writer, m map[string]*metric, names []string) {
 		for i := range mm.latlab {
 			ratios = append(ratios, fmt.Sprintf("%.3f", mm.latlab[i]/mm.peer[i]))
 		}
-		fmt.Fprintf(w, "  %-26s %12.2f %12.2f %8.3f   %s\n", k, median(mm.latlab), median(mm.peer),
-			median(mm.latlab)/median(mm.peer), strings.Join(ratios, " "))
+		pr, _ := stats.PairedRatio(mm.latlab, mm.peer, 0.95)
+		ci := fmt.Sprintf("[%.3f, %.3f]", pr.Lo, pr.Hi)
+		if pr.TooFew {
+			ci = "(too few rounds)"
+		}
+		fmt.Fprintf(w, "  %-26s %12.2f %12.2f %8.3f %8.3f %17s   %s\n", k, median(mm.latlab), median(mm.peer),
+			median(mm.latlab)/median(mm.peer), pr.Center, ci, strings.Join(ratios, " "))
 	}
 	fmt.Fprintln(w)
 }
