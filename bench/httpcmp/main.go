@@ -37,6 +37,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/latlab/latlab/bench/internal/benchproc"
 	"github.com/latlab/latlab/internal/stats"
 )
 
@@ -48,7 +49,7 @@ type runner struct {
 	conns, thr    int
 	rate          float64
 	ccpu, scpu    int
-	procs         []*exec.Cmd
+	procs         benchproc.Procs
 	servers       []server
 	llPort, ngPrt int
 	tmp           string
@@ -102,27 +103,6 @@ func (r *runner) metricNames() []string {
 	return names
 }
 
-func (r *runner) start(argv ...string) error {
-	cmd := exec.Command(argv[0], argv[1:]...)
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %v: %w", argv, err)
-	}
-	r.procs = append(r.procs, cmd)
-	return nil
-}
-
-func (r *runner) stopAll() {
-	for _, c := range r.procs {
-		c.Process.Kill()
-		c.Wait()
-	}
-	r.procs = nil
-}
-
-func pin(cpu int, argv ...string) []string {
-	return append([]string{"taskset", "-c", strconv.Itoa(cpu)}, argv...)
-}
-
 const nginxConf = `daemon off;
 master_process off;
 worker_processes 1;
@@ -155,7 +135,7 @@ func (r *runner) startServers() error {
 	if r.llPort == 0 {
 		r.llPort, r.ngPrt = 17707, 18080
 	}
-	if err := r.start(pin(r.scpu, r.latlab, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", r.llPort), "--log-level", "warn")...); err != nil {
+	if err := r.procs.Start(benchproc.Pin("", r.scpu, r.latlab, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", r.llPort), "--log-level", "warn")...); err != nil {
 		return err
 	}
 	conf := filepath.Join(r.tmp, "nginx.conf")
@@ -163,7 +143,7 @@ func (r *runner) startServers() error {
 	if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConf, r.tmp, r.ngPrt, body), 0o644); err != nil {
 		return err
 	}
-	if err := r.start(pin(r.scpu, "nginx", "-p", r.tmp, "-c", conf)...); err != nil {
+	if err := r.procs.Start(benchproc.Pin("", r.scpu, "nginx", "-p", r.tmp, "-c", conf)...); err != nil {
 		return err
 	}
 	r.servers = []server{
@@ -176,7 +156,7 @@ func (r *runner) startServers() error {
 
 func (r *runner) compare(rounds int) (map[string]*metric, error) {
 	defer func() {
-		r.stopAll()
+		r.procs.StopAll()
 		if r.tmp != "" {
 			os.RemoveAll(r.tmp)
 		}
@@ -277,7 +257,7 @@ type llResult struct {
 
 func (r *runner) latlabRun(ctx context.Context, url string, rate float64) (llResult, error) {
 	var res llResult
-	argv := pin(r.ccpu, r.latlab, "bench", "-w", "http", "--target", url, "--connections", strconv.Itoa(r.conns),
+	argv := benchproc.Pin("", r.ccpu, r.latlab, "bench", "-w", "http", "--target", url, "--connections", strconv.Itoa(r.conns),
 		"--threads", strconv.Itoa(r.thr), "--duration", strconv.Itoa(r.dur)+"s", "--warmup", "1s",
 		"--cpu", strconv.Itoa(r.ccpu), "--json")
 	if rate > 0 {
@@ -339,7 +319,7 @@ end
 // is rate/threads).
 func (r *runner) wrkRun(ctx context.Context, url string, rate float64) (wrkResult, error) {
 	var res wrkResult
-	argv := pin(r.ccpu, "wrk", "-t", strconv.Itoa(r.thr), "-c", strconv.Itoa(r.conns), "-d", strconv.Itoa(r.dur)+"s", "--latency")
+	argv := benchproc.Pin("", r.ccpu, "wrk", "-t", strconv.Itoa(r.thr), "-c", strconv.Itoa(r.conns), "-d", strconv.Itoa(r.dur)+"s", "--latency")
 	if rate > 0 {
 		script := filepath.Join(r.tmp, "pace.lua")
 		gap := int(float64(r.thr) / rate * 1e6)
@@ -407,21 +387,8 @@ func printTable(w io.Writer, m map[string]*metric, names []string) {
 		if pr.TooFew {
 			ci = "(too few rounds)"
 		}
-		fmt.Fprintf(w, "  %-26s %12.2f %12.2f %8.3f %8.3f %17s   %s\n", k, median(mm.latlab), median(mm.peer),
-			median(mm.latlab)/median(mm.peer), pr.Center, ci, strings.Join(ratios, " "))
+		fmt.Fprintf(w, "  %-26s %12.2f %12.2f %8.3f %8.3f %17s   %s\n", k, benchproc.Median(mm.latlab), benchproc.Median(mm.peer),
+			benchproc.Median(mm.latlab)/benchproc.Median(mm.peer), pr.Center, ci, strings.Join(ratios, " "))
 	}
 	fmt.Fprintln(w)
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	n := len(s)
-	if n == 0 {
-		return 0
-	}
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
 }

@@ -23,6 +23,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/latlab/latlab/bench/internal/benchproc"
 )
 
 type path struct {
@@ -90,40 +92,13 @@ type runner struct {
 	dur, size  int
 	ccpu, scpu int
 	only       []string // workloads to compare; empty = all
-	procs      []*exec.Cmd
+	procs      benchproc.Procs
 }
 
 // workloads are the compared workloads, each a latlab job and a peer job.
 var workloads = []string{"tcp_rr", "udp_rr", "tcp_stream"}
 
 func (r *runner) wants(w string) bool { return len(r.only) == 0 || slices.Contains(r.only, w) }
-
-func nsWrap(ns string, cpu int, argv ...string) []string {
-	out := []string{"taskset", "-c", strconv.Itoa(cpu)}
-	out = append(out, argv...)
-	if ns != "" {
-		out = append([]string{"ip", "netns", "exec", ns}, out...)
-	}
-	return out
-}
-
-func (r *runner) start(argv []string) error {
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout, cmd.Stderr = nil, nil
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %v: %w", argv, err)
-	}
-	r.procs = append(r.procs, cmd)
-	return nil
-}
-
-func (r *runner) stopAll() {
-	for _, c := range r.procs {
-		c.Process.Kill()
-		c.Wait()
-	}
-	r.procs = nil
-}
 
 func run(argv ...string) string {
 	out, _ := exec.Command(argv[0], argv[1:]...).Output()
@@ -155,16 +130,16 @@ func runOut(ctx context.Context, argv []string) ([]byte, error) {
 var metricNames = []string{"tcp_rr rate/s", "tcp_rr p50 µs", "udp_rr rate/s", "udp_rr p50 µs", "tcp_stream Gbit/s"}
 
 func (r *runner) path(p path, rounds int) (map[string]*metric, error) {
-	defer r.stopAll()
+	defer r.procs.StopAll()
 	const spTCP, spUDP, ipPort, llPort = "11111", "11112", "5201", "7707"
 	servers := [][]string{
-		nsWrap(p.serverNS, r.scpu, r.latlab, "serve", "--listen", ":"+llPort, "--log-level", "warn"),
-		nsWrap(p.serverNS, r.scpu, "sockperf", "sr", "--tcp", "-i", p.addr, "-p", spTCP),
-		nsWrap(p.serverNS, r.scpu, "sockperf", "sr", "-i", p.addr, "-p", spUDP),
-		nsWrap(p.serverNS, r.scpu, "iperf3", "-s", "-p", ipPort, "-A", strconv.Itoa(r.scpu)),
+		benchproc.Pin(p.serverNS, r.scpu, r.latlab, "serve", "--listen", ":"+llPort, "--log-level", "warn"),
+		benchproc.Pin(p.serverNS, r.scpu, "sockperf", "sr", "--tcp", "-i", p.addr, "-p", spTCP),
+		benchproc.Pin(p.serverNS, r.scpu, "sockperf", "sr", "-i", p.addr, "-p", spUDP),
+		benchproc.Pin(p.serverNS, r.scpu, "iperf3", "-s", "-p", ipPort, "-A", strconv.Itoa(r.scpu)),
 	}
 	for _, s := range servers {
-		if err := r.start(s); err != nil {
+		if err := r.procs.Start(s...); err != nil {
 			return nil, err
 		}
 	}
@@ -173,7 +148,7 @@ func (r *runner) path(p path, rounds int) (map[string]*metric, error) {
 	ll := func(w string, extra ...string) []string {
 		argv := append([]string{r.latlab, "bench", "--target", p.addr + ":" + llPort, "--workload", w,
 			"--duration", d + "s", "--warmup", "1s", "--cpu", strconv.Itoa(r.ccpu), "--server-cpu", strconv.Itoa(r.scpu), "--json"}, extra...)
-		return nsWrap(p.clientNS, r.ccpu, argv...)
+		return benchproc.Pin(p.clientNS, r.ccpu, argv...)
 	}
 	sp := func(udp bool) []string {
 		argv := []string{"sockperf", "pp", "-i", p.addr, "-t", d, "-m", strconv.Itoa(r.size), "--mps=max"}
@@ -182,7 +157,7 @@ func (r *runner) path(p path, rounds int) (map[string]*metric, error) {
 		} else {
 			argv = append(argv, "--tcp", "-p", spTCP)
 		}
-		return nsWrap(p.clientNS, r.ccpu, argv...)
+		return benchproc.Pin(p.clientNS, r.ccpu, argv...)
 	}
 	type job struct {
 		name     string
@@ -238,7 +213,7 @@ func (r *runner) path(p path, rounds int) (map[string]*metric, error) {
 			return err
 		}},
 		{"iperf3", "tcp_stream", func(ctx context.Context) error {
-			bps, err := iperf3(ctx, nsWrap(p.clientNS, r.ccpu, "iperf3", "-c", p.addr, "-p", ipPort, "-t", d, "-O", "1",
+			bps, err := iperf3(ctx, benchproc.Pin(p.clientNS, r.ccpu, "iperf3", "-c", p.addr, "-p", ipPort, "-t", d, "-O", "1",
 				"-A", strconv.Itoa(r.ccpu), "-J"))
 			if err == nil {
 				get("tcp_stream Gbit/s").peer = append(get("tcp_stream Gbit/s").peer, bps/1e9)
@@ -278,24 +253,11 @@ func printTable(out io.Writer, m map[string]*metric) error {
 		for i := range mm.latlab {
 			ratios = append(ratios, fmt.Sprintf("%.3f", mm.latlab[i]/mm.peer[i]))
 		}
-		fmt.Fprintf(w, "  %-20s %12.2f %12.2f %8.3f   %s\n", k, median(mm.latlab), median(mm.peer),
-			median(mm.latlab)/median(mm.peer), strings.Join(ratios, " "))
+		fmt.Fprintf(w, "  %-20s %12.2f %12.2f %8.3f   %s\n", k, benchproc.Median(mm.latlab), benchproc.Median(mm.peer),
+			benchproc.Median(mm.latlab)/benchproc.Median(mm.peer), strings.Join(ratios, " "))
 	}
 	fmt.Fprintln(w)
 	return w.Flush()
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	n := len(s)
-	if n == 0 {
-		return 0
-	}
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
 }
 
 type llResult struct {
