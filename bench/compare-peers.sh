@@ -7,6 +7,8 @@
 #
 # Defaults: 5 rounds of 5s, WORKLOADS=tcp_rr,udp_rr,tcp_stream,
 # PATHS=loopback,veth. E.g. `bench/compare-peers.sh 9 5 tcp_stream loopback`.
+# CONGESTION=ALGO runs both stream tools with that congestion control (latlab
+# --congestion, iperf3 -C); unset keeps the namespaces' default.
 #
 # Prints one table per path: median of each figure over the rounds, the
 # latlab/peer ratio of the medians, and the ratio in each round. See
@@ -43,4 +45,4 @@ esac
 [ ${#args[@]} -gt 0 ] || { echo "PATHS must name loopback and/or veth" >&2; exit 2; }
 
 bench/out/peers -latlab bench/out/latlab -rounds "$rounds" -duration "$secs" \
-  -workloads "$workloads" "${args[@]}"
+  -workloads "$workloads" -congestion "${CONGESTION:-}" "${args[@]}"

@@ -46,6 +46,7 @@ func main() {
 	clientCPU := flag.Int("client-cpu", 1, "client CPU")
 	serverCPU := flag.Int("server-cpu", 0, "server CPU")
 	only := flag.String("workloads", "tcp_rr,udp_rr,tcp_stream", "comma-separated workloads to compare")
+	cc := flag.String("congestion", "", "tcp_stream: congestion control for both latlab (--congestion) and iperf3 (-C); empty keeps the namespace default")
 	var paths []path
 	flag.Func("path", "NAME:CLIENT_NS:SERVER_NS:ADDR (namespaces may be empty); repeatable", func(s string) error {
 		f := strings.Split(s, ":")
@@ -59,7 +60,7 @@ func main() {
 	if len(paths) == 0 {
 		paths = []path{{name: "loopback", addr: "127.0.0.1"}}
 	}
-	r := &runner{latlab: *latlab, dur: *dur, size: *size, ccpu: *clientCPU, scpu: *serverCPU}
+	r := &runner{latlab: *latlab, dur: *dur, size: *size, ccpu: *clientCPU, scpu: *serverCPU, cc: *cc}
 	for _, w := range strings.Split(*only, ",") {
 		w = strings.TrimSpace(w)
 		if !slices.Contains(workloads, w) {
@@ -81,6 +82,9 @@ func main() {
 		}
 		fmt.Printf("path %s (client ns %q, server ns %q, address %s)\n", p.name, p.clientNS, p.serverNS, p.addr)
 		printTable(os.Stdout, m)
+		if r.ran != "" {
+			fmt.Printf("  tcp_stream congestion control: %s\n\n", r.ran)
+		}
 	}
 	if failed {
 		os.Exit(1)
@@ -92,6 +96,8 @@ type runner struct {
 	dur, size  int
 	ccpu, scpu int
 	only       []string // workloads to compare; empty = all
+	cc         string   // tcp_stream congestion control ("" = default)
+	ran        string   // the congestion control each stream tool reported
 	procs      benchproc.Procs
 }
 
@@ -172,6 +178,7 @@ func (r *runner) path(p path, rounds int) (map[string]*metric, error) {
 		return m[k]
 	}
 	sz := strconv.Itoa(r.size)
+	var llCC, ipCC string // congestion control the stream runs reported
 	jobs := []job{
 		{"latlab tcp_rr", "tcp_rr", func(ctx context.Context) error {
 			res, err := latlabJSON(ctx, ll("tcp_rr", "--size", sz))
@@ -206,22 +213,37 @@ func (r *runner) path(p path, rounds int) (map[string]*metric, error) {
 			return err
 		}},
 		{"latlab tcp_stream", "tcp_stream", func(ctx context.Context) error {
-			res, err := latlabJSON(ctx, ll("tcp_stream"))
+			var extra []string
+			if r.cc != "" {
+				extra = []string{"--congestion", r.cc}
+			}
+			res, err := latlabJSON(ctx, ll("tcp_stream", extra...))
 			if err == nil {
+				llCC = res.Congestion
 				get("tcp_stream Gbit/s").latlab = append(get("tcp_stream Gbit/s").latlab, res.ThroughputBps/1e9)
 			}
 			return err
 		}},
 		{"iperf3", "tcp_stream", func(ctx context.Context) error {
-			bps, err := iperf3(ctx, benchproc.Pin(p.clientNS, r.ccpu, "iperf3", "-c", p.addr, "-p", ipPort, "-t", d, "-O", "1",
-				"-A", strconv.Itoa(r.ccpu), "-J"))
+			argv := []string{"iperf3", "-c", p.addr, "-p", ipPort, "-t", d, "-O", "1", "-A", strconv.Itoa(r.ccpu), "-J"}
+			if r.cc != "" {
+				argv = append(argv, "-C", r.cc)
+			}
+			bps, cc, err := iperf3(ctx, benchproc.Pin(p.clientNS, r.ccpu, argv...))
 			if err == nil {
+				ipCC = cc
 				get("tcp_stream Gbit/s").peer = append(get("tcp_stream Gbit/s").peer, bps/1e9)
 			}
 			return err
 		}},
 	}
 	jobs = slices.DeleteFunc(jobs, func(j job) bool { return !r.wants(j.workload) })
+	defer func() {
+		r.ran = ""
+		if llCC != "" || ipCC != "" {
+			r.ran = fmt.Sprintf("latlab %s, iperf3 %s", llCC, ipCC)
+		}
+	}()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	for round := 1; round <= rounds; round++ {
 		order := slices.Clone(jobs)
@@ -261,6 +283,7 @@ func printTable(out io.Writer, m map[string]*metric) error {
 }
 
 type llResult struct {
+	Congestion    string  `json:"congestion"`
 	RatePerSec    float64 `json:"rate_per_sec"`
 	ThroughputBps float64 `json:"throughput_bps"`
 	Latency       struct {
@@ -303,21 +326,24 @@ func sockperf(ctx context.Context, argv []string) (float64, float64, error) {
 	return recv / secs, 2 * half, nil
 }
 
-func iperf3(ctx context.Context, argv []string) (float64, error) {
+// iperf3 returns the bits/s the receiver counted and the sender's congestion
+// control.
+func iperf3(ctx context.Context, argv []string) (float64, string, error) {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	out, err := cmd.Output()
 	if err != nil {
-		return 0, fmt.Errorf("%v: %w: %s", argv, err, out)
+		return 0, "", fmt.Errorf("%v: %w: %s", argv, err, out)
 	}
 	var res struct {
 		End struct {
 			SumReceived struct {
 				BitsPerSecond float64 `json:"bits_per_second"`
 			} `json:"sum_received"`
+			SenderCC string `json:"sender_tcp_congestion"`
 		} `json:"end"`
 	}
 	if err := json.Unmarshal(out, &res); err != nil {
-		return 0, err
+		return 0, "", err
 	}
-	return res.End.SumReceived.BitsPerSecond, nil
+	return res.End.SumReceived.BitsPerSecond, res.End.SenderCC, nil
 }

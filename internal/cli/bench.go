@@ -74,7 +74,7 @@ The default port is %d. Exit codes: 0 ok, 1 run failed, 2 bad usage.`, workload.
 				if f.Changed("connections") {
 					cfg.Flows = connections
 				}
-				for _, name := range []string{"size", "req-size", "reverse", "udp-timeout", "server-cpu"} {
+				for _, name := range []string{"size", "req-size", "reverse", "udp-timeout", "server-cpu", "congestion"} {
 					if f.Changed(name) {
 						return usagef("--%s does not apply to the http workload", name)
 					}
@@ -179,6 +179,7 @@ The default port is %d. Exit codes: 0 ok, 1 run failed, 2 bad usage.`, workload.
 	f.StringVar(&cpu, "cpu", "auto", "client CPUs: auto, none, or a list like 1 or 0,1 or 2-3")
 	f.StringVar(&serverCPU, "server-cpu", "auto", "server CPU: auto, none or a CPU number")
 	f.BoolVar(&cfg.Reverse, "reverse", false, "tcp_stream: the server sends, the client receives")
+	f.StringVar(&cfg.Congestion, "congestion", "", "TCP congestion control of the client's data sockets, e.g. cubic or bbr (default: the namespace's net.ipv4.tcp_congestion_control); the result reports what ran")
 	f.DurationVar(&cfg.UDPTimeout, "udp-timeout", 50*time.Millisecond, "udp_rr: wait this long for a response before counting it lost")
 	f.DurationVar(&cfg.IOTimeout, "timeout", 10*time.Second, "fail the run if the server stops answering for this long; http: request timeout (counted as an error, the connection is reopened)")
 	f.DurationVar(&cfg.Interval, "interval", time.Second, "length of one entry of the interval series")

@@ -220,6 +220,9 @@ func writeBenchTable(w io.Writer, r *workload.Result) error {
 	p := r.Placement
 	fmt.Fprintf(tw, "placement\tclient %s, server %s (allowed CPUs %s)\n",
 		cpuName(p.ClientCPU, p.ClientPinned), cpuName(p.ServerCPU, p.ServerPinned), cpuList(p.AllowedCPUs))
+	if r.Congestion != "" {
+		fmt.Fprintf(tw, "congestion	%s (client sockets)\n", r.Congestion)
+	}
 	if r.Workload == workload.TCPStream {
 		fmt.Fprintf(tw, "cpu\tclient %.0f%%, server %.0f%% of one core\n", 100*r.CPUUtil.Client, 100*r.CPUUtil.Server)
 	} else if r.Workload == workload.HTTP {

@@ -51,6 +51,12 @@ type Config struct {
 	ServerCPU int
 	// Reverse makes tcp_stream flow from server to client.
 	Reverse bool
+	// Congestion, if set, is the TCP congestion control algorithm of the
+	// client's data sockets (tcp_rr, tcp_crr, forward tcp_stream), as
+	// iperf3 -C and netperf -K set it. Empty keeps the namespace default
+	// (net.ipv4.tcp_congestion_control). Either way the result reports
+	// the algorithm the sockets ran.
+	Congestion string
 	// UDPTimeout is how long udp_rr waits for a response before it counts
 	// the datagram as lost and goes on (default 50ms).
 	UDPTimeout time.Duration
@@ -137,6 +143,17 @@ func (c *Config) Validate() error {
 	if c.Reverse && c.Workload != TCPStream {
 		return fmt.Errorf("reverse direction applies to tcp_stream only")
 	}
+	if c.Congestion != "" {
+		if err := validCongestion(c.Congestion); err != nil {
+			return err
+		}
+		if c.Workload == UDPRR {
+			return fmt.Errorf("--congestion applies to TCP workloads, not udp_rr")
+		}
+		if c.Reverse {
+			return fmt.Errorf("--congestion sets the client's sockets, and with --reverse the server sends; set net.ipv4.tcp_congestion_control in the server's namespace instead")
+		}
+	}
 	if c.Interval < 10*time.Millisecond {
 		return fmt.Errorf("interval %v too short (minimum 10ms)", c.Interval)
 	}
@@ -158,6 +175,21 @@ func (c *Config) hello() Hello {
 		Reverse:   c.Reverse,
 		ServerCPU: int32(c.ServerCPU),
 	}
+}
+
+// validCongestion checks the shape of an algorithm name (the kernel's
+// TCP_CA_NAME_MAX is 16 bytes with the NUL); whether the kernel has it is
+// only known when a socket asks.
+func validCongestion(name string) error {
+	if len(name) > 15 {
+		return fmt.Errorf("congestion control %q: name longer than 15 bytes", name)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return fmt.Errorf("congestion control %q: not an algorithm name (see /proc/sys/net/ipv4/tcp_available_congestion_control)", name)
+		}
+	}
+	return nil
 }
 
 // TargetAddr returns the target with the default port filled in.
@@ -194,11 +226,14 @@ type Result struct {
 	NoKeepAlive bool             `json:"no_keepalive,omitempty"`
 	Errors      *HTTPErrors      `json:"errors,omitempty"`
 	StatusCodes map[string]int64 `json:"status_codes,omitempty"`
-	Placement   Placement        `json:"placement"`
-	CPUPerTxn   CPUCost          `json:"cpu_us_per_txn"`
-	CPUUtil     CPUCost          `json:"cpu_utilization"`
-	Intervals   []Interval       `json:"intervals"`
-	StartedAt   time.Time        `json:"started_at"`
+	// Congestion is the TCP congestion control algorithm the client's data
+	// sockets ran (TCP workloads; empty for udp_rr and http).
+	Congestion string     `json:"congestion,omitempty"`
+	Placement  Placement  `json:"placement"`
+	CPUPerTxn  CPUCost    `json:"cpu_us_per_txn"`
+	CPUUtil    CPUCost    `json:"cpu_utilization"`
+	Intervals  []Interval `json:"intervals"`
+	StartedAt  time.Time  `json:"started_at"`
 
 	// Hist holds every measured transaction's latency (merged over flows).
 	Hist *hist.Histogram `json:"-"`

@@ -33,7 +33,7 @@ func dialFlow(cfg *Config, target netip.AddrPort, session uint64, idx int) (flow
 	case TCPRR:
 		return dialTCPRR(cfg, target, session, idx)
 	case TCPCRR:
-		return newCRR(cfg, target, session, idx), nil
+		return newCRR(cfg, target, session, idx)
 	case UDPRR:
 		return dialUDPRR(cfg, target, session, idx)
 	case TCPStream:
@@ -64,6 +64,7 @@ type recorder struct {
 	maxBehind int64
 
 	cpu time.Duration
+	cc  string // congestion control of the flow's socket
 }
 
 type ivalRec struct {
@@ -389,6 +390,9 @@ func runFlow(cfg *Config, target netip.AddrPort, session uint64, idx, cpu int, r
 		return nil
 	}
 	defer f.close()
+	if c, ok := f.(interface{ congestion() string }); ok {
+		r.cc = c.congestion()
+	}
 	ready <- nil
 	<-start
 	if r.stop.Load() {
@@ -479,6 +483,7 @@ func aggregate(cfg *Config, recs []*recorder, end EndReply, allowed, cpus []int)
 		}
 		res.OpenLoop = ol
 	}
+	res.Congestion = recs[0].cc
 	res.Placement = Placement{
 		ClientCPU:    cpus[0],
 		ServerCPU:    int(end.ServerCPU),
@@ -517,6 +522,10 @@ func dialTCP(cfg *Config, target netip.AddrPort, a Attach, nodelay bool) (int, e
 	fam := familyOf(target.Addr())
 	fd, err := socket(fam, unix.SOCK_STREAM)
 	if err != nil {
+		return -1, err
+	}
+	if err := setCongestion(fd, cfg.Congestion); err != nil {
+		unix.Close(fd)
 		return -1, err
 	}
 	if err := unix.Connect(fd, sockaddr(target, fam)); err != nil {
@@ -568,6 +577,8 @@ func (f *tcpRR) run(r *recorder) error {
 
 func (f *tcpRR) close() { unix.Close(f.fd) }
 
+func (f *tcpRR) congestion() string { return congestionOf(f.fd) }
+
 // --- tcp_crr ---
 
 type tcpCRR struct {
@@ -576,16 +587,30 @@ type tcpCRR struct {
 	req     []byte // Attach header + request
 	resp    []byte
 	timeout unix.Timeval
+	cc      string // --congestion, set on every socket
+	ccName  string // what a socket of this flow runs
 }
 
-func newCRR(cfg *Config, target netip.AddrPort, session uint64, idx int) flow {
+// newCRR prepares a tcp_crr flow. A throwaway socket checks --congestion
+// before the run and learns the algorithm the flow's sockets will run.
+func newCRR(cfg *Config, target netip.AddrPort, session uint64, idx int) (flow, error) {
 	fam := familyOf(target.Addr())
+	fd, err := socket(fam, unix.SOCK_STREAM)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	if err := setCongestion(fd, cfg.Congestion); err != nil {
+		return nil, err
+	}
 	req := make([]byte, attachLen+cfg.ReqSize)
 	a := Attach{Kind: kindCRR, Session: session, Flow: uint32(idx)}
 	a.put(req)
-	return &tcpCRR{fam: fam, sa: sockaddr(target, fam), req: req,
-		resp: make([]byte, cfg.RespSize+1), timeout: unix.NsecToTimeval(cfg.IOTimeout.Nanoseconds())}
+	return &tcpCRR{fam: fam, sa: sockaddr(target, fam), req: req, cc: cfg.Congestion, ccName: congestionOf(fd),
+		resp: make([]byte, cfg.RespSize+1), timeout: unix.NsecToTimeval(cfg.IOTimeout.Nanoseconds())}, nil
 }
+
+func (f *tcpCRR) congestion() string { return f.ccName }
 
 func (f *tcpCRR) run(r *recorder) error {
 	for {
@@ -615,6 +640,9 @@ func (f *tcpCRR) once() error {
 	// hang the flow forever, beyond the reach of cancellation.
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &f.timeout); err != nil {
 		return fmt.Errorf("set SO_RCVTIMEO: %w", err)
+	}
+	if err := setCongestion(fd, f.cc); err != nil {
+		return err
 	}
 	if err := unix.Connect(fd, f.sa); err != nil {
 		if err == unix.EADDRNOTAVAIL {
@@ -745,6 +773,7 @@ type stream struct {
 	fd      int
 	buf     []byte
 	reverse bool
+	timeout time.Duration // --timeout: longest wait for the peer
 }
 
 func dialStream(cfg *Config, target netip.AddrPort, session uint64, idx int) (flow, error) {
@@ -752,14 +781,20 @@ func dialStream(cfg *Config, target netip.AddrPort, session uint64, idx int) (fl
 	if err != nil {
 		return nil, err
 	}
-	size := cfg.ReqSize
+	f := &stream{fd: fd, buf: make([]byte, cfg.ReqSize), timeout: cfg.IOTimeout}
 	if cfg.Reverse {
-		size = cfg.RespSize
+		// The receiving side waits in poll and drains (recvBurst).
+		f.reverse, f.buf = true, make([]byte, cfg.RespSize)
+		if err := unix.SetNonblock(fd, true); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("set data socket non-blocking: %w", err)
+		}
 	}
-	return &stream{fd: fd, buf: make([]byte, size), reverse: cfg.Reverse}, nil
+	return f, nil
 }
 
 func (f *stream) run(r *recorder) error {
+	last := nanotime() // reverse: when data last arrived
 	for {
 		if r.stop.Load() {
 			return nil
@@ -767,9 +802,16 @@ func (f *stream) run(r *recorder) error {
 		var n int
 		var err error
 		if f.reverse {
-			n, err = rawRead(f.fd, f.buf)
-			if n == 0 && err == nil {
+			n, err = recvBurst(f.fd, f.buf, f.timeout)
+			if err == io.EOF {
 				return io.ErrUnexpectedEOF
+			}
+			if n == 0 && err == nil {
+				// Woken without data (a signal, or the timeout).
+				if nanotime()-last < int64(f.timeout) {
+					continue
+				}
+				err = unix.EAGAIN
 			}
 		} else {
 			n, err = rawWrite(f.fd, f.buf)
@@ -780,16 +822,19 @@ func (f *stream) run(r *recorder) error {
 				continue
 			}
 			if err == unix.EAGAIN {
-				return fmt.Errorf("stream stalled for %v: %w", "the I/O timeout", errTimeout)
+				return fmt.Errorf("stream stalled for %v: %w", f.timeout, errTimeout)
 			}
 			return fmt.Errorf("stream: %w", err)
 		}
 		r.addBytes(t, n)
+		last = t
 		if t >= r.end {
 			return nil
 		}
 	}
 }
+
+func (f *stream) congestion() string { return congestionOf(f.fd) }
 
 func (f *stream) close() {
 	unix.Shutdown(f.fd, unix.SHUT_WR)

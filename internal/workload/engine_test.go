@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -528,6 +529,57 @@ func TestNetNS(t *testing.T) {
 		}
 		if res.Transactions == 0 {
 			t.Errorf("%s inside netns: no transactions", w)
+		}
+	}
+}
+
+// The result names the congestion control the client's sockets ran: the
+// namespace default, or the one --congestion asked for.
+func TestCongestion(t *testing.T) {
+	def, err := os.ReadFile("/proc/sys/net/ipv4/tcp_congestion_control")
+	if err != nil {
+		t.Skipf("no congestion control sysctl: %v", err)
+	}
+	srv, _ := startServer(t, ServerConfig{})
+	addr := srv.Addr().String()
+
+	cfg := shortConfig(addr, TCPRR)
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := res.Congestion, strings.TrimSpace(string(def)); got != want {
+		t.Errorf("default run reports congestion %q, the namespace default is %q", got, want)
+	}
+	// reno is built into every kernel with TCP and always allowed.
+	for _, w := range []Workload{TCPStream, TCPCRR} {
+		cfg := shortConfig(addr, w)
+		cfg.Congestion = "reno"
+		res, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatalf("%s with reno: %v", w, err)
+		}
+		if res.Congestion != "reno" {
+			t.Errorf("%s: --congestion reno ran %q", w, res.Congestion)
+		}
+		checkResult(t, cfg, res)
+	}
+	cfg.Workload, cfg.Congestion = TCPRR, "nosuchcc"
+	if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "this kernel offers") {
+		t.Errorf("unknown algorithm: err %v, want one listing what the kernel offers", err)
+	}
+	for _, bad := range []func(c *Config){
+		func(c *Config) { c.Workload = UDPRR },
+		func(c *Config) { c.Workload, c.Reverse = TCPStream, true },
+		func(c *Config) { c.Congestion = "cubic; rm" },
+		func(c *Config) { c.Congestion = strings.Repeat("x", 16) },
+	} {
+		c := shortConfig(addr, TCPRR)
+		c.Congestion = "reno"
+		bad(&c)
+		c.Defaults()
+		if err := c.Validate(); err == nil {
+			t.Errorf("config %+v validated", c)
 		}
 	}
 }

@@ -572,19 +572,18 @@ func streamRecv(fd int, ss *session) {
 	buf := make([]byte, ss.hello.ReqSize)
 	var total uint64
 	defer func() { ss.bytes.Add(total) }()
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return
+	}
 	for {
-		n, err := rawRead(fd, buf)
-		if n > 0 {
-			total += uint64(n)
-			continue
+		n, err := recvBurst(fd, buf, pollInterval)
+		total += uint64(n)
+		if err != nil {
+			return // EOF or error
 		}
-		if err == unix.EAGAIN || err == unix.EINTR {
-			if ss.stopped() {
-				return
-			}
-			continue
+		if n == 0 && ss.stopped() {
+			return
 		}
-		return // EOF or error
 	}
 }
 
