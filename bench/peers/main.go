@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/latlab/latlab/bench/internal/benchproc"
+	"github.com/latlab/latlab/internal/stats"
 )
 
 type path struct {
@@ -265,7 +266,7 @@ func (r *runner) path(p path, rounds int) (map[string]*metric, error) {
 
 func printTable(out io.Writer, m map[string]*metric) error {
 	w := bufio.NewWriter(out)
-	fmt.Fprintf(w, "  %-20s %12s %12s %8s   %s\n", "metric", "latlab", "peer", "ratio", "per-round ratios")
+	fmt.Fprintf(w, "  %-20s %12s %12s %8s %8s %17s   %s\n", "metric", "latlab", "peer", "ratio", "paired", "95% CI", "per-round ratios")
 	for _, k := range metricNames {
 		mm := m[k]
 		if mm == nil {
@@ -275,8 +276,13 @@ func printTable(out io.Writer, m map[string]*metric) error {
 		for i := range mm.latlab {
 			ratios = append(ratios, fmt.Sprintf("%.3f", mm.latlab[i]/mm.peer[i]))
 		}
-		fmt.Fprintf(w, "  %-20s %12.2f %12.2f %8.3f   %s\n", k, benchproc.Median(mm.latlab), benchproc.Median(mm.peer),
-			benchproc.Median(mm.latlab)/benchproc.Median(mm.peer), strings.Join(ratios, " "))
+		pr, _ := stats.PairedRatio(mm.latlab, mm.peer, 0.95)
+		ci := fmt.Sprintf("[%.3f, %.3f]", pr.Lo, pr.Hi)
+		if pr.TooFew {
+			ci = "(too few rounds)"
+		}
+		fmt.Fprintf(w, "  %-20s %12.2f %12.2f %8.3f %8.3f %17s   %s\n", k, benchproc.Median(mm.latlab), benchproc.Median(mm.peer),
+			benchproc.Median(mm.latlab)/benchproc.Median(mm.peer), pr.Center, ci, strings.Join(ratios, " "))
 	}
 	fmt.Fprintln(w)
 	return w.Flush()
