@@ -16,11 +16,13 @@ import (
 //	GET /?delay=D        answer after D (a Go duration, ≤ MaxHTTPDelay)
 //
 // Keep-alive is the default (HTTP/1.1), Connection: close and HTTP/1.0 are
-// honoured; request bodies (Content-Length or chunked) are read and
-// discarded. Each connection is a goroutine on the runtime's netpoller: the
-// endpoint exists so the lab can run http through every mode, and so the
-// client can be compared against a known server; it is not pinned and does
-// not report CPU time.
+// honoured; request bodies (Content-Length) are read and discarded, chunked
+// ones refused with 411. Plain requests are answered by one event loop
+// (http_loop_linux.go); a connection whose request needs more (a body, a
+// delay, a large response, an error) is handed to serveHTTP, a goroutine
+// on the runtime's netpoller. The endpoint exists so the lab can run http
+// through every mode, and so the client can be compared against a known
+// server; it is not pinned and does not report CPU time.
 
 // Limits of the HTTP endpoint.
 const (
@@ -107,13 +109,7 @@ func (s *Server) serveHTTP(c net.Conn, pre []byte) {
 		if req.delay > 0 {
 			time.Sleep(req.delay)
 		}
-		out = out[:0]
-		out = append(out, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: "...)
-		out = strconv.AppendInt(out, req.size, 10)
-		if req.close {
-			out = append(out, "\r\nConnection: close"...)
-		}
-		out = append(out, "\r\n\r\n"...)
+		out = appendHTTPHead(out[:0], req)
 		body := req.size
 		if req.head {
 			body = 0
@@ -146,6 +142,16 @@ func (s *Server) httpError(c net.Conn, code int, msg string) {
 	b := []byte("HTTP/1.1 " + strconv.Itoa(code) + " " + msg + "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 	c.SetWriteDeadline(time.Now().Add(time.Second))
 	c.Write(b)
+}
+
+// appendHTTPHead appends the response head for req.
+func appendHTTPHead(out []byte, req httpRequest) []byte {
+	out = append(out, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: "...)
+	out = strconv.AppendInt(out, req.size, 10)
+	if req.close {
+		out = append(out, "\r\nConnection: close"...)
+	}
+	return append(out, "\r\n\r\n"...)
 }
 
 type httpRequest struct {

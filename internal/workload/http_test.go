@@ -5,13 +5,16 @@ package workload
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -392,5 +395,78 @@ func TestHTTPTarget(t *testing.T) {
 	req, _ := buildHTTPRequest(&cfg, httpTarget{host: "x:1", path: "/"})
 	if want := "GET / HTTP/1.1\r\nUser-Agent: latlab\r\nHost: other\r\nX-A: b\r\nConnection: close\r\n\r\n"; string(req) != want {
 		t.Errorf("request %q, want %q", req, want)
+	}
+}
+
+// latlab serve's HTTP event loop: pipelined requests are answered in order,
+// including across a hand-off to the per-connection server (a request with
+// a body or a delay, a large response), HEAD and HTTP/1.0, Connection:
+// close, a half-closed client, an oversized head and a malformed request.
+func TestHTTPServeLoop(t *testing.T) {
+	srv, _ := startServer(t, ServerConfig{})
+	addr := srv.Addr().String()
+	exchange := func(t *testing.T, send string, halfClose bool) string {
+		t.Helper()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, send); err != nil {
+			t.Fatal(err)
+		}
+		if halfClose {
+			c.(*net.TCPConn).CloseWrite()
+		}
+		// Every case ends with the server closing; one that refuses a
+		// request may reset with the client's bytes still unread.
+		b, err := io.ReadAll(c)
+		if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("read: %v (after %q)", err, b)
+		}
+		return string(b)
+	}
+	head := func(size int, extra string) string {
+		return "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: " + strconv.Itoa(size) + extra + "\r\n\r\n"
+	}
+	body := func(n int) string { return strings.Repeat("x", n) }
+	big := 100000
+	for _, tc := range []struct {
+		name, send string
+		half       bool
+		want       string
+	}{
+		{"pipelined", "GET /?size=3 HTTP/1.1\r\nHost: a\r\n\r\nHEAD / HTTP/1.1\r\n\r\nGET /?size=0 HTTP/1.1\r\nConnection: close\r\n\r\n", false,
+			head(3, "") + "xxx" + head(64, "") + head(0, "\r\nConnection: close")},
+		{"http/1.0", "GET /?size=5 HTTP/1.0\r\n\r\n", false, head(5, "\r\nConnection: close") + body(5)},
+		{"half-closed client", "GET /?size=2 HTTP/1.1\r\n\r\nGET /?size=1 HTTP/1.1\r\n\r\n", true, head(2, "") + "xx" + head(1, "") + "x"},
+		{"hand-off keeps order", "GET /?size=1 HTTP/1.1\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /?size=2&delay=1ms HTTP/1.1\r\n\r\n" +
+			"GET /?size=" + strconv.Itoa(big) + " HTTP/1.1\r\n\r\nGET /?size=4 HTTP/1.1\r\nConnection: close\r\n\r\n", false,
+			head(1, "") + "x" + head(64, "") + body(64) + head(2, "") + "xx" + head(big, "") + body(big) + head(4, "\r\nConnection: close") + "xxxx"},
+		{"malformed", "GET /?size=1 HTTP/1.1\r\n\r\nNONSENSE\r\n\r\n", false,
+			head(1, "") + "x" + "HTTP/1.1 400 bad request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"},
+		{"head too large", "GET / HTTP/1.1\r\nX: " + strings.Repeat("a", httpMaxRequestHead) + "\r\n\r\n", false,
+			"HTTP/1.1 431 request header too large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := exchange(t, tc.send, tc.half); got != tc.want {
+				if len(got) > 300 || len(tc.want) > 300 {
+					t.Errorf("got %d bytes, want %d", len(got), len(tc.want))
+				} else {
+					t.Errorf("got  %q\nwant %q", got, tc.want)
+				}
+			}
+		})
+	}
+	// Many keep-alive connections at once, through latlab's own client.
+	cfg := Config{Workload: HTTP, Target: "http://" + addr + "/", Flows: 64, Threads: 2,
+		Warmup: 50 * time.Millisecond, Duration: 300 * time.Millisecond}
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Transactions == 0 || res.Errors.Total() != 0 || res.StatusCodes["200"] != res.Transactions {
+		t.Errorf("64 connections: %d transactions, errors %+v, codes %v", res.Transactions, res.Errors, res.StatusCodes)
 	}
 }

@@ -33,8 +33,11 @@ type Server struct {
 
 	pending chan struct{}
 	wg      sync.WaitGroup
-	done    chan struct{}
-	once    sync.Once
+
+	httpOnce sync.Once
+	hloop    *httpLoop // nil if it could not start: serveHTTP per connection
+	done     chan struct{}
+	once     sync.Once
 }
 
 // session is the server's state for one client run.
@@ -158,6 +161,19 @@ func (s *Server) Addr() netip.AddrPort {
 	return s.ln.Addr().(*net.TCPAddr).AddrPort()
 }
 
+// httpLoop returns the HTTP event loop, started on first use.
+func (s *Server) httpLoop() *httpLoop {
+	s.httpOnce.Do(func() {
+		l, err := newHTTPLoop(s)
+		if err != nil {
+			s.cfg.Logger.Warn("http event loop unavailable; serving http with a goroutine per connection", "err", err)
+			return
+		}
+		s.hloop = l
+	})
+	return s.hloop
+}
+
 // Close stops the server; Serve returns once sessions have wound down.
 func (s *Server) Close() error {
 	s.once.Do(func() {
@@ -247,6 +263,12 @@ func (s *Server) handleConn(c net.Conn) {
 	}
 	if [4]byte(hdr[:4]) != Magic && isHTTPMethod(hdr[:8]) {
 		release()
+		if tc, ok := c.(*net.TCPConn); ok {
+			if l := s.httpLoop(); l != nil {
+				l.add(tc, hdr[:8]) // http_loop_linux.go
+				return
+			}
+		}
 		s.serveHTTP(c, hdr[:8]) // http_server_linux.go
 		return
 	}
