@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/latlab/latlab/bench/internal/benchproc"
-	"github.com/latlab/latlab/internal/stats"
 )
 
 type path struct {
@@ -272,17 +271,7 @@ func printTable(out io.Writer, m map[string]*metric) error {
 		if mm == nil {
 			continue // workload not compared in this run
 		}
-		var ratios []string
-		for i := range mm.latlab {
-			ratios = append(ratios, fmt.Sprintf("%.3f", mm.latlab[i]/mm.peer[i]))
-		}
-		pr, _ := stats.PairedRatio(mm.latlab, mm.peer, 0.95)
-		ci := fmt.Sprintf("[%.3f, %.3f]", pr.Lo, pr.Hi)
-		if pr.TooFew {
-			ci = "(too few rounds)"
-		}
-		fmt.Fprintf(w, "  %-20s %12.2f %12.2f %8.3f %8.3f %17s   %s\n", k, benchproc.Median(mm.latlab), benchproc.Median(mm.peer),
-			benchproc.Median(mm.latlab)/benchproc.Median(mm.peer), pr.Center, ci, strings.Join(ratios, " "))
+		fmt.Fprintln(w, benchproc.Row(20, k, mm.latlab, mm.peer))
 	}
 	fmt.Fprintln(w)
 	return w.Flush()

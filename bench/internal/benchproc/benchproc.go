@@ -1,6 +1,6 @@
 // Package benchproc holds what the side-by-side benchmark harnesses
 // (bench/peers, bench/httpcmp) share: pinned command lines, the servers
-// they start and stop, and the median.
+// they start and stop, the median, and a comparison table's row.
 package benchproc
 
 import (
@@ -8,6 +8,9 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
+
+	"github.com/latlab/latlab/internal/stats"
 )
 
 // Pin returns argv run under `taskset -c cpu`, inside network namespace ns
@@ -54,4 +57,22 @@ func Median(v []float64) float64 {
 		return s[n/2]
 	}
 	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// Row formats one line of a comparison table: name, the medians of latlab's
+// and the peer's figures over the rounds, the ratio of those medians, the
+// paired ratio (median of the per-round ratios) with its 95% CI, and each
+// round's ratio.
+func Row(nameWidth int, name string, latlab, peer []float64) string {
+	ratios := make([]string, len(latlab))
+	for i := range latlab {
+		ratios[i] = fmt.Sprintf("%.3f", latlab[i]/peer[i])
+	}
+	pr, _ := stats.PairedRatio(latlab, peer, 0.95)
+	ci := fmt.Sprintf("[%.3f, %.3f]", pr.Lo, pr.Hi)
+	if pr.TooFew {
+		ci = "(too few rounds)"
+	}
+	return fmt.Sprintf("  %-*s %12.2f %12.2f %8.3f %8.3f %17s   %s", nameWidth, name, Median(latlab), Median(peer),
+		Median(latlab)/Median(peer), pr.Center, ci, strings.Join(ratios, " "))
 }

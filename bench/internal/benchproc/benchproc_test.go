@@ -2,6 +2,7 @@ package benchproc
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -39,5 +40,19 @@ func TestProcs(t *testing.T) {
 	}
 	if err := p.Start("/nonexistent/latlab-no-such-binary"); err == nil {
 		t.Error("start of a missing binary succeeded")
+	}
+}
+
+func TestRow(t *testing.T) {
+	latlab := []float64{10, 11, 12, 9, 10, 10}
+	peer := []float64{10, 10, 10, 10, 10, 5}
+	got := Row(6, "rate", latlab, peer)
+	for _, want := range []string{"  rate  ", " 10.00 ", " 1.000 ", " 1.050 ", "1.000 1.100 1.200 0.900 1.000 2.000"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Row = %q, missing %q", got, want)
+		}
+	}
+	if got := Row(4, "x", []float64{1}, []float64{1}); !strings.Contains(got, "(too few rounds)") {
+		t.Errorf("one round: %q", got)
 	}
 }
