@@ -37,7 +37,8 @@ type loopConn struct {
 	r, w    int
 	out     []byte // responses: out[sent:] not yet written
 	sent    int
-	closing bool  // close once out is written (Connection: close, EOF)
+	closing bool  // Connection: close answered: close once out is written
+	eof     bool  // the client has shut down its side: answer what is buffered, then close
 	polling bool  // waiting for EPOLLOUT instead of EPOLLIN
 	last    int64 // nanotime of the last event, for the idle timeout
 }
@@ -99,22 +100,21 @@ func (l *httpLoop) add(c *net.TCPConn, pre []byte) {
 	}
 	lc := &loopConn{fd: fd, peer: peer, buf: make([]byte, httpMaxRequestHead), out: make([]byte, 0, 4096), last: nanotime()}
 	lc.w = copy(lc.buf, pre)
+	// Under mu, so shutdown (which closes the epoll instance and every
+	// registered descriptor) cannot run in between.
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.conns == nil { // the loop has stopped
-		l.mu.Unlock()
 		unix.Close(fd)
 		return
 	}
-	l.conns[int32(fd)] = lc
-	l.mu.Unlock()
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		l.mu.Lock()
-		delete(l.conns, int32(fd))
-		l.mu.Unlock()
 		unix.Close(fd)
 		l.s.cfg.Logger.Warn("http: register connection", "peer", peer, "err", err)
+		return
 	}
+	l.conns[int32(fd)] = lc
 }
 
 func (l *httpLoop) run() {
@@ -158,7 +158,7 @@ func (l *httpLoop) event(c *loopConn, ev uint32) {
 			return
 		}
 	}
-	if ev&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR) != 0 && !c.closing {
+	if ev&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR) != 0 && !c.closing && !c.eof {
 		if c.w == len(c.buf) && c.r > 0 {
 			c.w = copy(c.buf, c.buf[c.r:c.w])
 			c.r = 0
@@ -172,21 +172,16 @@ func (l *httpLoop) event(c *loopConn, ev uint32) {
 		case n > 0:
 			c.w += n
 		case err == unix.EAGAIN || err == unix.EINTR:
-		case err == nil: // EOF: answer what is buffered, then close
-			c.closing = true
-			if !l.serve(c) {
-				return
-			}
-			if c.sent == len(c.out) {
-				l.closeConn(c)
-			}
-			return
+		case err == nil:
+			c.eof = true
 		default:
 			l.closeConn(c)
 			return
 		}
 	}
-	l.serve(c)
+	if l.serve(c) && c.eof && c.sent == len(c.out) {
+		l.closeConn(c) // everything the client sent before its FIN is answered
+	}
 }
 
 // serve answers c's complete buffered requests, writing as it goes. It
@@ -319,11 +314,11 @@ func (l *httpLoop) sweepIdle(now int64) {
 
 func (l *httpLoop) shutdown() {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	for fd := range l.conns {
 		unix.Close(int(fd))
 	}
 	l.conns = nil
-	l.mu.Unlock()
 	unix.Close(l.epfd)
 	unix.Close(l.evfd)
 }

@@ -444,6 +444,8 @@ func TestHTTPServeLoop(t *testing.T) {
 		{"hand-off keeps order", "GET /?size=1 HTTP/1.1\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /?size=2&delay=1ms HTTP/1.1\r\n\r\n" +
 			"GET /?size=" + strconv.Itoa(big) + " HTTP/1.1\r\n\r\nGET /?size=4 HTTP/1.1\r\nConnection: close\r\n\r\n", false,
 			head(1, "") + "x" + head(64, "") + body(64) + head(2, "") + "xx" + head(big, "") + body(big) + head(4, "\r\nConnection: close") + "xxxx"},
+		{"half-closed, more than the output cap", strings.Repeat("GET /?size=16384 HTTP/1.1\r\n\r\n", 10), true,
+			strings.Repeat(head(16384, "")+body(16384), 10)},
 		{"malformed", "GET /?size=1 HTTP/1.1\r\n\r\nNONSENSE\r\n\r\n", false,
 			head(1, "") + "x" + "HTTP/1.1 400 bad request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"},
 		{"head too large", "GET / HTTP/1.1\r\nX: " + strings.Repeat("a", httpMaxRequestHead) + "\r\n\r\n", false,
