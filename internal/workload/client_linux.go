@@ -641,6 +641,8 @@ func (f *tcpCRR) once() error {
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &f.timeout); err != nil {
 		return fmt.Errorf("set SO_RCVTIMEO: %w", err)
 	}
+	// Only with --congestion: one more setsockopt in the timed window, as
+	// the algorithm must be chosen before connect.
 	if err := setCongestion(fd, f.cc); err != nil {
 		return err
 	}
@@ -781,10 +783,13 @@ func dialStream(cfg *Config, target netip.AddrPort, session uint64, idx int) (fl
 	if err != nil {
 		return nil, err
 	}
-	f := &stream{fd: fd, buf: make([]byte, cfg.ReqSize), timeout: cfg.IOTimeout}
+	size := cfg.ReqSize
+	if cfg.Reverse {
+		size = cfg.RespSize
+	}
+	f := &stream{fd: fd, buf: make([]byte, size), reverse: cfg.Reverse, timeout: cfg.IOTimeout}
 	if cfg.Reverse {
 		// The receiving side waits in poll and drains (recvBurst).
-		f.reverse, f.buf = true, make([]byte, cfg.RespSize)
 		if err := unix.SetNonblock(fd, true); err != nil {
 			unix.Close(fd)
 			return nil, fmt.Errorf("set data socket non-blocking: %w", err)
