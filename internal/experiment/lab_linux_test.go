@@ -69,6 +69,11 @@ func TestLabReproducesExpectedOrder(t *testing.T) {
 	if r := result(s, "macvlan", "tcp_rr"); r.Verdict == "worse" {
 		t.Errorf("macvlan: significantly slower than host (%s, p=%v); it should not be", r.RatioVsHost, deref(r.PValue))
 	}
+	// Lab namespaces inherit the host's congestion control, and the
+	// summary says which one the trials ran.
+	if def, err := os.ReadFile("/proc/sys/net/ipv4/tcp_congestion_control"); err == nil && s.Congestion != strings.TrimSpace(string(def)) {
+		t.Errorf("summary congestion %q, host default %q", s.Congestion, strings.TrimSpace(string(def)))
+	}
 	if len(out.Trials) != len(spec.Modes)*spec.Trials {
 		t.Errorf("%d trials ran, want %d", len(out.Trials), len(spec.Modes)*spec.Trials)
 	}

@@ -58,6 +58,7 @@ type runMeta struct {
 type trialExtra struct {
 	CPUPerTxn   workload.CPUCost   `json:"cpu_us_per_txn"`
 	Placement   workload.Placement `json:"placement"`
+	Congestion  string             `json:"congestion,omitempty"`
 	Attribution *probe.Attribution `json:"attribution,omitempty"`
 }
 
@@ -95,7 +96,7 @@ func (r *StoreRecorder) Trial(t *TrialResult) error {
 			}
 			st.Hist = b
 		}
-		b, _ := json.Marshal(trialExtra{CPUPerTxn: res.CPUPerTxn, Placement: res.Placement, Attribution: t.Attribution})
+		b, _ := json.Marshal(trialExtra{CPUPerTxn: res.CPUPerTxn, Placement: res.Placement, Congestion: res.Congestion, Attribution: t.Attribution})
 		st.Counters = b
 	}
 	_, err := r.Store.AddTrial(context.Background(), st)
@@ -198,7 +199,7 @@ func LoadOutcome(ctx context.Context, st *store.Store, runID int64) (*Outcome, *
 			}
 			var x trialExtra
 			if json.Unmarshal(t.Counters, &x) == nil {
-				res.CPUPerTxn, res.Placement = x.CPUPerTxn, x.Placement
+				res.CPUPerTxn, res.Placement, res.Congestion = x.CPUPerTxn, x.Placement, x.Congestion
 				tr.Attribution = x.Attribution
 			}
 			tr.Result = res

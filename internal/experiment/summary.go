@@ -110,13 +110,16 @@ type Summary struct {
 	// OffloadNotes lists, per preset, what the kernel refused to change.
 	OffloadNotes map[string][]string `json:"offload_notes,omitempty"`
 	// EBPFTier and EBPFUnavailable describe attribution (--attribute).
-	EBPFTier        string             `json:"ebpf_tier,omitempty"`
-	EBPFUnavailable []string           `json:"ebpf_unavailable,omitempty"`
-	BuildMs         float64            `json:"build_ms"`
-	NATBackend      string             `json:"nat_backend,omitempty"`
-	Placement       workload.Placement `json:"placement"`
-	Modes           []ModeInfo         `json:"modes"`
-	Results         []ModeResult       `json:"results"`
+	EBPFTier        string   `json:"ebpf_tier,omitempty"`
+	EBPFUnavailable []string `json:"ebpf_unavailable,omitempty"`
+	BuildMs         float64  `json:"build_ms"`
+	NATBackend      string   `json:"nat_backend,omitempty"`
+	// Congestion is the TCP congestion control the client's sockets ran
+	// (the first TCP trial's; lab namespaces inherit the host default).
+	Congestion string             `json:"congestion,omitempty"`
+	Placement  workload.Placement `json:"placement"`
+	Modes      []ModeInfo         `json:"modes"`
+	Results    []ModeResult       `json:"results"`
 }
 
 // Summarize turns raw trials into medians, CIs, ratios against the
@@ -132,6 +135,12 @@ func Summarize(o *Outcome) *Summary {
 	for _, t := range o.Trials {
 		if t.Result != nil {
 			s.Placement = t.Result.Placement
+			break
+		}
+	}
+	for _, t := range o.Trials {
+		if t.Result != nil && t.Result.Congestion != "" {
+			s.Congestion = t.Result.Congestion
 			break
 		}
 	}

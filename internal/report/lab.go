@@ -39,6 +39,9 @@ func writeLabTable(w io.Writer, s *experiment.Summary) error {
 	if s.NATBackend != "" {
 		fmt.Fprintf(w, ", NAT via %s", s.NATBackend)
 	}
+	if s.Congestion != "" {
+		fmt.Fprintf(w, "; TCP congestion control %s", s.Congestion)
+	}
 	fmt.Fprintln(w)
 	if s.Incomplete {
 		fmt.Fprintln(w, "INCOMPLETE: the run was interrupted; the figures below use the trials that finished.")
