@@ -173,16 +173,9 @@ usage (unknown feature, bad value).`,
 			if err != nil {
 				return usagef("%v", err)
 			}
-			ns, err := netnsPath(netns)
+			c, ns, err := openToChange(netns, dev, allowHostNIC, "set features")
 			if err != nil {
 				return err
-			}
-			if ns == "" && !allowHostNIC {
-				return usagef("refusing to change %s in latlab's own network namespace (likely a real NIC): give --netns NS, or --allow-host-nic if you mean it", dev)
-			}
-			c, err := offloadOpen(ns)
-			if err != nil {
-				return fmt.Errorf("set features of %s: %w", offloadWhere(ns, dev), err)
 			}
 			defer c.Close()
 			res, err := c.Set(dev, settings)
@@ -214,6 +207,24 @@ usage (unknown feature, bad value).`,
 	f.BoolVar(&jsonOut, "json", false, "write JSON: changed, unchanged, refused, dependent")
 	f.BoolVar(&allowHostNIC, "allow-host-nic", false, "allow changing a device in latlab's own namespace (no --netns)")
 	return cmd
+}
+
+// openToChange opens the offload client for a command that changes dev
+// (what: "set features"), refusing latlab's own namespace — likely a real
+// NIC — unless allowHostNIC. It returns the resolved namespace path.
+func openToChange(netns, dev string, allowHostNIC bool, what string) (offloadClient, string, error) {
+	ns, err := netnsPath(netns)
+	if err != nil {
+		return nil, "", err
+	}
+	if ns == "" && !allowHostNIC {
+		return nil, "", usagef("refusing to change %s in latlab's own network namespace (likely a real NIC): give --netns NS, or --allow-host-nic if you mean it", dev)
+	}
+	c, err := offloadOpen(ns)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s of %s: %w", what, offloadWhere(ns, dev), err)
+	}
+	return c, ns, nil
 }
 
 func offloadWhere(netns, dev string) string {
@@ -377,16 +388,9 @@ namespace; that is refused unless --allow-host-nic is given.`,
 				}
 				want[k] = uint32(n)
 			}
-			ns, err := netnsPath(netns)
+			c, ns, err := openToChange(netns, dev, allowHostNIC, "set coalescing")
 			if err != nil {
 				return err
-			}
-			if ns == "" && !allowHostNIC {
-				return usagef("refusing to change %s in latlab's own network namespace (likely a real NIC): give --netns NS, or --allow-host-nic if you mean it", dev)
-			}
-			c, err := offloadOpen(ns)
-			if err != nil {
-				return fmt.Errorf("set coalescing of %s: %w", offloadWhere(ns, dev), err)
 			}
 			defer c.Close()
 			before, err := c.Coalesce(dev)
