@@ -90,8 +90,16 @@ crash. Needs root (entering namespaces) and a daemon on this machine.`,
 				}
 				spec.Placement = experiment.Placement{Name: "cpu=" + cpu + "/server-cpu=" + serverCPU, ClientCPUs: client, ServerCPU: server}
 			}
-			if spec.Trials < 1 {
-				return usagef("--trials %d: want at least 1 (6 or more reach a 95%% CI)", spec.Trials)
+			if f.Changed("trials") && spec.Trials < 1 {
+				return usagef("--trials %d: want at least 1 (6 or more reach a 95%% CI); leave it out for adaptive rounds", spec.Trials)
+			}
+			if f.Changed("trials") && (f.Changed("target-ci") || f.Changed("budget")) {
+				return usagef("--trials fixes the number of rounds; --target-ci and --budget are for adaptive runs (leave --trials out)")
+			}
+			if f.Changed("trials") {
+				spec.TargetCI, spec.Budget = 0, 0
+			} else {
+				spec.Trials = 0
 			}
 			spec.Defaults()
 			if err := spec.Validate(); err != nil {
@@ -159,14 +167,16 @@ crash. Needs root (entering namespaces) and a daemon on this machine.`,
 	f.StringVar(&spec.MacvlanParent, "macvlan-parent", "", "parent device of the macvlan network (in the daemon's network namespace)")
 	f.StringVar(&spec.MacvlanSubnet, "macvlan-subnet", "", "subnet of the macvlan network (default: the daemon picks one)")
 	f.StringVar(&spec.Binary, "binary", "", "static latlab binary to put in the image (default: this executable, which must be static: CGO_ENABLED=0)")
-	f.IntVarP(&spec.Trials, "trials", "n", experiment.DefaultTrials, "rounds: every configuration runs once per round")
+	f.IntVarP(&spec.Trials, "trials", "n", 0, "fixed number of rounds (every configuration runs once per round); default: adaptive, see --target-ci")
+	f.Float64Var(&spec.TargetCI, "target-ci", experiment.DefaultTargetCI, "adaptive rounds: stop when every ratio's CI half-width is within this (0.02: ±2 points)")
+	f.DurationVar(&spec.Budget, "budget", experiment.DefaultBudget, "adaptive rounds: time limit of the rounds (the minimum rounds always run)")
 	f.DurationVarP(&spec.Duration, "duration", "d", experiment.DefaultDuration, "measured duration of each trial")
 	f.DurationVar(&spec.Warmup, "warmup", experiment.DefaultWarmup, "warm-up before each trial (discarded)")
 	f.IntVarP(&spec.Size, "size", "s", 64, "request/response size in bytes (tcp_stream keeps its 128 KiB writes)")
 	f.Uint64Var(&spec.Seed, "seed", 0, "seed of the round orders and the bootstrap (0: random; printed)")
 	f.IntVar(&spec.Port, "port", workload.DefaultPort, "port the servers listen on (on the host network too, for the host mode)")
 	f.IntVar(&spec.PublishedPort, "published-port", 17707, "host port of the published mode (TCP and UDP)")
-	f.StringVar(&cpu, "cpu", "auto", "client CPUs: auto, or a list like 1 or 0,1")
+	f.StringVar(&cpu, "cpu", "auto", "pin the client: a CPU list like 1 or 0,1 (default: placement calibrated per workload, as lab's)")
 	f.StringVar(&serverCPU, "server-cpu", "auto", "server CPU: auto, none or a CPU number")
 	f.StringVar(&spec.JournalDir, "journal-dir", journal.DefaultDir, "where journals of created objects live")
 	f.BoolVar(&noDB, "no-store", false, "do not record the run in the database")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
@@ -108,8 +107,7 @@ Ctrl-C stops after the current trial and marks the run incomplete.`,
 			if err != nil {
 				return usageError{err}
 			}
-			text, _ := os.ReadFile(args[0])
-			return o.run(cmd, e, spec, name, string(text), "run", *db)
+			return o.run(cmd, e, spec, name, "# latlab run "+args[0]+"\n", "run", *db)
 		},
 	}
 	o.flags(cmd)

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latlab/latlab/internal/store"
 	"github.com/latlab/latlab/internal/testutil"
 )
 
@@ -144,5 +146,61 @@ func TestKilledRunKeepsFinishedTrials(t *testing.T) {
 	}
 	if code, out, _ := runCLI(t, "show", "--db", db); code != ExitOK || !strings.Contains(out, "INCOMPLETE") {
 		t.Errorf("show of the killed run: %d\n%s", code, out)
+	}
+}
+
+// A run is reproducible from what it recorded: lab with flags stores the
+// spec that ran (flags folded in, the calibrated placements, the seed),
+// and `latlab run` of that spec runs the same configurations the same
+// number of times.
+func TestLabStoredSpecReruns(t *testing.T) {
+	testutil.RequireRoot(t)
+	db := filepath.Join(t.TempDir(), "r.db")
+	jd := t.TempDir()
+	if code, _, stderr := runCLI(t, "lab", "--modes", "host,veth-routed", "--workloads", "tcp_rr,udp_rr", "--trials", "3",
+		"-d", "50ms", "--warmup", "0s", "--seed", "77", "--db", db, "--journal-dir", jd, "-q"); code != ExitOK {
+		t.Fatalf("lab: %s", stderr)
+	}
+	ctx := t.Context()
+	st, err := store.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	first, err := st.Run(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"trials: 3", "seed: 77", "- veth-routed", "- udp_rr", "client_cpus:", "# latlab lab ", "--trials=3"} {
+		if !strings.Contains(first.Spec, want) {
+			t.Errorf("stored spec lacks %q:\n%s", want, first.Spec)
+		}
+	}
+	if strings.Contains(first.Spec, "tcp_stream") || strings.Contains(first.Spec, "bridge-nat") {
+		t.Errorf("stored spec holds what did not run:\n%s", first.Spec)
+	}
+	spec := filepath.Join(t.TempDir(), "again.yaml")
+	os.WriteFile(spec, []byte(first.Spec), 0o644)
+	if code, _, stderr := runCLI(t, "run", spec, "--db", db, "--journal-dir", jd, "-q"); code != ExitOK {
+		t.Fatalf("run of the stored spec: %s", stderr)
+	}
+	counts := func(id int64) map[string]int {
+		trials, err := st.Trials(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]int{}
+		for _, tr := range trials {
+			m[tr.ConfigKey]++
+		}
+		return m
+	}
+	a, b := counts(1), counts(2)
+	if len(a) != 4 || !maps.Equal(a, b) {
+		t.Errorf("configurations and trial counts differ:\nlab %v\nrun %v", a, b)
+	}
+	second, _ := st.Run(ctx, 2)
+	if second.Seed != 77 {
+		t.Errorf("rerun seed %d, want 77", second.Seed)
 	}
 }

@@ -25,7 +25,7 @@ func newLabCmd(e *env, db *string) *cobra.Command {
 		size                       int
 		cpu, serverCPU             string
 		topoFile                   string
-		print, printSpec           bool
+		print, printSpec, calib    bool
 		o                          labOpts
 	)
 	cmd := &cobra.Command{
@@ -51,15 +51,32 @@ client runs on node a in one namespace per mode:
   vxlan            flannel-like: pods on both nodes behind cni0 bridges and a
                    VXLAN tunnel (VNI 1, UDP 8472) over the wire
 
-How it measures: every configuration (mode × workload) runs once per round;
-each round runs them in a fresh random order, so drift on a busy machine
-spreads over all modes instead of landing on one. Warm-up is discarded. The
-client and server threads are pinned (by default on different CPUs) so runs
-are stable. Each table shows the median over trials with an order-statistic
-95% CI, p50/p99 from the merged histograms, the ratio to host paired by
-round with its CI, and whether the difference is significant (Wilcoxon
-signed-rank on the per-round ratios, Holm-adjusted). More trials give tighter intervals; fewer than 6 cannot
-reach 95% and are marked.
+How it measures:
+  Placement  before the trials, lab calibrates where to pin the client and
+             server threads: a few short probes per workload, same core vs
+             cross core, interleaved, in the baseline mode (~5 s). The
+             steadier placement wins (on VMs an idle vCPU's wake-up makes
+             every cross-core round trip slow and noisy); tcp_stream always
+             gets two cores. The header says what ran and why. --cpu and
+             --server-cpu pin instead; --calibrate=false uses cross core.
+  Rounds     every configuration (mode × workload) runs once per round, each
+             round in a fresh random order, so drift on a busy machine
+             spreads over all modes instead of landing on one. Warm-up is
+             discarded. By default rounds continue until every ratio's CI is
+             within ±--target-ci (2 points) or --budget (3m) is spent; a
+             workload that cannot get there in the budget stops early and the
+             header says what it reached and needed. --trials N runs exactly
+             N rounds.
+  Statistics each table shows the median over trials with an order-statistic
+             95% CI, p50/p99 from the merged histograms, the ratio to host
+             paired by round — the Hodges-Lehmann estimate with its CI — and
+             the verdict of the Wilcoxon signed-rank test on the per-round
+             ratios. Both are Bonferroni-adjusted across the table, and they
+             are duals: a difference is significant exactly when the CI
+             excludes 1. Too few rounds for the adjusted level say so.
+  Noise      per mode the trial CV and outlier rounds; CPU steal and
+             run-queue wait on the pinned CPUs; a run too noisy to answer
+             says so in one line at the top, with what to do.
 
 Nothing is left behind: every namespace is journalled (under --journal-dir)
 before it is created; SIGINT/SIGTERM stop after the current trial, print what
@@ -67,6 +84,8 @@ finished and tear down; after a crash or kill -9, 'latlab cleanup' (and the
 next 'latlab lab') removes the leftovers. Needs root.`,
 		Example: `  latlab lab                                     # every mode × tcp_rr, udp_rr, tcp_crr, tcp_stream
   latlab lab --modes host,veth-routed --workloads tcp_rr --trials 10
+  latlab lab --target-ci 0.01 --budget 10m      # tighter answer, more time
+  latlab lab --cpu 1 --server-cpu 0             # pin cross core (no calibration)
   latlab lab --json > lab.json
   latlab lab --offload all-on,seg-off,gro-off --workloads tcp_rr,udp_rr,tcp_stream
   latlab lab --print-topology > my.yaml && latlab lab --topology my.yaml
@@ -95,9 +114,24 @@ next 'latlab lab') removes the leftovers. Needs root.`,
 				_, err = e.stdout.Write(b)
 				return err
 			}
-			if spec.Trials < 1 {
-				return usagef("--trials %d: want at least 1 (6 or more reach a 95%% CI)", spec.Trials)
+			if f.Changed("trials") && spec.Trials < 1 {
+				return usagef("--trials %d: want at least 1 (6 or more reach a 95%% CI); leave it out for adaptive rounds", spec.Trials)
 			}
+			if f.Changed("trials") && (f.Changed("target-ci") || f.Changed("budget") || f.Changed("min-trials")) {
+				return usagef("--trials fixes the number of rounds; --target-ci, --budget and --min-trials are for adaptive runs (leave --trials out)")
+			}
+			if !f.Changed("trials") {
+				spec.Trials = 0
+				if spec.TargetCI <= 0 || spec.TargetCI >= 1 {
+					return usagef("--target-ci %v: want a ratio half-width in (0, 1), e.g. 0.02 for 2 points", spec.TargetCI)
+				}
+				if spec.Budget <= 0 {
+					return usagef("--budget %v: want a positive duration, e.g. 3m", spec.Budget)
+				}
+			} else {
+				spec.TargetCI, spec.Budget, spec.MinTrials = 0, 0, 0
+			}
+			spec.NoCalibrate = !calib
 			if spec.Duration <= 0 {
 				return usagef("--duration %v: want a positive duration", spec.Duration)
 			}
@@ -144,21 +178,25 @@ next 'latlab lab') removes the leftovers. Needs root.`,
 			}
 			var changed []string
 			f.Visit(func(fl *pflag.Flag) { changed = append(changed, "--"+fl.Name+"="+fl.Value.String()) })
-			text := "# latlab lab " + strings.Join(changed, " ") + "\n" + string(experiment.DefaultSpecYAML())
-			return o.run(cmd, e, &spec, "lab", text, "lab", *db)
+			header := strings.TrimSpace("# latlab lab "+strings.Join(changed, " ")) + "\n# what ran, flags and calibrated placements folded in: 'latlab run' of this file repeats it\n"
+			return o.run(cmd, e, &spec, "lab", header, "lab", *db)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&modes, "modes", "", "modes to compare, comma-separated (default: all of the topology; the baseline is always added)")
 	f.StringVar(&workloads, "workloads", "tcp_rr,udp_rr,tcp_crr,tcp_stream", "workloads, comma-separated (http also works: the server answers HTTP on the same port)")
 	f.StringVar(&offloads, "offload", "default", "offload presets to compare on every lab interface: default, all-on, all-off, seg-off (tso+gso off), gro-off, gro-on, csum-off, or NAME:feature=on|off,... (separate user-given presets with ';')")
-	f.IntVarP(&spec.Trials, "trials", "n", experiment.DefaultTrials, "rounds: every configuration runs once per round")
+	f.IntVarP(&spec.Trials, "trials", "n", 0, "fixed number of rounds (every configuration runs once per round); default: adaptive, see --target-ci")
+	f.Float64Var(&spec.TargetCI, "target-ci", experiment.DefaultTargetCI, "adaptive rounds: stop when every ratio's CI half-width is within this (0.02: ±2 points)")
+	f.DurationVar(&spec.Budget, "budget", experiment.DefaultBudget, "adaptive rounds: time limit of the rounds (the minimum rounds always run)")
+	f.IntVar(&spec.MinTrials, "min-trials", 0, "adaptive rounds: the least number of rounds (default: enough for the test to reach its adjusted level, at least 6)")
+	f.BoolVar(&calib, "calibrate", true, "calibrate the CPU placement per workload before the trials (ignored with --cpu/--server-cpu); false: cross core")
 	f.DurationVarP(&spec.Duration, "duration", "d", experiment.DefaultDuration, "measured duration of each trial")
 	f.DurationVar(&spec.Warmup, "warmup", experiment.DefaultWarmup, "warm-up before each trial (discarded)")
 	f.IntVarP(&size, "size", "s", 64, "request/response size in bytes (tcp_stream keeps its 128 KiB writes)")
 	f.Uint64Var(&spec.Seed, "seed", 0, "seed of the round orders and the bootstrap (0: random; printed)")
 	f.StringVar(&spec.Baseline, "baseline", experiment.DefaultBaseline, "mode the others are compared with")
-	f.StringVar(&cpu, "cpu", "auto", "client CPUs: auto, or a list like 1 or 0,1 (always pinned: unpinned trials swing by tens of percent)")
+	f.StringVar(&cpu, "cpu", "auto", "pin the client: a CPU list like 1 or 0,1 (no calibration; always pinned: unpinned trials swing by tens of percent)")
 	f.StringVar(&serverCPU, "server-cpu", "auto", "server CPU: auto, none or a CPU number")
 	f.StringVar(&topoFile, "topology", "", "YAML topology to build instead of the default (see --print-topology)")
 	f.BoolVar(&print, "print-topology", false, "print the topology as YAML and exit")
@@ -194,7 +232,8 @@ func (o *labOpts) flags(cmd *cobra.Command) {
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress on stderr")
 }
 
-// run executes a spec, records it and prints the summary.
+// run executes a spec, records it (the spec rendered from what ran, after
+// the header's comment lines) and prints the summary.
 func (o *labOpts) run(cmd *cobra.Command, e *env, spec *experiment.LabSpec, name, text, kind, db string) error {
 	format, err := pickFormat(o.format, o.jsonOut)
 	if err != nil {
@@ -216,7 +255,7 @@ func (o *labOpts) run(cmd *cobra.Command, e *env, spec *experiment.LabSpec, name
 			return fmt.Errorf("%w (--no-store runs without a database)", err)
 		}
 		defer st.Close()
-		rec = &experiment.StoreRecorder{Store: st, Kind: kind, SpecName: name, SpecText: text, Version: Version()}
+		rec = &experiment.StoreRecorder{Store: st, Kind: kind, SpecName: name, SpecHeader: text + "# latlab " + Version() + "\n", Version: Version()}
 		spec.Recorder = rec
 	}
 	prog := newLabProgress(e, o.quiet)
@@ -343,6 +382,28 @@ func (p *labProgress) event(ev experiment.Event) {
 		if t.Error != "" {
 			p.clear()
 			fmt.Fprintf(p.w, "trial failed: %s %s round %d: %s\n", t.Mode, t.Workload, ev.Round, t.Error)
+		}
+	case "calibrating":
+		fmt.Fprintf(p.w, "calibrating CPU placement (same core vs cross core, a few short probes per workload)...\n")
+	case "calibrated":
+		for _, c := range ev.Calibration {
+			fmt.Fprintf(p.w, "  %s\n", c)
+		}
+	case "precision":
+		if !p.tty {
+			var open []string
+			for _, pr := range ev.Precision {
+				if pr.Stopped == "" {
+					hw := "no CI yet"
+					if pr.HalfWidth >= 0 {
+						hw = fmt.Sprintf("±%.1f", pr.HalfWidth*100)
+					}
+					open = append(open, fmt.Sprintf("%s %s", pr.Workload, hw))
+				}
+			}
+			if len(open) > 0 {
+				fmt.Fprintf(p.w, "after round %d, still short of ±%.1f points: %s\n", ev.Round, ev.Precision[0].Target*100, strings.Join(open, ", "))
+			}
 		}
 	case "server-error":
 		p.clear()

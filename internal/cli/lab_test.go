@@ -240,9 +240,18 @@ func TestLabSIGINTKeepsFinishedTrials(t *testing.T) {
 		t.Fatalf("no build line: %q %v", line, err)
 	}
 	prefix := strings.TrimSuffix(strings.Fields(line)[1], ":")
-	// Wait for at least one finished round.
-	if l, err := errs.ReadString('\n'); err != nil || !strings.HasPrefix(l, "round 1 done") {
-		t.Fatalf("progress line: %q %v", l, err)
+	// Wait for at least one finished round (calibration lines come first).
+	for {
+		l, err := errs.ReadString('\n')
+		if err != nil {
+			t.Fatalf("progress line: %q %v", l, err)
+		}
+		if strings.HasPrefix(l, "round 1 done") {
+			break
+		}
+		if !strings.HasPrefix(l, "calibrating") && !strings.HasPrefix(l, "  tcp_rr: ") {
+			t.Fatalf("progress line: %q", l)
+		}
 	}
 	cmd.Process.Signal(syscall.SIGINT)
 	go io.Copy(io.Discard, errs)

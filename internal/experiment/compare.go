@@ -29,14 +29,25 @@ type ComparisonRow struct {
 // all rows.
 func CompareOutcomes(a, b *Outcome, metric string) ([]ComparisonRow, error) {
 	keys := configKeys(a)
+	keysB := configKeys(b)
 	var rows []ComparisonRow
 	for _, k := range keys {
+		kb, name := k, k
+		if !slices.Contains(keysB, k) {
+			// Calibration may have pinned the other run differently: the
+			// same configuration under its one other placement is its
+			// partner, and the row says so.
+			if other := samePlacementFree(k, keysB); other != "" {
+				kb = other
+				name = k + " vs placement=" + parseKey(other)["placement"]
+			}
+		}
 		va, unit, higher := values(a, func(c Config) bool { return c.Key() == k }, metric)
-		vb, _, _ := values(b, func(c Config) bool { return c.Key() == k }, metric)
+		vb, _, _ := values(b, func(c Config) bool { return c.Key() == kb }, metric)
 		if len(va) == 0 || len(vb) == 0 {
 			continue
 		}
-		rows = append(rows, ComparisonRow{Name: k, Unit: unit, Comparison: stats.Compare(va, vb, higher, Alpha, Confidence)})
+		rows = append(rows, ComparisonRow{Name: name, Unit: unit, Comparison: stats.Compare(va, vb, higher, Alpha, Confidence)})
 	}
 	if len(rows) == 0 {
 		return nil, fmt.Errorf("the two runs share no configuration with finished trials")
@@ -163,6 +174,26 @@ func roundValues(o *Outcome, key, metric string) (map[int]float64, string, bool)
 }
 
 // configKeys lists the run's configurations in first-seen order.
+// samePlacementFree returns the one key of keys equal to k but for the
+// placement, or "" when there is none or several.
+func samePlacementFree(k string, keys []string) string {
+	strip := func(key string) string {
+		m := parseKey(key)
+		delete(m, "placement")
+		return keyOf(m)
+	}
+	want, found := strip(k), ""
+	for _, o := range keys {
+		if strip(o) == want {
+			if found != "" {
+				return ""
+			}
+			found = o
+		}
+	}
+	return found
+}
+
 func configKeys(o *Outcome) []string {
 	var keys []string
 	for _, t := range o.Trials {

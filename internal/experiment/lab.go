@@ -33,8 +33,24 @@ type LabSpec struct {
 	// Offloads is the offload axis: presets applied to every interface of
 	// the lab before a trial (default: just "default", no change).
 	Offloads []offload.Preset `json:"offloads"`
-	// Trials is the number of rounds; every configuration runs once a round.
+	// Trials, when set, is the fixed number of rounds; every configuration
+	// runs once a round. 0 means adaptive: at least MinTrials rounds, then
+	// more until every ratio's interval is within TargetCI or Budget is
+	// spent (see runRounds).
 	Trials int `json:"trials"`
+	// TargetCI is the half-width, on the ratio vs the baseline, the
+	// adaptive rule stops at (default DefaultTargetCI: 2 points).
+	TargetCI float64 `json:"target_ci,omitempty"`
+	// Budget bounds the time the adaptive rule spends on rounds (default
+	// DefaultBudget); the minimum rounds run whatever it says.
+	Budget time.Duration `json:"budget_ns,omitempty"`
+	// MinTrials is the adaptive rule's first stop (default: the fewest
+	// rounds at which the signed-rank test can reach its Bonferroni level,
+	// and at least DefaultMinTrials).
+	MinTrials int `json:"min_trials,omitempty"`
+	// NoCalibrate runs without placement calibration: with no Placements,
+	// the automatic cross-core placement.
+	NoCalibrate bool `json:"no_calibrate,omitempty"`
 	// Duration and Warmup of each trial (the warm-up is discarded).
 	Duration time.Duration `json:"duration_ns"`
 	Warmup   time.Duration `json:"warmup_ns"`
@@ -46,9 +62,11 @@ type LabSpec struct {
 	Seed uint64 `json:"seed"`
 	// Baseline is the mode every other mode is compared with.
 	Baseline string `json:"baseline"`
-	// Placements is the CPU placement axis (default: one placement "auto":
-	// client at the end of the allowed set, server at its start, i.e.
-	// cross-core).
+	// Placements is the CPU placement axis. Empty: calibrated before the
+	// trials (per workload, the candidate placement with the least noise;
+	// see calibrate), or with NoCalibrate one placement "auto": client at
+	// the end of the allowed set, server at its start (cross core). A
+	// placement naming Workloads applies to those workloads only.
 	Placements []Placement `json:"placements"`
 	// JournalDir holds the journal (default journal.DefaultDir).
 	JournalDir string `json:"-"`
@@ -81,8 +99,11 @@ type Placement struct {
 	Name string `json:"name" yaml:"name"`
 	// ClientCPUs: nil means automatic (end of the allowed set).
 	ClientCPUs []int `json:"client_cpus,omitempty" yaml:"client_cpus,omitempty"`
-	// ServerCPU: workload.CPUAuto (-2), workload.CPUNone (-1) or a CPU.
+	// ServerCPU: workload.CPUAuto, workload.CPUNone or a CPU.
 	ServerCPU int `json:"server_cpu" yaml:"server_cpu"`
+	// Workloads, when set, are the only workloads the placement applies
+	// to (calibration gives each workload its own).
+	Workloads []workload.Workload `json:"workloads,omitempty" yaml:"workloads,omitempty"`
 }
 
 // AutoPlacement is the default placement.
@@ -90,7 +111,14 @@ var autoPlacement = Placement{Name: "auto", ServerCPU: workload.CPUAuto}
 
 // Defaults for `latlab lab`.
 const (
-	DefaultTrials   = 10
+	DefaultTrials = 10 // rounds of a fixed run when a caller wants one (docker lab's old default)
+	// DefaultMinTrials is the adaptive rule's least number of rounds.
+	DefaultMinTrials = 6
+	// DefaultTargetCI is the default half-width target on ratios (2 points).
+	DefaultTargetCI = 0.02
+	// DefaultBudget bounds the time of an adaptive run's rounds (the
+	// minimum rounds always run).
+	DefaultBudget   = 3 * time.Minute
 	DefaultDuration = 500 * time.Millisecond
 	DefaultWarmup   = 150 * time.Millisecond
 	DefaultBaseline = "host"
@@ -119,11 +147,16 @@ func (s *LabSpec) Defaults() {
 	if len(s.Sizes) == 0 {
 		s.Sizes = []int{64}
 	}
-	if len(s.Placements) == 0 {
+	if len(s.Placements) == 0 && s.NoCalibrate {
 		s.Placements = []Placement{autoPlacement}
 	}
 	if s.Trials == 0 {
-		s.Trials = DefaultTrials
+		if s.TargetCI == 0 {
+			s.TargetCI = DefaultTargetCI
+		}
+		if s.Budget == 0 {
+			s.Budget = DefaultBudget
+		}
 	}
 	if s.Duration == 0 {
 		s.Duration = DefaultDuration
@@ -182,6 +215,13 @@ func (s *LabSpec) Validate() error {
 		}
 		seenP[p.Name] = true
 	}
+	if len(s.Placements) > 0 {
+		for _, w := range s.Workloads {
+			if len(PlacementsFor(s.Placements, w)) == 0 {
+				return fmt.Errorf("no placement applies to workload %s", w)
+			}
+		}
+	}
 	for _, t := range s.Interfaces {
 		if t.Dev == "" {
 			return fmt.Errorf("an interface needs a device name")
@@ -190,8 +230,14 @@ func (s *LabSpec) Validate() error {
 			return fmt.Errorf("interface %s is in the caller's own namespace: refused without --allow-host-nic (it would be journalled and restored, but it is the host's NIC)", t.Dev)
 		}
 	}
-	if s.Trials < 1 || s.Trials > 1000 {
-		return fmt.Errorf("trials %d outside 1..1000", s.Trials)
+	if s.Trials < 0 || s.Trials > maxRounds {
+		return fmt.Errorf("trials %d outside 1..%d (0: adaptive)", s.Trials, maxRounds)
+	}
+	if s.Trials == 0 && (s.TargetCI <= 0 || s.TargetCI >= 1) {
+		return fmt.Errorf("target CI %v: want a ratio half-width in (0, 1), e.g. 0.02 for 2 points", s.TargetCI)
+	}
+	if s.Budget < 0 || s.MinTrials < 0 || s.MinTrials > maxRounds {
+		return fmt.Errorf("budget %v and minimum trials %d must not be negative", s.Budget, s.MinTrials)
 	}
 	if s.Duration < 50*time.Millisecond || s.Duration%time.Millisecond != 0 || s.Warmup < 0 || s.Warmup%time.Millisecond != 0 {
 		return fmt.Errorf("duration %v (at least 50ms) and warm-up %v must be whole milliseconds", s.Duration, s.Warmup)
@@ -258,11 +304,20 @@ type Outcome struct {
 	// tracepoint, proc); EBPFUnavailable says what did not load and why.
 	EBPFTier        string   `json:"ebpf_tier,omitempty"`
 	EBPFUnavailable []string `json:"ebpf_unavailable,omitempty"`
+	// Calibration is what placement calibration measured and chose (the
+	// chosen placements are in Spec.Placements).
+	Calibration []Calibration `json:"calibration,omitempty"`
+	// Precision says, per group of configurations compared with each
+	// other, the ratio half-width reached and why its rounds stopped.
+	Precision []Precision `json:"precision,omitempty"`
+	// Noise is CPU steal and run-queue wait on the pinned CPUs over the
+	// trials.
+	Noise *probe.CPUNoise `json:"noise,omitempty"`
 }
 
 // Event reports progress.
 type Event struct {
-	Kind string // "built", "trial", "teardown"
+	Kind string // "built", "calibrating", "calibrated", "trial", "precision", "teardown", "server-error"
 	// For "trial": the trial just finished.
 	Trial *TrialResult
 	// Done and Total count trials; Elapsed is time since the first trial;
@@ -277,6 +332,11 @@ type Event struct {
 	Lab *topo.Lab
 	// Err is set for "server-error": a server stopped unexpectedly.
 	Err error
+	// Calibration is set for "calibrated".
+	Calibration []Calibration
+	// Precision is set for "precision": after a round of an adaptive
+	// run, where every group stands.
+	Precision []Precision
 }
 
 // RunLab builds the lab, starts a server in every server namespace, runs
@@ -325,8 +385,15 @@ func RunLab(ctx context.Context, spec LabSpec, onEvent func(Event)) (*Outcome, e
 	onEvent(Event{Kind: "built", Lab: lab})
 
 	var runErr error
+	if len(spec.Placements) == 0 {
+		onEvent(Event{Kind: "calibrating"})
+		runErr = calibrateLab(ctx, &spec, lab, out)
+		if runErr == nil {
+			onEvent(Event{Kind: "calibrated", Calibration: out.Calibration})
+		}
+	}
 	begun := false
-	if spec.Recorder != nil {
+	if spec.Recorder != nil && runErr == nil {
 		if err := spec.Recorder.Begin(out); err != nil {
 			runErr = fmt.Errorf("record run: %w", err)
 		} else {
@@ -395,7 +462,7 @@ func runTrials(ctx context.Context, spec *LabSpec, lab *topo.Lab, j *journal.Jou
 			}
 			for _, sz := range sizes {
 				for _, o := range spec.Offloads {
-					for _, p := range spec.Placements {
+					for _, p := range PlacementsFor(spec.Placements, w) {
 						configs = append(configs, config{m, w, sz, o, p})
 					}
 				}
@@ -439,43 +506,70 @@ func runTrials(ctx context.Context, spec *LabSpec, lab *topo.Lab, j *journal.Jou
 			}
 		}
 	}
-	rng := rand.New(rand.NewPCG(spec.Seed, 0x1a7))
-	total := len(configs) * spec.Trials
-	done := 0
-	start := time.Now()
-	for round := 1; round <= spec.Trials; round++ {
-		order := slices.Clone(configs)
-		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
-		for i, c := range order {
-			if ctx.Err() != nil {
-				out.Incomplete = true
-				return nil
-			}
-			tr := TrialResult{Round: round, Order: i, Config: c.public()}
-			var res *workload.Result
-			err := error(nil)
-			if axis != nil {
-				err = axis.apply(c.off)
-			}
-			if err == nil {
-				res, tr.Attribution, err = runOne(ctx, spec, c, ebpf)
-			}
-			if err != nil {
-				if ctx.Err() != nil {
-					// Interrupted mid-trial: the partial trial is not kept.
-					out.Incomplete = true
-					return nil
-				}
-				tr.Error = err.Error()
-			} else {
-				tr.Result = res
-			}
-			done++
-			if err := out.AddTrial(tr, spec.Recorder, onEvent, done, total, start, i == len(order)-1); err != nil {
-				return err
+	byKey := map[Config]config{}
+	var public []Config
+	for _, c := range configs {
+		byKey[c.public()] = c
+		public = append(public, c.public())
+	}
+	run := func(ctx context.Context, pc Config) (*workload.Result, *probe.Attribution, error) {
+		c := byKey[pc]
+		if axis != nil {
+			if err := axis.apply(c.off); err != nil {
+				return nil, nil, err
 			}
 		}
+		return runOne(ctx, spec, c, ebpf)
 	}
+	return RunRounds(ctx, spec, out, public, PinnedCPUs(spec.Placements), run, onEvent)
+}
+
+// PinnedCPUs lists the CPUs the placements pin, for the noise report.
+func PinnedCPUs(ps []Placement) []int {
+	var cpus []int
+	for _, p := range ps {
+		cpus = append(cpus, p.ClientCPUs...)
+		if p.ServerCPU >= 0 {
+			cpus = append(cpus, p.ServerCPU)
+		}
+	}
+	slices.Sort(cpus)
+	return slices.Compact(cpus)
+}
+
+// calibrateLab runs placement calibration for a lab and folds the chosen
+// placements into spec (and the outcome's copy of it).
+func calibrateLab(ctx context.Context, spec *LabSpec, lab *topo.Lab, out *Outcome) error {
+	allowed, err := workload.AllowedCPUs()
+	if err != nil {
+		return fmt.Errorf("calibrate placement: %w", err)
+	}
+	stop, err := startServers(lab, func(Event) {})
+	if err != nil {
+		return err
+	}
+	defer stop()
+	var base *topo.ModeState
+	for _, m := range lab.Modes {
+		if m.Mode.Name == spec.Baseline && m.Status == topo.StatusOK {
+			base = m
+		}
+	}
+	if base == nil {
+		return fmt.Errorf("calibrate placement: baseline mode %s did not build", spec.Baseline)
+	}
+	probe := func(ctx context.Context, w workload.Workload, p Placement, d, warm time.Duration) (*workload.Result, error) {
+		ps := *spec
+		ps.Duration, ps.Warmup, ps.Attribute = d, warm, false
+		res, _, err := runOne(ctx, &ps, config{mode: base, wl: w, size: spec.Sizes[0], place: p}, nil)
+		return res, err
+	}
+	ps, cals, err := Calibrate(ctx, spec.Workloads, allowed, spec.Seed, probe)
+	if err != nil {
+		return err
+	}
+	spec.Placements, out.Calibration = ps, cals
+	out.Spec.Placements = ps
 	return nil
 }
 

@@ -33,9 +33,12 @@ type StoreRecorder struct {
 	Store    *store.Store
 	Kind     string // "lab", "run", "watch"
 	SpecName string
-	SpecText string
-	Version  string
-	JobName  string
+	// SpecText is stored as the run's spec. Empty: the spec is rendered
+	// from what ran (RenderSpec), after SpecHeader's comment lines.
+	SpecText   string
+	SpecHeader string
+	Version    string
+	JobName    string
 	// RunID is set by Begin.
 	RunID int64
 }
@@ -52,6 +55,10 @@ type runMeta struct {
 	Notes      map[string][]string `json:"offload_notes,omitempty"`
 	EBPFTier   string              `json:"ebpf_tier,omitempty"`
 	EBPFUnav   []string            `json:"ebpf_unavailable,omitempty"`
+	// Calibration, Precision and Noise: see Outcome.
+	Calibration []Calibration   `json:"calibration,omitempty"`
+	Precision   []Precision     `json:"precision,omitempty"`
+	Noise       *probe.CPUNoise `json:"noise,omitempty"`
 }
 
 // trialExtra is per-trial detail the store has no column for.
@@ -65,8 +72,16 @@ type trialExtra struct {
 // Begin creates the run and records the environment.
 func (r *StoreRecorder) Begin(o *Outcome) error {
 	ctx := context.Background()
+	text := r.SpecText
+	if text == "" {
+		b, err := RenderSpec(&o.Spec, r.SpecName, r.SpecHeader)
+		if err != nil {
+			return err
+		}
+		text = string(b)
+	}
 	id, err := r.Store.CreateRun(ctx, &store.Run{
-		Started: o.Started, SpecName: r.SpecName, Spec: r.SpecText, Seed: o.Spec.Seed,
+		Started: o.Started, SpecName: r.SpecName, Spec: text, Seed: o.Spec.Seed,
 		Version: r.Version, Kind: r.Kind, JobName: r.JobName,
 	})
 	if err != nil {
@@ -135,7 +150,8 @@ func Environment(runID int64, version string, o *Outcome) *store.Environment {
 	}
 	e.Sysctls, _ = json.Marshal(sys)
 	e.Extra, _ = json.Marshal(runMeta{Spec: o.Spec, Prefix: o.Prefix, Modes: o.Modes, NATBackend: o.NATBackend,
-		BuildNs: o.BuildTime, Kept: o.Kept, Notes: o.OffloadNotes, EBPFTier: o.EBPFTier, EBPFUnav: o.EBPFUnavailable})
+		BuildNs: o.BuildTime, Kept: o.Kept, Notes: o.OffloadNotes, EBPFTier: o.EBPFTier, EBPFUnav: o.EBPFUnavailable,
+		Calibration: o.Calibration, Precision: o.Precision, Noise: o.Noise})
 	return e
 }
 
@@ -175,6 +191,7 @@ func LoadOutcome(ctx context.Context, st *store.Store, runID int64) (*Outcome, *
 		Spec: meta.Spec, Prefix: meta.Prefix, Modes: meta.Modes, NATBackend: meta.NATBackend, BuildTime: meta.BuildNs,
 		Started: run.Started, Finished: run.Finished, Incomplete: run.Status != store.StatusComplete, Kept: meta.Kept,
 		OffloadNotes: meta.Notes, EBPFTier: meta.EBPFTier, EBPFUnavailable: meta.EBPFUnav,
+		Calibration: meta.Calibration, Precision: meta.Precision, Noise: meta.Noise,
 	}
 	trials, err := st.Trials(ctx, runID)
 	if err != nil {

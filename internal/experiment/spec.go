@@ -47,8 +47,18 @@ type SpecFile struct {
 	Interfaces []InterfaceSpec `yaml:"interfaces,omitempty"`
 	// Attribute samples kernel evidence over every trial (softirqs,
 	// softirq time, drops, retransmits, run-queue delay).
-	Attribute bool          `yaml:"attribute,omitempty"`
+	Attribute bool `yaml:"attribute,omitempty"`
+	// Trials fixes the number of rounds; absent or 0: adaptive (rounds
+	// until every ratio's interval is within target_ci, at least
+	// min_trials, at most budget).
 	Trials    int           `yaml:"trials,omitempty"`
+	TargetCI  float64       `yaml:"target_ci,omitempty"`
+	Budget    time.Duration `yaml:"budget,omitempty"`
+	MinTrials int           `yaml:"min_trials,omitempty"`
+	// Calibrate: false runs without placement calibration (placements
+	// absent: cross core). Absent or true: calibrated when no placements
+	// are given.
+	Calibrate *bool         `yaml:"calibrate,omitempty"`
 	Duration  time.Duration `yaml:"duration,omitempty"`
 	Warmup    time.Duration `yaml:"warmup,omitempty"`
 	Seed      uint64        `yaml:"seed,omitempty"`
@@ -65,6 +75,8 @@ type PlacementSpec struct {
 	Name       string `yaml:"name"`
 	ClientCPUs []int  `yaml:"client_cpus,omitempty"`
 	ServerCPU  string `yaml:"server_cpu,omitempty"` // auto (default), none, or a CPU
+	// Workloads the placement applies to (default: all).
+	Workloads []string `yaml:"workloads,omitempty"`
 }
 
 // DefaultSpecYAML is the spec `latlab lab` runs (`latlab lab --print-spec`).
@@ -77,14 +89,95 @@ baseline: %s
 workloads: [tcp_rr, udp_rr, tcp_crr, tcp_stream]
 sizes: [64]                # request/response bytes; tcp_stream keeps 128 KiB writes
 offloads: [default]        # presets: default, all-on, all-off, seg-off, gro-off, gro-on, csum-off, or NAME:tso=off,gro=on
-placements:
-  - name: auto             # client at the end of the allowed CPUs, server at the start (cross-core)
-    server_cpu: auto
-trials: %d                 # rounds; each runs every configuration once, in a fresh random order
+# placements:              # absent: calibrated per workload before the trials (same core vs cross core,
+#   - name: cross-core     #   the steadier wins; tcp_stream always cross core). Pin them like this:
+#     client_cpus: [1]
+#     server_cpu: 0
+#     workloads: [tcp_rr]  # optional: only these workloads
+# calibrate: false         # no calibration: without placements, client on the last CPU, server on the first
+# trials: 10               # fixed rounds; absent: adaptive, as below
+target_ci: %g              # adaptive: rounds until every ratio's interval is within ±this (0.02: 2 points)
+budget: %v                 # ... or until this much time is spent on rounds
+# min_trials: 8            # adaptive's first stop (default: enough for the signed-rank test to reach its level)
 duration: %v
 warmup: %v
 seed: 0                    # 0: random (the run records the seed it used)
-`, DefaultBaseline, DefaultTrials, DefaultDuration, DefaultWarmup))
+`, DefaultBaseline, DefaultTargetCI, DefaultBudget, DefaultDuration, DefaultWarmup))
+}
+
+// RenderSpec writes the spec file of exactly the experiment spec
+// describes — flags folded in, placements as calibrated, the seed it ran
+// with — so that `latlab run` of it repeats the experiment. header
+// (comment lines) goes first.
+func RenderSpec(spec *LabSpec, name, header string) ([]byte, error) {
+	sf := SpecFile{Name: name, Modes: spec.Modes, Baseline: spec.Baseline, Sizes: spec.Sizes, Attribute: spec.Attribute,
+		Trials: spec.Trials, Duration: spec.Duration, Warmup: spec.Warmup, Seed: spec.Seed}
+	if spec.Trials == 0 {
+		sf.TargetCI, sf.Budget, sf.MinTrials = spec.TargetCI, spec.Budget, spec.MinTrials
+	}
+	if spec.NoCalibrate {
+		f := false
+		sf.Calibrate = &f
+	}
+	t := spec.Topology
+	if t == nil {
+		t = topo.Default()
+	}
+	got, err := t.YAML()
+	if err != nil {
+		return nil, fmt.Errorf("render spec: %w", err)
+	}
+	def, _ := topo.Default().YAML()
+	if bytes.Equal(got, def) {
+		sf.Topology = yaml.Node{Kind: yaml.ScalarNode, Value: "default"}
+	} else if err := yaml.Unmarshal(got, &sf.Topology); err != nil {
+		return nil, fmt.Errorf("render spec: topology: %w", err)
+	} else if sf.Topology.Kind == yaml.DocumentNode {
+		sf.Topology = *sf.Topology.Content[0]
+	}
+	for _, w := range spec.Workloads {
+		sf.Workloads = append(sf.Workloads, string(w))
+	}
+	for _, p := range spec.Offloads {
+		v := p.Name
+		if def, err := offload.ParsePreset(p.Name); err != nil || !slices.Equal(def.Settings, p.Settings) {
+			var parts []string
+			for _, st := range p.Settings {
+				parts = append(parts, st.String())
+			}
+			v = p.Name + ":" + strings.Join(parts, ",")
+		}
+		sf.Offloads = append(sf.Offloads, yaml.Node{Kind: yaml.ScalarNode, Value: v})
+	}
+	for _, p := range spec.Placements {
+		ps := PlacementSpec{Name: p.Name, ClientCPUs: p.ClientCPUs}
+		switch p.ServerCPU {
+		case workload.CPUAuto:
+			ps.ServerCPU = "auto"
+		case workload.CPUNone:
+			ps.ServerCPU = "none"
+		default:
+			ps.ServerCPU = strconv.Itoa(p.ServerCPU)
+		}
+		for _, w := range p.Workloads {
+			ps.Workloads = append(ps.Workloads, string(w))
+		}
+		sf.Placements = append(sf.Placements, ps)
+	}
+	for _, in := range spec.Interfaces {
+		sf.Interfaces = append(sf.Interfaces, InterfaceSpec{NetNS: in.NetNS, Dev: in.Dev})
+	}
+	var buf bytes.Buffer
+	buf.WriteString(header)
+	if header != "" && !strings.HasSuffix(header, "\n") {
+		buf.WriteByte('\n')
+	}
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&sf); err != nil {
+		return nil, fmt.Errorf("render spec: %w", err)
+	}
+	return buf.Bytes(), nil
 }
 
 // SpecError is a validation error at a place in a spec file.
@@ -139,8 +232,8 @@ func ParseSpec(b []byte, file string) (*LabSpec, string, error) {
 					msg = after
 				}
 			}
-			msg = strings.Replace(msg, " in type experiment.SpecFile", " (allowed: name, topology, modes, baseline, workloads, sizes, offloads, placements, interfaces, attribute, trials, duration, warmup, seed)", 1)
-			msg = strings.Replace(msg, " in type experiment.PlacementSpec", " (allowed: name, client_cpus, server_cpu)", 1)
+			msg = strings.Replace(msg, " in type experiment.SpecFile", " (allowed: name, topology, modes, baseline, workloads, sizes, offloads, placements, interfaces, attribute, trials, target_ci, budget, min_trials, calibrate, duration, warmup, seed)", 1)
+			msg = strings.Replace(msg, " in type experiment.PlacementSpec", " (allowed: name, client_cpus, server_cpu, workloads)", 1)
 			return nil, "", &SpecError{File: file, Line: line, Msg: msg}
 		}
 		return nil, "", &SpecError{File: file, Msg: err.Error()}
@@ -149,7 +242,14 @@ func ParseSpec(b []byte, file string) (*LabSpec, string, error) {
 	fail := func(line int, field, format string, args ...any) error {
 		return &SpecError{File: file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)}
 	}
-	spec := &LabSpec{Trials: sf.Trials, Duration: sf.Duration, Warmup: sf.Warmup, Seed: sf.Seed, Baseline: sf.Baseline, Attribute: sf.Attribute}
+	spec := &LabSpec{Trials: sf.Trials, Duration: sf.Duration, Warmup: sf.Warmup, Seed: sf.Seed, Baseline: sf.Baseline, Attribute: sf.Attribute,
+		TargetCI: sf.TargetCI, Budget: sf.Budget, MinTrials: sf.MinTrials, NoCalibrate: sf.Calibrate != nil && !*sf.Calibrate}
+	if sf.TargetCI < 0 || sf.TargetCI >= 1 {
+		return nil, "", fail(at("target_ci"), "target_ci", "%v: want a ratio half-width in (0, 1), e.g. 0.02 for 2 points", sf.TargetCI)
+	}
+	if sf.Budget < 0 || sf.MinTrials < 0 {
+		return nil, "", fail(at("budget"), "budget", "budget %v and min_trials %d must not be negative", sf.Budget, sf.MinTrials)
+	}
 	if sf.Name == "" {
 		sf.Name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
 	}
@@ -246,6 +346,13 @@ func ParseSpec(b []byte, file string) (*LabSpec, string, error) {
 				return nil, "", fail(at("placements", i, "server_cpu"), field+".server_cpu", "%q (allowed: auto, none or a CPU number)", ps.ServerCPU)
 			}
 			p.ServerCPU = n
+		}
+		for k, w := range ps.Workloads {
+			wl, err := workload.ParseWorkload(w)
+			if err != nil {
+				return nil, "", fail(at("placements", i, "workloads", k), fmt.Sprintf("%s.workloads[%d]", field, k), "unknown workload %q", w)
+			}
+			p.Workloads = append(p.Workloads, wl)
 		}
 		spec.Placements = append(spec.Placements, p)
 	}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/latlab/latlab/internal/hist"
@@ -62,13 +63,23 @@ type ModeResult struct {
 	P99Ns int64 `json:"p99_ns,omitempty"`
 	Lost  int64 `json:"lost,omitempty"`
 	// RatioVsHost is the metric of this mode over the baseline's, paired
-	// by round; P99RatioVsHost is the p99 latency ratio with a cluster
-	// bootstrap CI over whole trials.
+	// by round: the Hodges–Lehmann estimate of the per-round ratio and its
+	// interval at the Bonferroni level of the table (Summary.Statistics),
+	// the dual of the verdict's test (TooFew: the range of the per-round
+	// ratios, no interval). P99RatioVsHost is the p99 latency ratio with a
+	// cluster bootstrap CI over whole trials.
 	RatioVsHost    *Interval `json:"ratio_vs_host,omitempty"`
 	P99RatioVsHost *Interval `json:"p99_ratio_vs_host,omitempty"`
-	// PValue is the Holm-adjusted p-value against the baseline (Wilcoxon
-	// signed-rank on the per-round log ratios: trials are paired by
-	// round); Significant is PValue < 0.05; Verdict says it in words.
+	// CV is the trial-to-trial coefficient of variation of the metric.
+	CV float64 `json:"cv"`
+	// OutlierRounds flags rounds whose ratio to the baseline lies far
+	// from the others (more than 3.5 scaled MADs and 1%): kept (the
+	// rank test is robust to them), reported so a user can look.
+	OutlierRounds []Outlier `json:"outlier_rounds,omitempty"`
+	// PValue is the Bonferroni-adjusted p-value against the baseline
+	// (Wilcoxon signed-rank on the per-round log ratios: trials are
+	// paired by round); Significant is PValue ≤ 0.05, which is exactly
+	// when RatioVsHost's interval excludes 1; Verdict says it in words.
 	PValue      *float64          `json:"p_value,omitempty"`
 	Significant bool              `json:"significant"`
 	Verdict     string            `json:"verdict,omitempty"`
@@ -78,6 +89,25 @@ type ModeResult struct {
 	VsOffload *OffloadComparison `json:"vs_offload,omitempty"`
 	// Attribution is the kernel evidence (--attribute).
 	Attribution *AttributionSummary `json:"attribution,omitempty"`
+}
+
+// Outlier is a round whose ratio stands apart.
+type Outlier struct {
+	Round  int     `json:"round"`
+	Ratio  float64 `json:"ratio"`
+	Median float64 `json:"median_ratio"`
+}
+
+// Statistics names the statistics behind a summary's verdicts.
+type Statistics struct {
+	Test       string  `json:"test"`
+	Interval   string  `json:"interval"`
+	Adjustment string  `json:"adjustment"`
+	Alpha      float64 `json:"alpha"`
+	// Family is the largest number of comparisons in one table (the
+	// Bonferroni divisor); Level the ratio intervals' confidence there.
+	Family int     `json:"family"`
+	Level  float64 `json:"level"`
 }
 
 // OffloadComparison is a result against the same mode and workload under
@@ -118,8 +148,22 @@ type Summary struct {
 	// (the first TCP trial's; lab namespaces inherit the host default).
 	Congestion string             `json:"congestion,omitempty"`
 	Placement  workload.Placement `json:"placement"`
-	Modes      []ModeInfo         `json:"modes"`
-	Results    []ModeResult       `json:"results"`
+	// PlacementOf maps each workload to the placement its trials ran.
+	PlacementOf map[string]Placement `json:"placement_of,omitempty"`
+	// Calibration, Precision and Noise: see Outcome.
+	Calibration []Calibration   `json:"calibration,omitempty"`
+	Precision   []Precision     `json:"precision,omitempty"`
+	Noise       *probe.CPUNoise `json:"noise,omitempty"`
+	// TargetCI and BudgetS are the adaptive rule's (0 with fixed trials).
+	TargetCI float64 `json:"target_ci,omitempty"`
+	BudgetS  float64 `json:"budget_s,omitempty"`
+	// TooNoisy is one line for the top of the report when some ratio
+	// missed its target or the CPUs were stolen from, with the fix it
+	// suggests; empty otherwise.
+	TooNoisy   string       `json:"too_noisy,omitempty"`
+	Statistics Statistics   `json:"statistics"`
+	Modes      []ModeInfo   `json:"modes"`
+	Results    []ModeResult `json:"results"`
 }
 
 // Summarize turns raw trials into medians, CIs, ratios against the
@@ -154,14 +198,28 @@ func Summarize(o *Outcome) *Summary {
 	for _, p := range o.Spec.Placements {
 		s.Placements = append(s.Placements, p.Name)
 	}
+	s.Calibration, s.Precision, s.Noise = o.Calibration, o.Precision, o.Noise
+	if o.Spec.Trials == 0 {
+		s.TargetCI, s.BudgetS = o.Spec.TargetCI, o.Spec.Budget.Seconds()
+		s.Trials = 0
+		for _, t := range o.Trials {
+			s.Trials = max(s.Trials, t.Round)
+		}
+	}
+	s.PlacementOf = map[string]Placement{}
 	for _, w := range o.Spec.Workloads {
 		s.Workloads = append(s.Workloads, string(w))
 		sizes := o.Spec.Sizes
 		if w == workload.TCPStream {
 			sizes = []int{0}
 		}
+		pls := PlacementsFor(o.Spec.Placements, w)
+		if len(pls) == 1 {
+			s.PlacementOf[string(w)] = pls[0]
+		}
 		for _, sz := range sizes {
-			for _, pl := range s.Placements {
+			for _, p := range pls {
+				pl := p.Name
 				first := len(s.Results)
 				for _, off := range s.Offloads {
 					g := Config{Workload: w, Size: sz, Offload: off, Placement: pl}
@@ -173,18 +231,71 @@ func Summarize(o *Outcome) *Summary {
 			}
 		}
 	}
+	s.Statistics = Statistics{Test: "Wilcoxon signed-rank on per-round log ratios (paired by round)",
+		Interval: "Hodges-Lehmann (the test's dual: significant exactly when it excludes 1)", Adjustment: "Bonferroni across each table's comparisons", Alpha: Alpha, Family: 1}
+	fam := map[Config]int{}
+	for _, r := range s.Results {
+		if r.PValue != nil {
+			g := r.Config()
+			g.Mode = ""
+			fam[g]++
+		}
+	}
+	for _, n := range fam {
+		s.Statistics.Family = max(s.Statistics.Family, n)
+	}
+	s.Statistics.Level = 1 - Alpha/float64(s.Statistics.Family)
+	s.TooNoisy = tooNoisy(s)
 	return s
 }
 
+// tooNoisy writes the one line a run too noisy to answer gets at the top.
+func tooNoisy(s *Summary) string {
+	var missed []string
+	worstNeed := 0
+	for _, p := range s.Precision {
+		if p.Stopped == "budget" || p.Stopped == "max-rounds" || ((p.Stopped == "fixed") && p.Target > 0 && !p.Met()) {
+			missed = append(missed, p.String())
+			worstNeed = max(worstNeed, p.NeededRounds)
+		}
+	}
+	steal := 0.0
+	if s.Noise != nil {
+		steal = s.Noise.MaxSteal()
+	}
+	var parts []string
+	if len(missed) > 0 {
+		line := fmt.Sprintf("too noisy to reach ±%.1f points within the budget: %s", s.TargetCI*100, missed[0])
+		if len(missed) > 1 {
+			line += fmt.Sprintf(" (and %d more)", len(missed)-1)
+		}
+		fix := "; rerun with a larger --budget"
+		if worstNeed > 0 && s.Trials > 0 {
+			fix = fmt.Sprintf("; rerun with --budget %v", time.Duration(float64(s.BudgetS)*float64(worstNeed)/float64(s.Trials)*float64(time.Second)).Round(time.Minute)+time.Minute)
+		}
+		parts = append(parts, line+fix+" or on a quieter machine")
+	}
+	if steal > 5 {
+		parts = append(parts, fmt.Sprintf("the hypervisor stole %.0f%% of a pinned CPU: results swing with the neighbours; rerun when the host is quieter", steal))
+	}
+	return strings.Join(parts, "; ")
+}
+
 // summarizeGroup summarises every mode for one workload and offload
-// preset, each against the baseline mode, Holm-adjusted within the group.
+// preset, each against the baseline mode, Bonferroni-adjusted within the
+// group (groupComparisons).
 func summarizeGroup(o *Outcome, g Config, rng *rand.Rand) []ModeResult {
 	w := g.Workload
 	at := func(mode string) Config { c := g; c.Mode = mode; return c }
 	base := collect(o, at(o.Spec.Baseline))
+	var ok []string
+	for _, mi := range o.Modes {
+		if mi.Status == "ok" {
+			ok = append(ok, mi.Name)
+		}
+	}
+	cmps := groupComparisons(o, g, o.Spec.Baseline, ok)
 	var rows []ModeResult
-	var cmps []stats.Comparison
-	var cmpRows []int
 	for _, mi := range o.Modes {
 		r := ModeResult{Mode: mi.Name, Workload: string(w), Size: g.Size, Offload: g.Offload, Placement: g.Placement,
 			Status: mi.Status, Reason: mi.Reason, Metric: "rate_per_sec"}
@@ -210,6 +321,7 @@ func summarizeGroup(o *Outcome, g Config, rng *rand.Rand) []ModeResult {
 		if w == workload.TCPStream {
 			r.ThroughputBps = interval(stats.MedianCI(c.values, Confidence))
 		}
+		r.CV = cv(c.values)
 		if c.merged != nil && c.merged.Count() > 0 {
 			r.P50Ns, r.P99Ns = c.merged.Percentile(50), c.merged.Percentile(99)
 		}
@@ -219,33 +331,82 @@ func summarizeGroup(o *Outcome, g Config, rng *rand.Rand) []ModeResult {
 			r.Attribution.Explanation = explain(r.Attribution, summarizeAttribution(base.attrs), o.Spec.Baseline)
 		}
 		r.CPUPerTxn = &workload.CPUCost{Client: median(c.cpuClient), Server: median(c.cpuServer)}
-		switch {
+		switch cmp, found := cmps[mi.Name]; {
 		case mi.Name == o.Spec.Baseline:
 			r.RatioVsHost = &Interval{Median: 1, CILow: 1, CIHigh: 1, Confidence: 1}
-		case len(base.values) > 0:
-			r.RatioVsHost, r.P99RatioVsHost = ratios(c, base, rng)
-			num, den := pairByRound(c, base)
-			cmps = append(cmps, stats.ComparePaired(den, num, true, Alpha, Confidence))
-			cmpRows = append(cmpRows, len(rows))
+		case found:
+			r.RatioVsHost = ratioInterval(cmp, c, base)
+			_, r.P99RatioVsHost = ratios(c, base, rng)
+			r.OutlierRounds = outliers(c, base)
+			p := cmp.PAdjusted
+			r.PValue = &p
+			r.Significant = cmp.Significant
+			r.Verdict = string(cmp.Verdict)
 		}
 		rows = append(rows, r)
-	}
-	stats.AdjustComparisons(cmps, Alpha)
-	for i, c := range cmps {
-		r := &rows[cmpRows[i]]
-		p := c.PAdjusted
-		r.PValue = &p
-		r.Significant = c.Significant
-		r.Verdict = string(c.Verdict)
 	}
 	return rows
 }
 
+// ratioInterval turns a paired comparison's ratio into an Interval; with
+// too few rounds for an interval at the adjusted level it is the range of
+// the per-round ratios, marked TooFew.
+func ratioInterval(c stats.Comparison, a, b series) *Interval {
+	e := c.Ratio
+	if !e.TooFew {
+		return &Interval{Median: e.Center, CILow: e.Lo, CIHigh: e.Hi, Confidence: e.Confidence}
+	}
+	num, den := pairByRound(a, b)
+	iv := &Interval{Median: e.Center, CILow: math.Inf(1), CIHigh: 0, TooFew: true}
+	for i := range num {
+		r := num[i] / den[i]
+		iv.CILow, iv.CIHigh = min(iv.CILow, r), max(iv.CIHigh, r)
+	}
+	if len(num) == 0 {
+		iv.CILow = 0
+	}
+	return iv
+}
+
+// outliers flags rounds whose ratio to the baseline is more than 3.5
+// scaled MADs (and 1%) from the median ratio.
+func outliers(a, b series) []Outlier {
+	num, den := pairByRound(a, b)
+	if len(num) < 5 {
+		return nil
+	}
+	var rounds []int
+	for _, r := range a.rounds {
+		if slices.Contains(b.rounds, r) {
+			rounds = append(rounds, r)
+		}
+	}
+	lr := make([]float64, len(num))
+	for i := range num {
+		lr[i] = math.Log(num[i] / den[i])
+	}
+	med := median(lr)
+	dev := make([]float64, len(lr))
+	for i, x := range lr {
+		dev[i] = math.Abs(x - med)
+	}
+	mad := 1.4826 * median(dev)
+	var out []Outlier
+	for i, x := range lr {
+		if d := math.Abs(x - med); d > 3.5*mad && d > 0.01 {
+			out = append(out, Outlier{Round: rounds[i], Ratio: math.Exp(x), Median: math.Exp(med)})
+		}
+	}
+	return out
+}
+
 // compareOffloads compares every mode under each preset with the same mode
-// under the first preset, Holm-adjusted across the workload's comparisons.
+// under the first preset, Bonferroni-adjusted across the workload's
+// comparisons.
 func compareOffloads(o *Outcome, first string, rows []ModeResult, rng *rand.Rand) {
 	var cmps []stats.Comparison
 	var idx []int
+	var sers [][2]series
 	for i := range rows {
 		r := &rows[i]
 		if r.Offload == first || r.Status != "ok" {
@@ -258,15 +419,17 @@ func compareOffloads(o *Outcome, first string, rows []ModeResult, rng *rand.Rand
 		if len(base.values) == 0 {
 			continue
 		}
-		ratio, p99 := ratios(c, base, rng)
-		r.VsOffload = &OffloadComparison{Preset: first, Ratio: ratio, P99Ratio: p99}
+		_, p99 := ratios(c, base, rng)
+		r.VsOffload = &OffloadComparison{Preset: first, P99Ratio: p99}
 		num, den := pairByRound(c, base)
 		cmps = append(cmps, stats.ComparePaired(den, num, true, Alpha, Confidence))
 		idx = append(idx, i)
+		sers = append(sers, [2]series{c, base})
 	}
 	stats.AdjustComparisons(cmps, Alpha)
 	for k, c := range cmps {
 		v := rows[idx[k]].VsOffload
+		v.Ratio = ratioInterval(c, sers[k][0], sers[k][1])
 		v.PValue, v.Significant, v.Verdict = c.PAdjusted, c.Significant, string(c.Verdict)
 	}
 }

@@ -113,7 +113,7 @@ func WriteComparison(w io.Writer, format, baseName, newName string, rows []exper
 	case FormatTable:
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintf(tw, "\t%s\t\t%s\t\t\t\n", baseName, newName)
-		fmt.Fprintf(tw, "configuration\tmedian\t95%% CI\tmedian\t95%% CI\tdelta\tverdict (Holm-adjusted p)\n")
+		fmt.Fprintf(tw, "configuration\tmedian\t95%% CI\tmedian\t95%% CI\tdelta\tverdict (adjusted p)\n")
 		for _, r := range rows {
 			mark := ""
 			if r.Significant {
@@ -126,7 +126,11 @@ func WriteComparison(w io.Writer, format, baseName, newName string, rows []exper
 		if err := tw.Flush(); err != nil {
 			return err
 		}
-		_, err := fmt.Fprintln(w, "\nMedians over trials, order-statistic CIs (~: fewer trials than a 95% CI needs); Mann-Whitney U, Holm-adjusted; * significant at 0.05.")
+		method := stats.MethodUnpaired
+		if len(rows) > 0 && rows[0].Method != "" {
+			method = rows[0].Method
+		}
+		_, err := fmt.Fprintf(w, "\nMedians over trials, order-statistic CIs (~: fewer trials than a 95%% CI needs); %s; * significant at 0.05.\n", method)
 		return err
 	}
 	return CheckFormat(format)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/latlab/latlab/internal/experiment"
+	"github.com/latlab/latlab/internal/probe"
 )
 
 // WriteLab writes a `latlab lab` summary: one table per workload (table),
@@ -32,10 +33,26 @@ func WriteLab(w io.Writer, format string, s *experiment.Summary) error {
 
 func writeLabTable(w io.Writer, s *experiment.Summary) error {
 	p := s.Placement
-	fmt.Fprintf(w, "latlab lab: %d trials × %v per configuration (after %v warm-up), rounds interleaved in random order (seed %d)\n",
-		s.Trials, secs(s.DurationS), secs(s.WarmupS), s.Seed)
-	fmt.Fprintf(w, "placement: client %s, server %s; topology built in %.1f ms", cpuName(p.ClientCPU, p.ClientPinned),
-		cpuName(p.ServerCPU, p.ServerPinned), s.BuildMs)
+	if s.TooNoisy != "" {
+		fmt.Fprintf(w, "TOO NOISY: %s\n", s.TooNoisy)
+	}
+	if s.TargetCI > 0 {
+		fmt.Fprintf(w, "latlab lab: up to %d rounds × %v per configuration (after %v warm-up), adaptive: until every ratio's CI is within ±%.1f points or %v is spent; rounds interleaved in random order (seed %d)\n",
+			s.Trials, secs(s.DurationS), secs(s.WarmupS), s.TargetCI*100, secs(s.BudgetS), s.Seed)
+	} else {
+		fmt.Fprintf(w, "latlab lab: %d trials × %v per configuration (after %v warm-up), rounds interleaved in random order (seed %d)\n",
+			s.Trials, secs(s.DurationS), secs(s.WarmupS), s.Seed)
+	}
+	if len(s.Calibration) > 0 {
+		fmt.Fprintf(w, "placement, calibrated per workload:\n")
+		for _, c := range s.Calibration {
+			fmt.Fprintf(w, "  %s\n", c)
+		}
+		fmt.Fprintf(w, "topology built in %.1f ms", s.BuildMs)
+	} else {
+		fmt.Fprintf(w, "placement: client %s, server %s; topology built in %.1f ms", cpuName(p.ClientCPU, p.ClientPinned),
+			cpuName(p.ServerCPU, p.ServerPinned), s.BuildMs)
+	}
 	if s.NATBackend != "" {
 		fmt.Fprintf(w, ", NAT via %s", s.NATBackend)
 	}
@@ -76,10 +93,42 @@ func writeLabTable(w io.Writer, s *experiment.Summary) error {
 			fmt.Fprintf(w, "  unavailable: %s\n", u)
 		}
 	}
+	if n := s.Noise; n != nil {
+		fmt.Fprintf(w, "noise over %v: %s\n", secs(n.Seconds).Round(time.Second), noiseText(n))
+	}
+	st := s.Statistics
 	fmt.Fprintf(w, "Medians over trials with order-statistic 95%% CIs (~: too few trials for 95%%, the interval is [min, max]);\n")
-	fmt.Fprintf(w, "ratios pair each mode with %s in the same round; p50/p99 from merged histograms; * marks a\n", s.Baseline)
-	fmt.Fprintf(w, "significant difference (Wilcoxon signed-rank on per-round ratios, Holm-adjusted across a table, alpha 0.05).\n")
+	fmt.Fprintf(w, "cv: trial-to-trial variation. Ratios pair each mode with %s in the same round: %s estimate and CI,\n", s.Baseline, st.Interval)
+	fmt.Fprintf(w, "verdict by %s, %s (alpha %g, up to %d comparisons: CIs at %.1f%%;\n", st.Test, st.Adjustment, st.Alpha, st.Family, st.Level*100)
+	fmt.Fprintf(w, "~: too few rounds for that level, the range of the ratios is shown). p50/p99 from merged histograms; * marks a significant difference.\n")
 	return nil
+}
+
+// noiseText says how much of the pinned CPUs the run did not get.
+func noiseText(n *probe.CPUNoise) string {
+	var parts []string
+	for _, c := range n.CPUs {
+		t := fmt.Sprintf("cpu%d steal %.1f%%", c.CPU, c.StealPct)
+		if c.RunQueueWaitPct >= 0 {
+			t += fmt.Sprintf(", run-queue wait %.1f%%", c.RunQueueWaitPct)
+		}
+		parts = append(parts, t)
+	}
+	if len(n.CPUs) > 0 && n.CPUs[0].RunQueueWaitPct < 0 {
+		parts = append(parts, "per-CPU run-queue wait unavailable (no /proc/schedstat)")
+	}
+	if n.PressurePct >= 0 {
+		parts = append(parts, fmt.Sprintf("CPU pressure (some task waiting, machine-wide) %.1f%%", n.PressurePct))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// ratioCI names the ratio CI column by its level.
+func ratioCI(s *experiment.Summary) string {
+	if s.Statistics.Level > 0 && s.Statistics.Family > 1 {
+		return fmt.Sprintf("%.3g%% CI", s.Statistics.Level*100)
+	}
+	return "95% CI"
 }
 
 func sameGroup(a, b experiment.ModeResult) bool {
@@ -107,9 +156,9 @@ func writeLabGroup(w io.Writer, s *experiment.Summary, group []experiment.ModeRe
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if stream {
-		fmt.Fprintf(tw, "%s\tthroughput\t95%% CI\t\tvs %s\t95%% CI\tverdict (Holm-adjusted p)%s\n", title, s.Baseline, offCol)
+		fmt.Fprintf(tw, "%s\tthroughput\t95%% CI\tcv\t\tvs %s\t%s\tverdict (Bonferroni-adjusted p)%s\n", title, s.Baseline, ratioCI(s), offCol)
 	} else {
-		fmt.Fprintf(tw, "%s\trate/s\t95%% CI\tp50\tp99\tvs %s\t95%% CI\tverdict (Holm-adjusted p)%s\n", title, s.Baseline, offCol)
+		fmt.Fprintf(tw, "%s\trate/s\t95%% CI\tcv\tp50\tp99\tvs %s\t%s\tverdict (Bonferroni-adjusted p)%s\n", title, s.Baseline, ratioCI(s), offCol)
 	}
 	// Modes that did not run go under the table: a row with fewer cells
 	// would restart tabwriter's column alignment.
@@ -134,6 +183,9 @@ func writeLabGroup(w io.Writer, s *experiment.Summary, group []experiment.ModeRe
 			if r.RatioVsHost != nil {
 				ratio = fmt.Sprintf("%.3f", r.RatioVsHost.Median)
 				rci = fmt.Sprintf("[%.3f, %.3f]", r.RatioVsHost.CILow, r.RatioVsHost.CIHigh)
+				if r.RatioVsHost.TooFew {
+					rci += "~"
+				}
 			}
 			if r.PValue != nil {
 				verdict = fmt.Sprintf("%s (p=%.3g)", r.Verdict, *r.PValue)
@@ -156,10 +208,11 @@ func writeLabGroup(w io.Writer, s *experiment.Summary, group []experiment.ModeRe
 			}
 			verdict += fmt.Sprintf("\t%s\t%s%s (p=%.3g)", vr, mark, v.Verdict, v.PValue)
 		}
+		cv := fmt.Sprintf("%.1f%%", r.CV*100)
 		if stream {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t\t%s\t%s\t%s\n", r.Mode, center, ci, ratio, rci, verdict)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\t%s\t%s\t%s\n", r.Mode, center, ci, cv, ratio, rci, verdict)
 		} else {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Mode, center, ci, Duration(r.P50Ns), Duration(r.P99Ns), ratio, rci, verdict)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Mode, center, ci, cv, Duration(r.P50Ns), Duration(r.P99Ns), ratio, rci, verdict)
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -167,6 +220,21 @@ func writeLabGroup(w io.Writer, s *experiment.Summary, group []experiment.ModeRe
 	}
 	for _, r := range notRun {
 		fmt.Fprintf(w, "%s %s: %s\n", r.Mode, r.Status, shorten(r.Reason, 140))
+	}
+	for _, r := range group {
+		if len(r.OutlierRounds) == 0 {
+			continue
+		}
+		var rs []string
+		for _, o := range r.OutlierRounds {
+			rs = append(rs, fmt.Sprintf("round %d at %.3f", o.Round, o.Ratio))
+		}
+		fmt.Fprintf(w, "%s: outlier rounds (kept; median ratio %.3f): %s\n", r.Mode, r.OutlierRounds[0].Median, strings.Join(rs, ", "))
+	}
+	for _, pr := range s.Precision {
+		if string(pr.Workload) == g.Workload && pr.Size == g.Size && pr.Offload == g.Offload && pr.Placement == g.Placement && (pr.Target > 0 || pr.HalfWidth >= 0) {
+			fmt.Fprintf(w, "precision: %s\n", pr)
+		}
 	}
 	return writeAttribution(w, group)
 }

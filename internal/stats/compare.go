@@ -38,7 +38,26 @@ type Comparison struct {
 	Paired bool
 	// Verdict sums the comparison up.
 	Verdict Verdict
+	// Method names the test, the interval and the adjustment the verdict
+	// came from (MethodPaired or MethodUnpaired), for every output to
+	// state.
+	Method string
+	// Ratio (paired comparisons) is new/base: the Hodges–Lehmann estimate
+	// of the per-round ratio and its interval at the family's level
+	// 1 - alpha/Family (Bonferroni), the dual of the signed-rank test:
+	// Significant exactly when it excludes 1.
+	Ratio Estimate
+	// Family is the number of comparisons the adjustment covered.
+	Family int
+
+	logRatios []float64
 }
+
+// The methods a Comparison names.
+const (
+	MethodPaired   = "Wilcoxon signed-rank on per-round log ratios, Hodges-Lehmann CI (its dual), Bonferroni-adjusted"
+	MethodUnpaired = "Mann-Whitney U, Holm-adjusted"
+)
 
 // Compare compares the per-trial values of two configurations. Medians
 // get confidence intervals at the given confidence; the difference is
@@ -63,32 +82,50 @@ func Compare(base, new []float64, higherIsBetter bool, alpha, confidence float64
 	c.DeltaPct = (c.New.Center - c.Base.Center) / c.Base.Center * 100
 	c.U, c.P = MannWhitney(new, base)
 	c.PAdjusted = c.P
+	c.Method, c.Family = MethodUnpaired, 1
 	c.decide(alpha)
 	return c
 }
 
-// AdjustComparisons applies the Holm–Bonferroni adjustment across the
-// comparisons of one report and updates PAdjusted, Significant and
-// Verdict of each, so that the chance of any false "better" or "worse" in
-// the report stays below alpha. Comparisons with too few trials stay in
-// the family (they were tested) and keep their verdict.
+// AdjustComparisons adjusts the comparisons of one report for their
+// number, so that the chance of any false "better" or "worse" in the
+// report stays below alpha, and redoes PAdjusted, Significant and Verdict.
+// Paired comparisons get Bonferroni: their ratio interval is recomputed at
+// 1 - alpha/m, so interval and verdict stay duals (Holm's step-down has no
+// matching interval). Unpaired ones get Holm–Bonferroni over the unpaired
+// comparisons. Comparisons with too few trials stay in the family (they
+// were tested) and keep their verdict.
 func AdjustComparisons(cs []Comparison, alpha float64) {
-	ps := make([]float64, len(cs))
+	var unpaired []int
+	paired := 0
 	for i := range cs {
-		ps[i] = cs[i].P
+		if cs[i].Paired {
+			paired++
+		} else {
+			unpaired = append(unpaired, i)
+		}
 	}
-	for i, p := range Holm(ps) {
-		cs[i].PAdjusted = p
-		cs[i].decide(alpha)
+	for i := range cs {
+		if cs[i].Paired {
+			cs[i].setFamily(alpha, paired)
+		}
+	}
+	ps := make([]float64, len(unpaired))
+	for k, i := range unpaired {
+		ps[k] = cs[i].P
+	}
+	for k, p := range Holm(ps) {
+		c := &cs[unpaired[k]]
+		c.PAdjusted, c.Family = p, len(unpaired)
+		c.decide(alpha)
 	}
 }
 
-// decide sets Significant and Verdict from PAdjusted.
+// decide sets Significant and Verdict of an unpaired comparison from
+// PAdjusted (paired ones: setFamily).
 func (c *Comparison) decide(alpha float64) {
 	c.Significant = false
 	switch {
-	case c.Paired && minWilcoxonP(min(c.Base.N, c.New.N)) >= alpha:
-		c.Verdict = TooFewTrials
 	case !c.Paired && minMannWhitneyP(c.Base.N, c.New.N) >= alpha:
 		c.Verdict = TooFewTrials
 	case !(c.PAdjusted < alpha):
@@ -97,12 +134,7 @@ func (c *Comparison) decide(alpha float64) {
 		c.Significant = true
 		up := c.New.Center > c.Base.Center
 		if c.New.Center == c.Base.Center {
-			n := c.Base.N
-			if c.Paired {
-				up = c.U > float64(n*(n+1))/4
-			} else {
-				up = c.U > float64(c.Base.N*c.New.N)/2
-			}
+			up = c.U > float64(c.Base.N*c.New.N)/2
 		}
 		if up == c.HigherIsBetter {
 			c.Verdict = Better

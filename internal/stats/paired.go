@@ -84,18 +84,18 @@ func WilcoxonSignedRank(d []float64) (w, p float64) {
 	return w, min(1, 2*min(lo, hi)/all)
 }
 
-// minWilcoxonP is the smallest two-sided p the exact signed-rank test can
-// give for n pairs: every sign the same, 2/2^n.
-func minWilcoxonP(n int) float64 { return math.Ldexp(2, -n) }
-
 // ComparePaired compares two configurations measured in the same rounds:
 // base[i] and new[i] ran in round i, so slow drift of a shared machine
-// hits both alike. Medians and CIs are per configuration (MedianCI); the
-// test is the Wilcoxon signed-rank test on the per-round log ratios
-// log(new[i]/base[i]), which is far more powerful than Mann-Whitney when
-// rounds differ from each other. Pairs with a non-positive value are
-// dropped. "too few trials" when even identical signs could not reach
-// alpha (fewer than 6 pairs at 0.05).
+// hits both alike. Medians and CIs are per configuration (MedianCI). The
+// test and the ratio's interval are one statistic: the Wilcoxon
+// signed-rank test on the per-round log ratios log(new[i]/base[i]) and
+// its dual, the Hodges–Lehmann interval (SignedRankShift), so the verdict
+// is significant exactly when Ratio's interval excludes 1. Pairs with a
+// non-positive value are dropped. Alone, the comparison is judged at
+// alpha; AdjustComparisons widens Ratio to the Bonferroni level of its
+// family and redoes the verdict. "too few trials" when even identical
+// signs could not reach the (adjusted) level: fewer than 6 pairs at 0.05,
+// 7 for a family of 3.
 func ComparePaired(base, new []float64, higherIsBetter bool, alpha, confidence float64) Comparison {
 	var lr []float64
 	var b, nw []float64
@@ -111,10 +111,38 @@ func ComparePaired(base, new []float64, higherIsBetter bool, alpha, confidence f
 		New:            MedianCI(nw, confidence),
 		HigherIsBetter: higherIsBetter,
 		Paired:         true,
+		logRatios:      lr,
 	}
 	c.DeltaPct = (c.New.Center - c.Base.Center) / c.Base.Center * 100
-	c.U, c.P = WilcoxonSignedRank(lr)
-	c.PAdjusted = c.P
-	c.decide(alpha)
+	c.setFamily(alpha, 1)
 	return c
+}
+
+// setFamily judges a paired comparison as one of family comparisons
+// (Bonferroni): the interval is computed at 1 - alpha/family, the p-value
+// multiplied by family, and the verdict follows the interval.
+func (c *Comparison) setFamily(alpha float64, family int) {
+	family = max(family, 1)
+	sh := SignedRankShift(c.logRatios, 1-alpha/float64(family))
+	c.U = float64(sh.Pos) + float64(len(c.logRatios)*(len(c.logRatios)+1)/2-sh.Pos-sh.Neg)/2
+	c.P = sh.P
+	c.PAdjusted = min(1, sh.P*float64(family))
+	c.Family = family
+	c.Method = MethodPaired
+	c.Ratio = Estimate{Center: math.Exp(sh.Estimate), Lo: math.Exp(sh.Lo), Hi: math.Exp(sh.Hi),
+		Confidence: sh.Confidence, N: sh.N, TooFew: sh.TooFew}
+	c.Significant = false
+	switch {
+	case sh.TooFew:
+		c.Verdict = TooFewTrials
+	case !sh.Excludes(0):
+		c.Verdict = NoDifference
+	default:
+		c.Significant = true
+		if (sh.Estimate > 0) == c.HigherIsBetter {
+			c.Verdict = Better
+		} else {
+			c.Verdict = Worse
+		}
+	}
 }

@@ -173,6 +173,7 @@ func parseTemplates() (map[string]*template.Template, template.CSS, error) {
 			}
 			return t.UTC().Format("2006-01-02 15:04:05Z")
 		},
+		"pct":         func(f float64) float64 { return f * 100 },
 		"queryEscape": func(s string) string { return strings.ReplaceAll(template.URLQueryEscaper(s), "+", "%20") },
 	}
 	pages := map[string]*template.Template{}

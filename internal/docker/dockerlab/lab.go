@@ -30,6 +30,7 @@ import (
 	"github.com/latlab/latlab/internal/experiment"
 	"github.com/latlab/latlab/internal/journal"
 	"github.com/latlab/latlab/internal/offload"
+	"github.com/latlab/latlab/internal/probe"
 	"github.com/latlab/latlab/internal/workload"
 )
 
@@ -69,8 +70,13 @@ type Spec struct {
 	// daemon's network namespace; MacvlanSubnet (optional) its subnet.
 	MacvlanParent, MacvlanSubnet string
 	Workloads                    []workload.Workload
-	Trials                       int
-	Duration, Warmup             time.Duration
+	// Trials fixes the rounds; 0: adaptive, as the lab's (TargetCI,
+	// Budget, MinTrials: experiment.LabSpec).
+	Trials           int
+	TargetCI         float64
+	Budget           time.Duration
+	MinTrials        int
+	Duration, Warmup time.Duration
 	// Size of requests and responses (tcp_stream keeps its own).
 	Size int
 	Seed uint64
@@ -81,10 +87,12 @@ type Spec struct {
 	// published mode.
 	Port, PublishedPort int
 	// Placement of the timed threads (as lab's --cpu/--server-cpu); an
-	// unnamed placement is automatic.
-	Placement  experiment.Placement
-	JournalDir string
-	Recorder   experiment.Recorder
+	// unnamed placement is calibrated per workload in the baseline mode,
+	// as the lab's (or, with NoCalibrate, automatic cross core).
+	Placement   experiment.Placement
+	NoCalibrate bool
+	JournalDir  string
+	Recorder    experiment.Recorder
 	// OnBuilt, if set, is called once the modes are set up.
 	OnBuilt func(modes []experiment.ModeInfo, build time.Duration)
 }
@@ -108,7 +116,12 @@ func (s *Spec) Defaults() {
 		s.Workloads = experiment.DefaultWorkloads()
 	}
 	if s.Trials == 0 {
-		s.Trials = experiment.DefaultTrials
+		if s.TargetCI == 0 {
+			s.TargetCI = experiment.DefaultTargetCI
+		}
+		if s.Budget == 0 {
+			s.Budget = experiment.DefaultBudget
+		}
 	}
 	if s.Duration == 0 {
 		s.Duration = experiment.DefaultDuration
@@ -128,7 +141,7 @@ func (s *Spec) Defaults() {
 	if s.JournalDir == "" {
 		s.JournalDir = journal.DefaultDir
 	}
-	if s.Placement.Name == "" {
+	if s.Placement.Name == "" && s.NoCalibrate {
 		s.Placement = experiment.Placement{Name: "auto", ServerCPU: workload.CPUAuto}
 	}
 }
@@ -148,8 +161,11 @@ func (s *Spec) Validate() error {
 			return err
 		}
 	}
-	if s.Trials < 1 || s.Trials > 1000 {
-		return fmt.Errorf("trials %d outside 1..1000", s.Trials)
+	if s.Trials < 0 || s.Trials > 1000 {
+		return fmt.Errorf("trials %d outside 1..1000 (0: adaptive)", s.Trials)
+	}
+	if s.Trials == 0 && (s.TargetCI <= 0 || s.TargetCI >= 1) {
+		return fmt.Errorf("target CI %v: want a ratio half-width in (0, 1)", s.TargetCI)
 	}
 	if s.Duration < 50*time.Millisecond || s.Duration%time.Millisecond != 0 || s.Warmup < 0 || s.Warmup%time.Millisecond != 0 {
 		return fmt.Errorf("duration %v (at least 50ms) and warm-up %v must be whole milliseconds", s.Duration, s.Warmup)
@@ -238,9 +254,9 @@ func RunLab(ctx context.Context, spec Spec, onEvent func(experiment.Event)) (out
 	out = &experiment.Outcome{
 		Spec: experiment.LabSpec{
 			Modes: spec.Modes, Workloads: spec.Workloads, Offloads: []offload.Preset{{Name: offload.PresetDefault}},
-			Sizes: []int{spec.Size}, Placements: []experiment.Placement{spec.Placement},
-			Trials: spec.Trials, Duration: spec.Duration, Warmup: spec.Warmup, Baseline: spec.Baseline, Seed: spec.Seed,
-			JournalDir: spec.JournalDir,
+			Sizes: []int{spec.Size}, Trials: spec.Trials, TargetCI: spec.TargetCI, Budget: spec.Budget, MinTrials: spec.MinTrials,
+			Duration: spec.Duration, Warmup: spec.Warmup, Baseline: spec.Baseline, Seed: spec.Seed,
+			JournalDir: spec.JournalDir, Recorder: spec.Recorder, NoCalibrate: spec.NoCalibrate,
 		},
 		Prefix: runID, NATBackend: "docker", Started: time.Now().UTC(),
 	}
@@ -260,8 +276,16 @@ func RunLab(ctx context.Context, spec Spec, onEvent func(experiment.Event)) (out
 	}
 
 	var runErr error
+	if spec.Placement.Name != "" {
+		out.Spec.Placements = []experiment.Placement{spec.Placement}
+	} else {
+		onEvent(experiment.Event{Kind: "calibrating"})
+		if runErr = calibrate(ctx, &spec, modes, out); runErr == nil {
+			onEvent(experiment.Event{Kind: "calibrated", Calibration: out.Calibration})
+		}
+	}
 	begun := false
-	if spec.Recorder != nil {
+	if spec.Recorder != nil && runErr == nil {
 		if err := spec.Recorder.Begin(out); err != nil {
 			runErr = fmt.Errorf("record run: %w", err)
 		} else {
@@ -390,13 +414,15 @@ func waitServing(ctx context.Context, eng *docker.Engine, id string) error {
 }
 
 type config struct {
-	m    *mode
-	wl   workload.Workload
-	size int
+	m     *mode
+	wl    workload.Workload
+	size  int
+	place experiment.Placement
 }
 
 func runTrials(ctx context.Context, eng *docker.Engine, spec *Spec, modes []*mode, out *experiment.Outcome, onEvent func(experiment.Event)) error {
-	var configs []config
+	byKey := map[experiment.Config]config{}
+	var configs []experiment.Config
 	for _, m := range modes {
 		if m.info.Status != "ok" {
 			continue
@@ -406,61 +432,67 @@ func runTrials(ctx context.Context, eng *docker.Engine, spec *Spec, modes []*mod
 			if w == workload.TCPStream {
 				sz = 0
 			}
-			configs = append(configs, config{m, w, sz})
+			for _, p := range experiment.PlacementsFor(out.Spec.Placements, w) {
+				pc := experiment.Config{Mode: m.info.Name, Workload: w, Size: sz, Offload: offload.PresetDefault, Placement: p.Name}
+				byKey[pc] = config{m, w, sz, p}
+				configs = append(configs, pc)
+			}
 		}
 	}
 	if len(configs) == 0 {
 		return nil
 	}
-	rng := mrand.New(mrand.NewPCG(spec.Seed, 0x1a7))
-	total := len(configs) * spec.Trials
-	done := 0
-	start := time.Now()
-	place := out.Spec.Placements[0].Name
-	for round := 1; round <= spec.Trials; round++ {
-		order := slices.Clone(configs)
-		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
-		for i, c := range order {
-			if ctx.Err() != nil {
-				out.Incomplete = true
-				return nil
-			}
-			tr := experiment.TrialResult{Round: round, Order: i, Config: experiment.Config{
-				Mode: c.m.info.Name, Workload: c.wl, Size: c.size, Offload: offload.PresetDefault, Placement: place}}
-			res, err := runOne(ctx, spec, c)
-			if err != nil {
-				if ctx.Err() != nil {
-					out.Incomplete = true
-					return nil
-				}
-				if aerr := eng.Alive(context.WithoutCancel(ctx), c.m.server.ID); aerr != nil {
-					err = fmt.Errorf("%w (%v)", err, aerr)
-				}
-				tr.Error = err.Error()
-			} else {
-				tr.Result = res
-			}
-			done++
-			if err := out.AddTrial(tr, spec.Recorder, onEvent, done, total, start, i == len(order)-1); err != nil {
-				return err
+	run := func(ctx context.Context, pc experiment.Config) (*workload.Result, *probe.Attribution, error) {
+		c := byKey[pc]
+		res, err := runOne(ctx, spec, c, spec.Duration, spec.Warmup)
+		if err != nil && ctx.Err() == nil {
+			if aerr := eng.Alive(context.WithoutCancel(ctx), c.m.server.ID); aerr != nil {
+				err = fmt.Errorf("%w (%v)", err, aerr)
 			}
 		}
+		return res, nil, err
 	}
+	return experiment.RunRounds(ctx, &out.Spec, out, configs, experiment.PinnedCPUs(out.Spec.Placements), run, onEvent)
+}
+
+// calibrate picks the placements in the baseline mode, as the lab does.
+func calibrate(ctx context.Context, spec *Spec, modes []*mode, out *experiment.Outcome) error {
+	var base *mode
+	for _, m := range modes {
+		if m.info.Name == spec.Baseline && m.info.Status == "ok" {
+			base = m
+		}
+	}
+	if base == nil {
+		return fmt.Errorf("calibrate placement: baseline mode %s did not start", spec.Baseline)
+	}
+	allowed, err := workload.AllowedCPUs()
+	if err != nil {
+		return fmt.Errorf("calibrate placement: %w", err)
+	}
+	probeFn := func(ctx context.Context, w workload.Workload, p experiment.Placement, d, warm time.Duration) (*workload.Result, error) {
+		return runOne(ctx, spec, config{base, w, spec.Size, p}, d, warm)
+	}
+	ps, cals, err := experiment.Calibrate(ctx, spec.Workloads, allowed, spec.Seed, probeFn)
+	if err != nil {
+		return err
+	}
+	out.Spec.Placements, out.Calibration = ps, cals
 	return nil
 }
 
 // runOne is experiment's runOne with the client in the client container's
 // network namespace.
-func runOne(ctx context.Context, spec *Spec, c config) (*workload.Result, error) {
+func runOne(ctx context.Context, spec *Spec, c config, duration, warmup time.Duration) (*workload.Result, error) {
 	cfg := workload.Config{
 		Target:     c.m.info.Target,
 		Workload:   c.wl,
-		Warmup:     spec.Warmup,
-		Duration:   spec.Duration,
+		Warmup:     warmup,
+		Duration:   duration,
 		NetNS:      c.m.client.NetNS(),
-		ClientCPUs: spec.Placement.ClientCPUs,
-		ServerCPU:  spec.Placement.ServerCPU,
-		Interval:   spec.Duration,
+		ClientCPUs: c.place.ClientCPUs,
+		ServerCPU:  c.place.ServerCPU,
+		Interval:   duration,
 		IOTimeout:  5 * time.Second,
 	}
 	if c.size > 0 {

@@ -1,0 +1,152 @@
+package experiment
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/latlab/latlab/internal/offload"
+	"github.com/latlab/latlab/internal/probe"
+	"github.com/latlab/latlab/internal/workload"
+)
+
+// fakeProbe answers calibration probes with synthetic rates: per
+// placement, a mean round trip and a relative noise.
+func fakeProbe(rtt map[string]float64, noise map[string]float64, seed uint64) (ProbeFunc, *[]string) {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	var calls []string
+	return func(ctx context.Context, w workload.Workload, p Placement, d, warm time.Duration) (*workload.Result, error) {
+		calls = append(calls, string(w)+"@"+p.Name)
+		if rtt[p.Name] == 0 {
+			return nil, errors.New("no such CPU")
+		}
+		us := rtt[p.Name] * (1 + noise[p.Name]*rng.NormFloat64())
+		return &workload.Result{Workload: w, RatePerSec: 1e6 / us, Latency: &workload.Latency{P50: int64(us * 1e3)}}, nil
+	}, &calls
+}
+
+// On a VM where a cross-core round trip waits for an idle vCPU (74 µs, CV
+// 18%) and same core is quick and steady (5.6 µs, 1.2%), request/response
+// workloads are pinned same core with the figures in the reason, and
+// tcp_stream keeps two cores without being probed.
+func TestCalibratePicksSteadyPlacement(t *testing.T) {
+	probe, calls := fakeProbe(map[string]float64{PlacementSameCore: 5.6, PlacementCrossCore: 74},
+		map[string]float64{PlacementSameCore: 0.012, PlacementCrossCore: 0.18}, 1)
+	ps, cals, err := Calibrate(context.Background(), []workload.Workload{workload.TCPRR, workload.UDPRR, workload.TCPStream}, []int{0, 1}, 7, probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(*calls) != 2*2*probesPerCandidate {
+		t.Errorf("%d probes, want %d (tcp_stream not probed)", len(*calls), 2*2*probesPerCandidate)
+	}
+	for _, c := range *calls {
+		if strings.HasPrefix(c, "tcp_stream") {
+			t.Errorf("tcp_stream probed: %s", c)
+		}
+	}
+	if len(cals) != 3 || cals[0].Chosen != PlacementSameCore || cals[1].Chosen != PlacementSameCore || cals[2].Chosen != PlacementCrossCore {
+		t.Fatalf("calibration %+v", cals)
+	}
+	if !strings.Contains(cals[0].Reason, "idle-CPU wake-ups") || !strings.Contains(cals[0].Reason, "µs") || !strings.Contains(cals[2].Reason, "two cores") {
+		t.Errorf("reasons: %q / %q", cals[0].Reason, cals[2].Reason)
+	}
+	if len(ps) != 2 || ps[0].Name != PlacementSameCore || ps[0].ServerCPU != 0 || ps[0].ClientCPUs[0] != 0 ||
+		ps[1].Name != PlacementCrossCore || ps[1].ClientCPUs[0] != 1 || len(PlacementsFor(ps, workload.TCPStream)) != 1 ||
+		PlacementsFor(ps, workload.TCPStream)[0].Name != PlacementCrossCore {
+		t.Errorf("placements %+v", ps)
+	}
+}
+
+// On a quiet machine where both are steady, cross core (what two
+// containers usually get) is kept; with one allowed CPU there is nothing
+// to probe and everything shares it.
+func TestCalibrateQuietAndOneCPU(t *testing.T) {
+	probe, _ := fakeProbe(map[string]float64{PlacementSameCore: 8, PlacementCrossCore: 12},
+		map[string]float64{PlacementSameCore: 0.01, PlacementCrossCore: 0.012}, 2)
+	_, cals, err := Calibrate(context.Background(), []workload.Workload{workload.TCPRR}, []int{2, 3}, 7, probe)
+	if err != nil || cals[0].Chosen != PlacementCrossCore {
+		t.Errorf("quiet: %v %+v", err, cals)
+	}
+	probe, calls := fakeProbe(map[string]float64{PlacementSameCore: 8}, nil, 3)
+	ps, cals, err := Calibrate(context.Background(), []workload.Workload{workload.TCPRR, workload.TCPStream}, []int{0}, 7, probe)
+	if err != nil || len(*calls) != 0 || len(ps) != 1 || ps[0].Name != PlacementSameCore || cals[1].Chosen != PlacementSameCore ||
+		!strings.Contains(cals[1].Reason, "one CPU") {
+		t.Errorf("one CPU: %v %d probes %+v %+v", err, len(*calls), ps, cals)
+	}
+	// Cross-core probes that fail leave same core.
+	probe, _ = fakeProbe(map[string]float64{PlacementSameCore: 8}, nil, 4)
+	_, cals, _ = Calibrate(context.Background(), []workload.Workload{workload.TCPRR}, []int{0, 1}, 7, probe)
+	if cals[0].Chosen != PlacementSameCore || !strings.Contains(cals[0].Reason, "failed") {
+		t.Errorf("failed cross: %+v", cals)
+	}
+}
+
+// The stopping rule on synthetic trials: a quiet group stops at the
+// target after the minimum rounds; a group too noisy for the budget stops
+// and says how many rounds it needed; fixed runs run exactly Trials.
+func TestRunRoundsStoppingRule(t *testing.T) {
+	configs := []Config{
+		{Mode: "host", Workload: workload.TCPRR, Size: 64, Offload: "default", Placement: "p"},
+		{Mode: "veth", Workload: workload.TCPRR, Size: 64, Offload: "default", Placement: "p"},
+		{Mode: "host", Workload: workload.TCPCRR, Size: 64, Offload: "default", Placement: "p"},
+		{Mode: "veth", Workload: workload.TCPCRR, Size: 64, Offload: "default", Placement: "p"},
+	}
+	rng := rand.New(rand.NewPCG(5, 5))
+	run := func(ctx context.Context, c Config) (*workload.Result, *probe.Attribution, error) {
+		time.Sleep(time.Millisecond) // what a round costs, for the budget
+		noise := 0.003
+		if c.Workload == workload.TCPCRR {
+			noise = 0.3
+		}
+		rate := 1000.0
+		if c.Mode == "veth" {
+			rate = 900
+		}
+		return &workload.Result{Workload: c.Workload, RatePerSec: rate * (1 + noise*rng.NormFloat64())}, nil, nil
+	}
+	spec := &LabSpec{Baseline: "host", TargetCI: 0.02, Budget: time.Second, Seed: 1,
+		Workloads: []workload.Workload{workload.TCPRR, workload.TCPCRR}, Sizes: []int{64},
+		Offloads: []offload.Preset{{Name: "default"}}, Placements: []Placement{{Name: "p"}}}
+	out := &Outcome{Spec: *spec, Modes: []ModeInfo{{Name: "host", Status: "ok"}, {Name: "veth", Status: "ok"}}}
+	if err := RunRounds(context.Background(), spec, out, configs, nil, run, func(Event) {}); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Precision) != 2 {
+		t.Fatalf("precision %+v", out.Precision)
+	}
+	rr, crr := out.Precision[0], out.Precision[1]
+	if rr.Stopped != "target" || !rr.Met() || rr.Rounds != spec.MinTrials {
+		t.Errorf("quiet group: %+v (min %d)", rr, spec.MinTrials)
+	}
+	if crr.Stopped != "budget" || crr.Met() || crr.NeededRounds <= crr.Rounds {
+		t.Errorf("noisy group: %+v", crr)
+	}
+	s := Summarize(out)
+	if !strings.Contains(s.TooNoisy, "tcp_crr") || strings.Contains(s.TooNoisy, "tcp_rr/") {
+		t.Errorf("too noisy line: %q", s.TooNoisy)
+	}
+	if r := findResult(s, "veth", "tcp_rr"); r == nil || r.Verdict != "worse" || r.RatioVsHost.CIHigh >= 1 || r.RatioVsHost.CIHigh-r.RatioVsHost.CILow > 0.04 {
+		t.Errorf("tcp_rr veth: %+v", r)
+	}
+
+	fixed := &LabSpec{Baseline: "host", Trials: 3, Seed: 1}
+	out = &Outcome{Spec: *fixed}
+	if err := RunRounds(context.Background(), fixed, out, configs, nil, run, func(Event) {}); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Trials) != 12 || out.Precision[0].Stopped != "fixed" || out.Precision[0].Rounds != 3 {
+		t.Errorf("fixed: %d trials, %+v", len(out.Trials), out.Precision)
+	}
+}
+
+func findResult(s *Summary, mode, w string) *ModeResult {
+	for i := range s.Results {
+		if s.Results[i].Mode == mode && s.Results[i].Workload == w {
+			return &s.Results[i]
+		}
+	}
+	return nil
+}
