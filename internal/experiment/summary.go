@@ -269,16 +269,34 @@ func tooNoisy(s *Summary) string {
 		if len(missed) > 1 {
 			line += fmt.Sprintf(" (and %d more)", len(missed)-1)
 		}
-		fix := "; rerun with a larger --budget"
+		fix := "; rerun with a larger --budget or on a quieter machine"
 		if worstNeed > 0 && s.Trials > 0 {
-			fix = fmt.Sprintf("; rerun with --budget %v", time.Duration(float64(s.BudgetS)*float64(worstNeed)/float64(s.Trials)*float64(time.Second)).Round(time.Minute)+time.Minute)
+			need := time.Duration(float64(s.BudgetS)*float64(worstNeed)/float64(s.Trials)*float64(time.Second)).Round(time.Minute) + time.Minute
+			fix = fmt.Sprintf("; rerun with --budget %v or on a quieter machine", need)
+			if need > 10*secs(s.BudgetS) || worstNeed >= maxRounds {
+				fix = fmt.Sprintf("; trials vary by up to %.0f%% (cv), too much for any practical budget: find what else loads this machine, or pin a quieter placement (--cpu, --server-cpu)", maxCV(s)*100)
+			}
 		}
-		parts = append(parts, line+fix+" or on a quieter machine")
+		parts = append(parts, line+fix)
+	}
+	if s.Noise != nil && s.Noise.PressurePct > 10 {
+		parts = append(parts, fmt.Sprintf("tasks waited for a CPU %.0f%% of the time (CPU pressure): something else competes for the CPUs", s.Noise.PressurePct))
 	}
 	if steal > 5 {
 		parts = append(parts, fmt.Sprintf("the hypervisor stole %.0f%% of a pinned CPU: results swing with the neighbours; rerun when the host is quieter", steal))
 	}
 	return strings.Join(parts, "; ")
+}
+
+func secs(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
+
+// maxCV is the largest trial CV of the summary's results.
+func maxCV(s *Summary) float64 {
+	m := 0.0
+	for _, r := range s.Results {
+		m = max(m, r.CV)
+	}
+	return m
 }
 
 // summarizeGroup summarises every mode for one workload and offload
