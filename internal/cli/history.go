@@ -195,11 +195,12 @@ func newCompareCmd(e *env, db *string) *cobra.Command {
 		Short: "Compare two runs, or two configurations inside one run",
 		Long: `Compare prints a benchstat-like table: for each configuration, the median of
 A and of B over their trials with 95% CIs, the change, the p-value
-(Holm-adjusted across the rows) and a verdict: better, worse, no
-significant difference, or too few trials to tell. Two runs are compared
-with Mann-Whitney U; two configurations of one run ran in the same rounds,
-so they are paired by round and tested with Wilcoxon signed-rank on the
-per-round ratios.
+(adjusted across the rows) and a verdict: better, worse, no significant
+difference, or too few trials to tell. Two runs are compared with
+Mann-Whitney U, Holm-adjusted; two configurations of one run ran in the
+same rounds, so they are paired by round and tested with Wilcoxon
+signed-rank on the per-round ratios, Bonferroni-adjusted (the footnote
+names the test).
 
 Two runs: every configuration present in both is compared, A as the base.
 One run and two configuration filters (FIELD=VALUE joined by '/', fields

@@ -25,7 +25,7 @@ type ComparisonRow struct {
 }
 
 // CompareOutcomes compares every configuration present in both runs, a
-// (old) against b (new), on one metric; p-values are Holm-adjusted across
+// (old) against b (new), on one metric (unpaired: Mann-Whitney U); p-values are Holm-adjusted across
 // all rows.
 func CompareOutcomes(a, b *Outcome, metric string) ([]ComparisonRow, error) {
 	keys := configKeys(a)
