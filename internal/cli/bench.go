@@ -1,13 +1,16 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/latlab/latlab/internal/experiment"
 	"github.com/latlab/latlab/internal/probe"
 	"github.com/latlab/latlab/internal/report"
 	"github.com/latlab/latlab/internal/workload"
@@ -20,6 +23,7 @@ func newBenchCmd(e *env) *cobra.Command {
 		size               int
 		jsonOut, quiet     bool
 		attribute          bool
+		calibrate          bool
 		format, netns      string
 		connections        int
 	)
@@ -134,6 +138,14 @@ The default port is %d. Exit codes: 0 ok, 1 run failed, 2 bad usage.`, workload.
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}
+			if calibrate {
+				if f.Changed("cpu") || f.Changed("server-cpu") {
+					return usagef("--calibrate picks --cpu and --server-cpu itself: give one or the other")
+				}
+				if err := calibrateBench(cmd.Context(), e, &cfg, quiet); err != nil {
+					return err
+				}
+			}
 			if e.stderrIsTTY && !quiet {
 				cfg.Progress = func(done, total time.Duration) {
 					fmt.Fprintf(e.stderr, "\r%s %s/%s ", cfg.Workload, done.Round(100*time.Millisecond), total)
@@ -193,6 +205,7 @@ The default port is %d. Exit codes: 0 ok, 1 run failed, 2 bad usage.`, workload.
 	f.BoolVar(&jsonOut, "json", false, "write JSON (same as --format json; schema in docs/bench-json.md)")
 	f.StringVar(&format, "format", report.FormatTable, "output format: table, json or csv")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress line on a terminal")
+	f.BoolVar(&calibrate, "calibrate", false, "first pick the placement as 'latlab lab' does: a few short probes same core vs cross core against the target (the server must be a latlab server that pins on request), the steadier wins; printed on stderr")
 	f.BoolVar(&attribute, "attribute", false, "attach kernel evidence of the measured window: softirqs and softirq time per transaction, drops, retransmits, run-queue delay")
 	return cmd
 }
@@ -217,4 +230,30 @@ func parseCPUList(s string) ([]int, error) {
 		}
 	}
 	return out, nil
+}
+
+// calibrateBench runs lab's placement calibration against the bench's
+// target and pins cfg to the placement chosen for its workload.
+func calibrateBench(ctx context.Context, e *env, cfg *workload.Config, quiet bool) error {
+	allowed, err := workload.AllowedCPUs()
+	if err != nil {
+		return fmt.Errorf("calibrate placement: %w", err)
+	}
+	probe := func(ctx context.Context, w workload.Workload, p experiment.Placement, d, warm time.Duration) (*workload.Result, error) {
+		c := *cfg
+		c.Duration, c.Warmup, c.Interval = d, warm, d
+		c.ClientCPUs, c.ServerCPU, c.NoPin = p.ClientCPUs, p.ServerCPU, false
+		c.Progress, c.Window, c.Rate = nil, nil, 0
+		return workload.Run(ctx, c)
+	}
+	ps, cals, err := experiment.Calibrate(ctx, []workload.Workload{cfg.Workload}, allowed, rand.Uint64(), probe)
+	if err != nil {
+		return err
+	}
+	p := experiment.PlacementsFor(ps, cfg.Workload)[0]
+	cfg.ClientCPUs, cfg.ServerCPU, cfg.NoPin = p.ClientCPUs, p.ServerCPU, false
+	if !quiet {
+		fmt.Fprintf(e.stderr, "calibrated placement: %s\n", cals[0])
+	}
+	return nil
 }

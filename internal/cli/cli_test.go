@@ -256,3 +256,34 @@ func TestBenchInheritedAffinity(t *testing.T) {
 		}
 	}
 }
+
+// bench --calibrate probes same core and cross core against the target,
+// says what it chose and why, and runs pinned there; it refuses to be
+// combined with explicit pins.
+func TestBenchCalibrate(t *testing.T) {
+	addr := startServer(t)
+	code, out, stderr := runCLI(t, "bench", "--target", addr, "--calibrate", "--duration", "200ms", "--warmup", "0s", "--json")
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "calibrated placement: tcp_rr: ") || !strings.Contains(stderr, "CV") {
+		t.Errorf("stderr does not say what was calibrated: %q", stderr)
+	}
+	var r struct {
+		Placement struct {
+			ClientCPUs   []int `json:"client_cpus"`
+			ServerCPU    int   `json:"server_cpu"`
+			ClientPinned bool  `json:"client_pinned"`
+		} `json:"placement"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil || !r.Placement.ClientPinned || len(r.Placement.ClientCPUs) != 1 {
+		t.Fatalf("placement %+v %v", r.Placement, err)
+	}
+	same := strings.Contains(stderr, ": same-core (") || strings.Contains(stderr, ": same-core ")
+	if same != (r.Placement.ClientCPUs[0] == r.Placement.ServerCPU) {
+		t.Errorf("said %q but ran client %v server %d", stderr, r.Placement.ClientCPUs, r.Placement.ServerCPU)
+	}
+	if code, _, _ := runCLI(t, "bench", "--target", addr, "--calibrate", "--cpu", "0"); code != ExitUsage {
+		t.Errorf("--calibrate with --cpu: exit %d, want usage", code)
+	}
+}
