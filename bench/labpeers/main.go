@@ -548,7 +548,7 @@ func main() {
 	if *seed == 0 {
 		*seed = rand.Uint64()
 	}
-	rep := report{Lab: info.Prefix, Kernel: strings.TrimSpace(output("uname", "-r")), CPU: cpuModel(),
+	rep := report{Lab: info.Prefix, Kernel: benchproc.Kernel(), CPU: benchproc.CPUModel(),
 		Planned: *rounds, Seconds: *secs, Size: *size, ClientCPU: *ccpu, ServerCPU: *scpu, Seed: *seed,
 		Baseline: info.Baseline, Endpoints: eps, Skipped: skipped, AgreePoints: agreePoints}
 
@@ -656,21 +656,6 @@ func measure(ctx context.Context, c config, eps []endpoint, srvs []server, round
 		fmt.Fprintf(os.Stderr, "round %d/%d: %d runs in %.0fs\n", round, rounds, len(order), time.Since(start).Seconds())
 	}
 	return d, nil
-}
-
-func output(argv ...string) string {
-	out, _ := exec.Command(argv[0], argv[1:]...).Output()
-	return string(out)
-}
-
-func cpuModel() string {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "model name") {
-			return strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
-		}
-	}
-	return "unknown CPU"
 }
 
 func fatal(err error) {

@@ -71,7 +71,7 @@ func main() {
 	}
 	fmt.Printf("latlab vs C peers: %d interleaved rounds of %ds, %d-byte messages, client CPU %d, server CPU %d\n",
 		*rounds, *dur, *size, *clientCPU, *serverCPU)
-	fmt.Printf("kernel %s, %s\n\n", strings.TrimSpace(run("uname", "-r")), cpuModel())
+	fmt.Printf("kernel %s, %s\n\n", benchproc.Kernel(), benchproc.CPUModel())
 	failed := false
 	for _, p := range paths {
 		m, err := r.path(p, *rounds)
@@ -105,21 +105,6 @@ type runner struct {
 var workloads = []string{"tcp_rr", "udp_rr", "tcp_stream"}
 
 func (r *runner) wants(w string) bool { return len(r.only) == 0 || slices.Contains(r.only, w) }
-
-func run(argv ...string) string {
-	out, _ := exec.Command(argv[0], argv[1:]...).Output()
-	return string(out)
-}
-
-func cpuModel() string {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "model name") {
-			return strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
-		}
-	}
-	return "unknown CPU"
-}
 
 func runOut(ctx context.Context, argv []string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)

@@ -1,10 +1,12 @@
 // Package benchproc holds what the side-by-side benchmark harnesses
-// (bench/peers, bench/httpcmp) share: pinned command lines, the servers
-// they start and stop, the median, and a comparison table's row.
+// (bench/peers, bench/httpcmp, bench/labpeers) share: pinned command
+// lines, the servers they start and stop, the median, a comparison table's
+// row, and the machine's description (kernel, CPU model).
 package benchproc
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -75,4 +77,21 @@ func Row(nameWidth int, name string, latlab, peer []float64) string {
 	}
 	return fmt.Sprintf("  %-*s %12.2f %12.2f %8.3f %8.3f %17s   %s", nameWidth, name, Median(latlab), Median(peer),
 		Median(latlab)/Median(peer), pr.Center, ci, strings.Join(ratios, " "))
+}
+
+// Kernel is `uname -r` ("" if it cannot be run).
+func Kernel() string {
+	out, _ := exec.Command("uname", "-r").Output()
+	return strings.TrimSpace(string(out))
+}
+
+// CPUModel is /proc/cpuinfo's first model name.
+func CPUModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "model name") {
+			return strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
+		}
+	}
+	return "unknown CPU"
 }
