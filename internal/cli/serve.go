@@ -17,7 +17,8 @@ func newServeCmd(e *env) *cobra.Command {
 		listen      string
 		netns       string
 		logLevel    string
-		maxSessions int
+		lim         workload.ServerConfig
+		maxMemoryMB int64
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -30,9 +31,24 @@ It also answers HTTP/1.1 on the same TCP port for the http workload: any
 path gets a 200 with a 64-byte body; ?size=N sets the body size, ?delay=D
 (a duration, at most 10s) delays the answer.
 
-The default listen address is :%d (all addresses, IPv4 and IPv6).
-Bad or slow clients are disconnected with a logged reason; the server keeps
-serving the others. SIGINT or SIGTERM stops it cleanly.`, workload.DefaultPort),
+The default listen address is :%d (all addresses, IPv4 and IPv6), so
+anyone who reaches the port is a client. Every resource a client can make
+the server hold is bounded in total and per client address (one address
+gets at most a quarter of the flows and buffers), and refused with a clear
+status, never by running out:
+  sessions       --max-sessions (64), --max-peer-sessions (16)
+  flows          --max-flows (1024: each is an OS thread), --max-peer-flows (256)
+  buffers        --max-buffer per buffer (4 MiB), --max-memory in all (256 MiB)
+  session length --max-session-time (1h: warm-up + duration)
+  HTTP           --max-http-conns (4096), --max-peer-http-conns (1024),
+                 --http-idle-timeout (15s; 1s above 75%% of the cap),
+                 --http-head-timeout (10s for a whole request head)
+Connections silent for 200ms after connecting take one of 256 header-wait
+slots per address (1024 in all) for up to 5s. udp_rr replies to an address
+other than the one that opened the session are no larger than the request
+(no amplification). Refusals are logged, rate-limited per reason. The
+server's resident memory stays under the bound printed at start;
+docs/security.md explains each limit. SIGINT or SIGTERM stops it cleanly.`, workload.DefaultPort),
 		Example: `  latlab serve
   latlab serve --listen 127.0.0.1:7707
   latlab serve --listen [::1]:0 --log-level debug`,
@@ -50,13 +66,15 @@ serving the others. SIGINT or SIGTERM stops it cleanly.`, workload.DefaultPort),
 				return err
 			}
 			log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: lvl}))
-			srv, err := workload.NewServer(workload.ServerConfig{
-				Listen: listen, NetNS: ns, Logger: log, MaxSessions: maxSessions,
-			})
+			cfg := lim
+			cfg.Listen, cfg.NetNS, cfg.Logger = listen, ns, log
+			cfg.MaxMemory = maxMemoryMB << 20
+			srv, err := workload.NewServer(cfg)
 			if err != nil {
-				return err
+				return usagef("%v", err)
 			}
-			fmt.Fprintf(e.stdout, "latlab %s serving on %s (tcp+udp)\n", Version(), srv.Addr())
+			fmt.Fprintf(e.stdout, "latlab %s serving on %s (tcp+udp); resident memory bounded by %d MiB\n",
+				Version(), srv.Addr(), workload.ServerRSSBound(cfg)>>20)
 			start := time.Now()
 			err = srv.Serve(cmd.Context())
 			log.Info("stopped", "uptime", time.Since(start).Round(time.Millisecond))
@@ -67,7 +85,17 @@ serving the others. SIGINT or SIGTERM stops it cleanly.`, workload.DefaultPort),
 	f.StringVar(&listen, "listen", fmt.Sprintf(":%d", workload.DefaultPort), "TCP and UDP address to listen on (ADDR:PORT; port 0 picks one)")
 	f.StringVar(&netns, "netns", "", "serve inside this network namespace: a name under /var/run/netns, a path (/proc/PID/ns/net), or a running Docker container (name or ID; $DOCKER_HOST)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	f.IntVar(&maxSessions, "max-sessions", 64, "concurrent client runs accepted")
+	f.IntVar(&lim.MaxSessions, "max-sessions", workload.DefaultMaxSessions, "concurrent client runs (sessions) accepted")
+	f.IntVar(&lim.MaxPeerSessions, "max-peer-sessions", workload.DefaultMaxPeerSessions, "concurrent sessions of one client address")
+	f.IntVar(&lim.MaxFlows, "max-flows", workload.DefaultMaxFlows, "data flows of all sessions (each an OS thread; at most 7952)")
+	f.IntVar(&lim.MaxPeerFlows, "max-peer-flows", workload.DefaultMaxPeerFlows, "data flows of one client address")
+	f.IntVar(&lim.MaxBuffer, "max-buffer", workload.DefaultMaxBuffer, "largest request, response or stream buffer (bytes) a session may ask for")
+	f.Int64Var(&maxMemoryMB, "max-memory", workload.DefaultMaxMemory>>20, "buffer memory of all sessions (MiB); one client address gets a quarter")
+	f.DurationVar(&lim.MaxSessionTime, "max-session-time", workload.DefaultMaxSessionTime, "longest warm-up + duration a session may ask for")
+	f.IntVar(&lim.MaxHTTPConns, "max-http-conns", workload.DefaultMaxHTTPConns, "open HTTP connections (beyond: 503)")
+	f.IntVar(&lim.MaxPeerHTTPConns, "max-peer-http-conns", workload.DefaultMaxPeerHTTPConns, "open HTTP connections of one client address")
+	f.DurationVar(&lim.HTTPIdleTimeout, "http-idle-timeout", workload.DefaultHTTPIdleTimeout, "close an idle HTTP keep-alive connection after this")
+	f.DurationVar(&lim.HTTPHeadTimeout, "http-head-timeout", workload.DefaultHTTPHeadTimeout, "longest time a request head may take to arrive (slowloris)")
 	return cmd
 }
 

@@ -807,7 +807,7 @@ func (f *stream) run(r *recorder) error {
 		var n int
 		var err error
 		if f.reverse {
-			n, err = recvBurst(f.fd, f.buf, f.timeout)
+			n, err = recvBurst(f.fd, f.buf, f.timeout, false)
 			if err == io.EOF {
 				return io.ErrUnexpectedEOF
 			}

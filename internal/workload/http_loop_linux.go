@@ -2,6 +2,7 @@ package workload
 
 import (
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"time"
@@ -33,7 +34,8 @@ type httpLoop struct {
 type loopConn struct {
 	fd      int
 	peer    string
-	buf     []byte // request bytes: buf[r:w] not yet answered
+	peerIP  netip.Addr // holds one of its HTTP connection slots (admission)
+	buf     []byte     // request bytes: buf[r:w] not yet answered
 	r, w    int
 	out     []byte // responses: out[sent:] not yet written
 	sent    int
@@ -41,6 +43,7 @@ type loopConn struct {
 	eof     bool  // the client has shut down its side: answer what is buffered, then close
 	polling bool  // waiting for EPOLLOUT instead of EPOLLIN
 	last    int64 // nanotime of the last event, for the idle timeout
+	head0   int64 // nanotime the unanswered head's first byte arrived; 0: none pending
 }
 
 const (
@@ -86,30 +89,36 @@ func newHTTPLoop(s *Server) (*httpLoop, error) {
 }
 
 // add takes c off the Go netpoller and into the loop; pre holds the bytes
-// handleConn already read.
-func (l *httpLoop) add(c *net.TCPConn, pre []byte) {
+// handleConn already read. The connection holds one of peerIP's HTTP
+// connection slots, released when it closes.
+func (l *httpLoop) add(c *net.TCPConn, pre []byte, peerIP netip.Addr) {
 	peer := c.RemoteAddr().String()
 	fd, err := detach(c)
 	if err != nil {
+		l.s.adm.releaseHTTP(peerIP)
 		l.s.cfg.Logger.Warn("http: take over connection", "peer", peer, "err", err)
 		return
 	}
 	if err := unix.SetNonblock(fd, true); err != nil {
+		l.s.adm.releaseHTTP(peerIP)
 		unix.Close(fd)
 		return
 	}
-	lc := &loopConn{fd: fd, peer: peer, buf: make([]byte, httpMaxRequestHead), out: make([]byte, 0, 4096), last: nanotime()}
+	now := nanotime()
+	lc := &loopConn{fd: fd, peer: peer, peerIP: peerIP, buf: make([]byte, httpMaxRequestHead), out: make([]byte, 0, 4096), last: now, head0: now}
 	lc.w = copy(lc.buf, pre)
 	// Under mu, so shutdown (which closes the epoll instance and every
 	// registered descriptor) cannot run in between.
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.conns == nil { // the loop has stopped
+		l.s.adm.releaseHTTP(peerIP)
 		unix.Close(fd)
 		return
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		l.s.adm.releaseHTTP(peerIP)
 		unix.Close(fd)
 		l.s.cfg.Logger.Warn("http: register connection", "peer", peer, "err", err)
 		return
@@ -170,6 +179,9 @@ func (l *httpLoop) event(c *loopConn, ev uint32) {
 		n, err := rawRead(c.fd, c.buf[c.w:])
 		switch {
 		case n > 0:
+			if c.r == c.w {
+				c.head0 = nanotime() // the first byte of a new head
+			}
 			c.w += n
 		case err == unix.EAGAIN || err == unix.EINTR:
 		case err == nil:
@@ -188,6 +200,7 @@ func (l *httpLoop) event(c *loopConn, ev uint32) {
 // returns false once c has left the loop (closed or handed off).
 func (l *httpLoop) serve(c *loopConn) bool {
 	for {
+		r0 := c.r
 		for len(c.out) < httpLoopMaxOut {
 			end := indexCRLFCRLF(c.buf[c.r:c.w])
 			if end < 0 {
@@ -207,6 +220,9 @@ func (l *httpLoop) serve(c *loopConn) bool {
 		}
 		if c.r == c.w {
 			c.r, c.w = 0, 0
+			c.head0 = 0
+		} else if c.r != r0 {
+			c.head0 = nanotime() // what is left is the start of the next head
 		}
 		if len(c.out) == 0 {
 			return true
@@ -268,6 +284,7 @@ func (l *httpLoop) forget(c *loopConn) {
 func (l *httpLoop) closeConn(c *loopConn) {
 	l.forget(c)
 	unix.Close(c.fd)
+	l.s.adm.releaseHTTP(c.peerIP)
 }
 
 // handoff gives c to a goroutine running serveHTTP, which first writes the
@@ -278,6 +295,7 @@ func (l *httpLoop) handoff(c *loopConn) {
 	nc, err := net.FileConn(f) // a duplicate, registered with the netpoller
 	f.Close()
 	if err != nil {
+		l.s.adm.releaseHTTP(c.peerIP)
 		l.s.cfg.Logger.Warn("http: hand connection back", "peer", c.peer, "err", err)
 		return
 	}
@@ -286,8 +304,9 @@ func (l *httpLoop) handoff(c *loopConn) {
 	l.s.wg.Add(1)
 	go func() {
 		defer l.s.wg.Done()
+		defer l.s.adm.releaseHTTP(c.peerIP)
 		if len(owed) > 0 {
-			nc.SetWriteDeadline(time.Now().Add(httpIdleTimeout))
+			nc.SetWriteDeadline(time.Now().Add(httpBodyTimeout))
 			if _, err := nc.Write(owed); err != nil {
 				nc.Close()
 				return
@@ -297,12 +316,16 @@ func (l *httpLoop) handoff(c *loopConn) {
 	}()
 }
 
-// sweepIdle closes connections without an event for httpIdleTimeout.
+// sweepIdle closes connections idle longer than the keep-alive timeout,
+// and those whose request head has been arriving for longer than the head
+// timeout (a client sending a byte now and then: slowloris).
 func (l *httpLoop) sweepIdle(now int64) {
 	var idle []*loopConn
+	idleFor := int64(l.s.adm.httpIdle())
+	headFor := int64(l.s.cfg.HTTPHeadTimeout)
 	l.mu.Lock()
 	for _, c := range l.conns {
-		if now-c.last > int64(httpIdleTimeout) {
+		if now-c.last > idleFor || (c.head0 != 0 && now-c.head0 > headFor) {
 			idle = append(idle, c)
 		}
 	}
@@ -315,8 +338,9 @@ func (l *httpLoop) sweepIdle(now int64) {
 func (l *httpLoop) shutdown() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for fd := range l.conns {
+	for fd, c := range l.conns {
 		unix.Close(int(fd))
+		l.s.adm.releaseHTTP(c.peerIP)
 	}
 	l.conns = nil
 	unix.Close(l.epfd)

@@ -29,7 +29,7 @@ const (
 	HTTPDefaultBodySize = 64
 	MaxHTTPBody         = 64 << 20
 	MaxHTTPDelay        = 10 * time.Second
-	httpIdleTimeout     = 60 * time.Second
+	httpBodyTimeout     = 60 * time.Second // per read of a request body, and per write of a response
 	httpMaxRequestHead  = 16 << 10
 )
 
@@ -56,8 +56,15 @@ func (s *Server) serveHTTP(c net.Conn, pre []byte) {
 	r := 0
 	out := make([]byte, 0, 4096)
 	for {
-		// Read a request head.
+		// Read a request head: the keep-alive idle timeout until its first
+		// byte, then HTTPHeadTimeout for the whole head (per-read
+		// deadlines would let a client send a byte every few seconds
+		// forever).
 		end := -1
+		var headDeadline time.Time
+		if r < w {
+			headDeadline = time.Now().Add(s.cfg.HTTPHeadTimeout)
+		}
 		for {
 			if end = indexCRLFCRLF(buf[r:w]); end >= 0 {
 				break
@@ -70,10 +77,17 @@ func (s *Server) serveHTTP(c net.Conn, pre []byte) {
 				s.httpError(c, 431, "request header too large")
 				return
 			}
-			c.SetReadDeadline(time.Now().Add(httpIdleTimeout))
+			if headDeadline.IsZero() {
+				c.SetReadDeadline(time.Now().Add(s.adm.httpIdle()))
+			} else {
+				c.SetReadDeadline(headDeadline)
+			}
 			n, err := c.Read(buf[w:])
 			if n == 0 && err != nil {
 				return
+			}
+			if headDeadline.IsZero() {
+				headDeadline = time.Now().Add(s.cfg.HTTPHeadTimeout)
 			}
 			w += n
 		}
@@ -84,6 +98,11 @@ func (s *Server) serveHTTP(c net.Conn, pre []byte) {
 			s.httpError(c, 400, "bad request")
 			return
 		}
+		if req.chunked && req.hasLength {
+			// RFC 9112 §6.1: both framings at once is how requests are smuggled.
+			s.httpError(c, 400, "bad request: both Transfer-Encoding and Content-Length")
+			return
+		}
 		// Discard the request body.
 		if req.chunked {
 			s.httpError(c, 411, "chunked request bodies are not supported; send Content-Length")
@@ -92,7 +111,7 @@ func (s *Server) serveHTTP(c net.Conn, pre []byte) {
 		for req.bodyLen > 0 {
 			if r == w {
 				r, w = 0, 0
-				c.SetReadDeadline(time.Now().Add(httpIdleTimeout))
+				c.SetReadDeadline(time.Now().Add(httpBodyTimeout))
 				n, err := c.Read(buf)
 				if n == 0 && err != nil {
 					return
@@ -120,12 +139,13 @@ func (s *Server) serveHTTP(c net.Conn, pre []byte) {
 			out = append(out, httpBody[:k]...)
 			body -= int64(k)
 		}
-		c.SetWriteDeadline(time.Now().Add(httpIdleTimeout))
+		c.SetWriteDeadline(time.Now().Add(httpBodyTimeout))
 		if _, err := c.Write(out); err != nil {
 			return
 		}
 		for body > 0 {
 			k := min(body, int64(len(httpBody)))
+			c.SetWriteDeadline(time.Now().Add(httpBodyTimeout))
 			if _, err := c.Write(httpBody[:k]); err != nil {
 				return
 			}
@@ -138,7 +158,7 @@ func (s *Server) serveHTTP(c net.Conn, pre []byte) {
 }
 
 func (s *Server) httpError(c net.Conn, code int, msg string) {
-	s.cfg.Logger.Warn("http request refused", "peer", c.RemoteAddr().String(), "status", code, "reason", msg)
+	s.rlog.Warn(msg, "http request refused", "peer", c.RemoteAddr().String(), "status", code)
 	b := []byte("HTTP/1.1 " + strconv.Itoa(code) + " " + msg + "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 	c.SetWriteDeadline(time.Now().Add(time.Second))
 	c.Write(b)
@@ -156,11 +176,17 @@ func appendHTTPHead(out []byte, req httpRequest) []byte {
 
 type httpRequest struct {
 	head, chunked, close bool
+	hasLength            bool // a Content-Length header was present
 	bodyLen, size        int64
 	delay                time.Duration
 }
 
-// parseHTTPRequest parses a request head (without the final CRLFCRLF).
+// parseHTTPRequest parses a request head (without the final CRLFCRLF). It
+// refuses (false) what RFC 9112 says a server must reject: Content-Length
+// headers that disagree (a smuggling vector: §6.3), an HTTP/1.1 request
+// without exactly one Host header (§3.2), a malformed line. A request with
+// both Transfer-Encoding and Content-Length is returned with chunked and
+// hasLength set, for the caller to refuse.
 func parseHTTPRequest(head []byte) (httpRequest, bool) {
 	req := httpRequest{size: HTTPDefaultBodySize}
 	line, rest := head, []byte(nil)
@@ -176,10 +202,12 @@ func parseHTTPRequest(head []byte) (httpRequest, bool) {
 		return req, false
 	}
 	method, target, proto := line[:sp1], line[sp1+1:sp1+1+sp2], line[sp1+2+sp2:]
+	hosts := 0
 	switch string(proto) {
 	case "HTTP/1.1":
 	case "HTTP/1.0":
 		req.close = true
+		hosts = -1 // Host is optional before 1.1
 	default:
 		return req, false
 	}
@@ -218,10 +246,14 @@ func parseHTTPRequest(head []byte) (httpRequest, bool) {
 		switch {
 		case asciiEqualFold(name, "content-length"):
 			v, ok := parseDec(val)
-			if !ok {
+			if !ok || (req.hasLength && v != req.bodyLen) {
 				return req, false
 			}
-			req.bodyLen = v
+			req.bodyLen, req.hasLength = v, true
+		case asciiEqualFold(name, "host"):
+			if hosts >= 0 {
+				hosts++
+			}
 		case asciiEqualFold(name, "transfer-encoding"):
 			req.chunked = true
 		case asciiEqualFold(name, "connection"):
@@ -231,6 +263,9 @@ func parseHTTPRequest(head []byte) (httpRequest, bool) {
 				req.close = false
 			}
 		}
+	}
+	if hosts == 0 || hosts > 1 {
+		return req, false
 	}
 	return req, true
 }

@@ -431,24 +431,38 @@ func TestHTTPServeLoop(t *testing.T) {
 		return "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: " + strconv.Itoa(size) + extra + "\r\n\r\n"
 	}
 	body := func(n int) string { return strings.Repeat("x", n) }
+	const bad400 = "HTTP/1.1 400 bad request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 	big := 100000
 	for _, tc := range []struct {
 		name, send string
 		half       bool
 		want       string
 	}{
-		{"pipelined", "GET /?size=3 HTTP/1.1\r\nHost: a\r\n\r\nHEAD / HTTP/1.1\r\n\r\nGET /?size=0 HTTP/1.1\r\nConnection: close\r\n\r\n", false,
+		{"pipelined", "GET /?size=3 HTTP/1.1\r\nHost: a\r\n\r\nHEAD / HTTP/1.1\r\nHost: a\r\n\r\nGET /?size=0 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", false,
 			head(3, "") + "xxx" + head(64, "") + head(0, "\r\nConnection: close")},
 		{"http/1.0", "GET /?size=5 HTTP/1.0\r\n\r\n", false, head(5, "\r\nConnection: close") + body(5)},
-		{"half-closed client", "GET /?size=2 HTTP/1.1\r\n\r\nGET /?size=1 HTTP/1.1\r\n\r\n", true, head(2, "") + "xx" + head(1, "") + "x"},
-		{"hand-off keeps order", "GET /?size=1 HTTP/1.1\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /?size=2&delay=1ms HTTP/1.1\r\n\r\n" +
-			"GET /?size=" + strconv.Itoa(big) + " HTTP/1.1\r\n\r\nGET /?size=4 HTTP/1.1\r\nConnection: close\r\n\r\n", false,
+		{"half-closed client", "GET /?size=2 HTTP/1.1\r\nHost: a\r\n\r\nGET /?size=1 HTTP/1.1\r\nHost: a\r\n\r\n", true, head(2, "") + "xx" + head(1, "") + "x"},
+		{"hand-off keeps order", "GET /?size=1 HTTP/1.1\r\nHost: a\r\n\r\nPOST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET /?size=2&delay=1ms HTTP/1.1\r\nHost: a\r\n\r\n" +
+			"GET /?size=" + strconv.Itoa(big) + " HTTP/1.1\r\nHost: a\r\n\r\nGET /?size=4 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", false,
 			head(1, "") + "x" + head(64, "") + body(64) + head(2, "") + "xx" + head(big, "") + body(big) + head(4, "\r\nConnection: close") + "xxxx"},
-		{"half-closed, more than the output cap", strings.Repeat("GET /?size=16384 HTTP/1.1\r\n\r\n", 10), true,
+		{"half-closed, more than the output cap", strings.Repeat("GET /?size=16384 HTTP/1.1\r\nHost: a\r\n\r\n", 10), true,
 			strings.Repeat(head(16384, "")+body(16384), 10)},
-		{"malformed", "GET /?size=1 HTTP/1.1\r\n\r\nNONSENSE\r\n\r\n", false,
+		{"malformed", "GET /?size=1 HTTP/1.1\r\nHost: a\r\n\r\nNONSENSE\r\n\r\n", false,
 			head(1, "") + "x" + "HTTP/1.1 400 bad request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"},
-		{"head too large", "GET / HTTP/1.1\r\nX: " + strings.Repeat("a", httpMaxRequestHead) + "\r\n\r\n", false,
+		// RFC 9112: disagreeing Content-Lengths (§6.3), both framings
+		// (§6.1) and a missing or repeated Host (§3.2) are refused; the
+		// smuggled second request is never executed.
+		{"content-length 27 then 0", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 27\r\nContent-Length: 0\r\n\r\n" +
+			"GET /?size=9 HTTP/1.1\r\nHost: a\r\n\r\n", false, bad400},
+		{"content-length 0 then 27", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nContent-Length: 27\r\n\r\n" +
+			"GET /?size=9 HTTP/1.1\r\nHost: a\r\n\r\n", false, bad400},
+		{"same content-length twice", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi", false,
+			head(64, "\r\nConnection: close") + body(64)},
+		{"transfer-encoding and content-length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", false,
+			"HTTP/1.1 400 bad request: both Transfer-Encoding and Content-Length\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"},
+		{"http/1.1 without host", "GET / HTTP/1.1\r\n\r\n", false, bad400},
+		{"two hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", false, bad400},
+		{"head too large", "GET / HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("a", httpMaxRequestHead) + "\r\n\r\n", false,
 			"HTTP/1.1 431 request header too large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -31,8 +31,10 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[uint64]*session
 
-	pending chan struct{}
-	wg      sync.WaitGroup
+	adm      *admission      // what each client holds: sessions, flows, buffers, connections
+	inflight atomic.Int64    // connections whose header has not been read yet
+	rlog     *rateLimitedLog // refusals, rate-limited per reason
+	wg       sync.WaitGroup
 
 	httpOnce sync.Once
 	hloop    *httpLoop // nil if it could not start: serveHTTP per connection
@@ -45,10 +47,12 @@ type session struct {
 	id       uint64
 	hello    Hello
 	peer     string
+	peerIP   netip.Addr // the control connection's address: limits and UDP replies are judged by it
 	deadline time.Time
 	cpus     []int // server CPU per flow, -1 = unpinned
 	resp     []byte
 	stop     atomic.Bool
+	crr      atomic.Int32 // tcp_crr transactions in progress
 
 	mu       sync.Mutex
 	attached []bool
@@ -72,6 +76,9 @@ const maxStalls = 100
 // NewServer binds the TCP and UDP sockets (inside cfg.NetNS, if set).
 func NewServer(cfg ServerConfig) (*Server, error) {
 	cfg.defaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("server limits: %w", err)
+	}
 	allowed, err := AllowedCPUs()
 	if err != nil {
 		return nil, err
@@ -80,9 +87,10 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		cfg:      cfg,
 		allowed:  allowed,
 		sessions: make(map[uint64]*session),
-		pending:  make(chan struct{}, cfg.MaxPending),
 		done:     make(chan struct{}),
 	}
+	s.adm = newAdmission(&s.cfg)
+	s.rlog = newRateLimitedLog(cfg.Logger, cfg.Now)
 	if err := inNetNS(cfg.NetNS, s.listen); err != nil {
 		return nil, err
 	}
@@ -218,17 +226,17 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 			break
 		}
-		select {
-		case s.pending <- struct{}{}:
-		default:
-			s.cfg.Logger.Warn("closed connection", "peer", c.RemoteAddr().String(), "reason", "too many connections awaiting their header")
+		if s.inflight.Add(1) > int64(s.cfg.MaxPending)*4 {
+			s.inflight.Add(-1)
+			s.rlog.Warn("too many connections awaiting their header", "closed connection", "peer", c.RemoteAddr().String())
 			c.Close()
 			continue
 		}
+		peer := peerOf(c.RemoteAddr().(*net.TCPAddr).AddrPort())
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.handleConn(c)
+			s.handleConn(c, peer)
 		}()
 	}
 	s.mu.Lock()
@@ -241,34 +249,63 @@ func (s *Server) Serve(ctx context.Context) error {
 }
 
 func (s *Server) refuse(c net.Conn, reason string, args ...any) {
-	s.cfg.Logger.Warn("closed connection", append([]any{"peer", c.RemoteAddr().String(), "reason", reason}, args...)...)
+	s.rlog.Warn(reason, "closed connection", append([]any{"peer", c.RemoteAddr().String()}, args...)...)
 	c.Close()
 }
 
 // handleConn reads a connection's header and dispatches it.
-func (s *Server) handleConn(c net.Conn) {
-	released := false
+//
+// A client that sends its header within quickHeader (every latlab client
+// and HTTP client writes at once after connecting) never waits for a slot,
+// so a burst of a thousand connections from one address is served. A
+// connection still silent after quickHeader takes one of peer's
+// header-wait slots (MaxPeerPending of them, MaxPending in all) for the
+// rest of its handshake timeout, or is closed: idle connections cannot
+// crowd out other clients.
+func (s *Server) handleConn(c net.Conn, peer netip.Addr) {
+	released, slot := false, false
 	release := func() {
 		if !released {
 			released = true
-			<-s.pending
+			s.inflight.Add(-1)
+			if slot {
+				s.adm.releasePending(peer)
+			}
 		}
 	}
 	defer release()
-	c.SetReadDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	start := time.Now()
+	c.SetReadDeadline(start.Add(min(quickHeader, s.cfg.HandshakeTimeout)))
 	hdr := make([]byte, helloLen)
-	if _, err := io.ReadFull(c, hdr[:8]); err != nil {
+	n, err := io.ReadFull(c, hdr[:8])
+	if ne, ok := err.(net.Error); ok && ne.Timeout() && quickHeader < s.cfg.HandshakeTimeout {
+		wait, ok := s.adm.admitPending(peer)
+		if !ok {
+			s.refuse(c, "too many connections awaiting their header")
+			return
+		}
+		slot = true
+		c.SetReadDeadline(start.Add(wait))
+		_, err = io.ReadFull(c, hdr[n:8])
+	}
+	if err != nil {
 		s.refuse(c, "no header", "err", err)
 		return
 	}
 	if [4]byte(hdr[:4]) != Magic && isHTTPMethod(hdr[:8]) {
 		release()
+		if err := s.adm.admitHTTP(peer); err != nil {
+			s.httpError(c, 503, "too many connections")
+			s.refuse(c, "http connection limit", "err", err)
+			return
+		}
 		if tc, ok := c.(*net.TCPConn); ok {
 			if l := s.httpLoop(); l != nil {
-				l.add(tc, hdr[:8]) // http_loop_linux.go
+				l.add(tc, hdr[:8], peer) // http_loop_linux.go
 				return
 			}
 		}
+		defer s.adm.releaseHTTP(peer)
 		s.serveHTTP(c, hdr[:8]) // http_server_linux.go
 		return
 	}
@@ -283,6 +320,11 @@ func (s *Server) handleConn(c net.Conn) {
 			return
 		}
 		h, status, err := DecodeHello(hdr)
+		if err == nil {
+			if err = s.checkLimits(h); err != nil {
+				status = StatusBadRequest
+			}
+		}
 		if err != nil {
 			rep := HelloReply{Status: status, Message: err.Error()}
 			b, _ := rep.MarshalBinary()
@@ -292,7 +334,7 @@ func (s *Server) handleConn(c net.Conn) {
 			return
 		}
 		release()
-		s.handleControl(c, h)
+		s.handleControl(c, h, peer)
 	case kindAttach, kindCRR:
 		if _, err := io.ReadFull(c, hdr[8:attachLen]); err != nil {
 			s.refuse(c, "short attach", "err", err)
@@ -313,6 +355,15 @@ func (s *Server) handleConn(c net.Conn) {
 				s.refuse(c, "crr transaction does not match its session", "session", ss.id)
 				return
 			}
+			// A closed-loop client has at most one transaction per flow
+			// open (plus a few the server has answered but not yet closed).
+			if n := ss.crr.Add(1); n > int32(ss.hello.Flows)+crrSlack {
+				ss.crr.Add(-1)
+				s.refuse(c, "too many crr transactions open for the session's flows", "session", ss.id)
+				return
+			}
+			defer ss.crr.Add(-1)
+			release()
 			s.serveCRR(c, ss)
 			return
 		}
@@ -375,7 +426,7 @@ func (s *Server) cpuFor(h Hello, flow int) int {
 
 // handleControl runs one session's control connection: reply to the Hello,
 // wait for End, report the server's account.
-func (s *Server) handleControl(c net.Conn, h Hello) {
+func (s *Server) handleControl(c net.Conn, h Hello, peer netip.Addr) {
 	defer c.Close()
 	reply := func(r HelloReply) {
 		b, _ := r.MarshalBinary()
@@ -388,12 +439,22 @@ func (s *Server) handleControl(c net.Conn, h Hello) {
 		s.cfg.Logger.Warn("refused session", "peer", c.RemoteAddr().String(), "reason", msg)
 		return
 	}
+	// Admission first: nothing the session asks for is allocated before
+	// the limits have accepted it.
+	cost := costOf(h)
+	if err := s.adm.admitSession(peer, cost); err != nil {
+		reply(HelloReply{Status: StatusBusy, Message: err.Error()})
+		s.rlog.Warn("session limit", "refused session", "peer", c.RemoteAddr().String(), "err", err)
+		return
+	}
+	defer s.adm.releaseSession(peer, cost)
 	var idb [8]byte
 	rand.Read(idb[:])
 	ss := &session{
 		id:       binary.BigEndian.Uint64(idb[:]),
 		hello:    h,
 		peer:     c.RemoteAddr().String(),
+		peerIP:   peer,
 		deadline: time.Now().Add(h.Warmup + h.Duration + s.cfg.Grace),
 		attached: make([]bool, h.Flows),
 		cpus:     make([]int, h.Flows),
@@ -408,12 +469,6 @@ func (s *Server) handleControl(c net.Conn, h Hello) {
 	}
 	ss.resp = make([]byte, respSize)
 	s.mu.Lock()
-	if len(s.sessions) >= s.cfg.MaxSessions {
-		s.mu.Unlock()
-		reply(HelloReply{Status: StatusBusy, Message: fmt.Sprintf("server has %d sessions running", s.cfg.MaxSessions)})
-		s.cfg.Logger.Warn("refused session", "peer", ss.peer, "reason", "busy")
-		return
-	}
 	s.sessions[ss.id] = ss
 	s.mu.Unlock()
 	defer func() {
@@ -566,11 +621,14 @@ func detach(c *net.TCPConn) (int, error) {
 }
 
 func (s *Server) rrLoop(fd int, ss *session) {
-	req := make([]byte, ss.hello.ReqSize)
+	// The request is read and discarded in chunks: the server's buffer
+	// does not grow with what the client asks for.
+	req := make([]byte, min(ss.hello.ReqSize, rrReadChunk))
+	size := int(ss.hello.ReqSize)
 	var n uint64
 	defer func() { ss.txns.Add(n) }()
 	for {
-		err := readFull(fd, req, maxStalls)
+		err := readDiscard(fd, req, size, maxStalls)
 		if err == errTimeout {
 			if ss.stopped() {
 				return
@@ -598,7 +656,7 @@ func streamRecv(fd int, ss *session) {
 		return
 	}
 	for {
-		n, err := recvBurst(fd, buf, pollInterval)
+		n, err := recvBurst(fd, buf, pollInterval, true)
 		total += uint64(n)
 		if err != nil {
 			return // EOF or error
@@ -609,19 +667,31 @@ func streamRecv(fd int, ss *session) {
 	}
 }
 
+// streamSend writes on the non-blocking socket while it takes data; when
+// it is full (the client reads slower, or not at all) it waits in a poll
+// that releases the thread's P, so a client that stops reading cannot hold
+// up the goroutines serving other clients.
 func streamSend(fd int, ss *session) {
 	var total uint64
 	defer func() { ss.bytes.Add(total) }()
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return
+	}
 	for !ss.stopped() {
 		n, err := rawWrite(fd, ss.resp)
 		if n > 0 {
 			total += uint64(n)
 			continue
 		}
-		if err == unix.EAGAIN || err == unix.EINTR {
-			continue
+		switch err {
+		case unix.EINTR:
+		case unix.EAGAIN:
+			if pollFor(fd, unix.POLLOUT, pollInterval, true) != nil {
+				return
+			}
+		default:
+			return // the client closed: EPIPE or ECONNRESET
 		}
-		return // the client closed: EPIPE or ECONNRESET
 	}
 }
 
@@ -650,7 +720,7 @@ func (s *Server) udpLoop() {
 		}
 		ss := s.lookup(a.Session)
 		if ss == nil || ss.hello.Workload != UDPRR {
-			s.cfg.Logger.Warn("ignored udp attach", "peer", from.String(), "reason", "unknown session")
+			s.rlog.Warn("udp attach to unknown session", "ignored udp attach", "peer", from.String())
 			continue
 		}
 		if err := ss.claim(a.Flow); err != nil {
@@ -706,8 +776,17 @@ func (s *Server) serveUDPFlow(ss *session, a Attach, peer netip.AddrPort) {
 		log.Warn("udp flow: ack", "err", err)
 		return
 	}
-	buf := make([]byte, 65536)
+	buf := make([]byte, udpFlowBuffer)
 	resp := make([]byte, ss.hello.RespSize)
+	// A datagram peer other than the address that opened the session over
+	// TCP may be a spoofed victim: its replies are no larger than what it
+	// sent (DefaultUDPForeignReply × the request), so the server cannot be
+	// used to amplify traffic toward someone else.
+	foreign := peerOf(peer) != ss.peerIP
+	if foreign {
+		s.rlog.Warn("udp flow from another address than its session", "udp replies bounded by request size",
+			"peer", peer.String(), "session_peer", ss.peerIP.String())
+	}
 	cpu0 := threadCPU()
 	var received, answered uint64
 	drop := uint64(s.cfg.DropEvery)
@@ -734,10 +813,29 @@ func (s *Server) serveUDPFlow(ss *session, a Attach, peer netip.AddrPort) {
 			continue
 		}
 		copy(resp[:MinUDPSize], buf[:MinUDPSize])
-		if _, err := unix.Write(fd, resp); err == nil {
+		out := resp
+		if foreign && len(out) > n*DefaultUDPForeignReply {
+			out = out[:n*DefaultUDPForeignReply]
+		}
+		if _, err := unix.Write(fd, out); err == nil {
 			answered++
 		}
 	}
 	ss.cpuTime.Add(int64(threadCPU() - cpu0))
 	ss.txns.Add(answered)
+}
+
+// checkLimits refuses a Hello the server's own limits do not allow (the
+// protocol's are checked by DecodeHello).
+func (s *Server) checkLimits(h Hello) error {
+	buf := uint32(s.cfg.MaxBuffer)
+	if h.ReqSize > buf || h.RespSize > buf {
+		return fmt.Errorf("%w: request %d / response %d bytes: this server allows at most %d per buffer (serve --max-buffer)",
+			ErrProtocol, h.ReqSize, h.RespSize, buf)
+	}
+	if h.Warmup+h.Duration > s.cfg.MaxSessionTime {
+		return fmt.Errorf("%w: warm-up %v + duration %v: this server allows sessions of at most %v (serve --max-session-time)",
+			ErrProtocol, h.Warmup, h.Duration, s.cfg.MaxSessionTime)
+	}
+	return nil
 }

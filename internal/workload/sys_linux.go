@@ -228,6 +228,38 @@ func readFull(fd int, buf []byte, maxStalls int) error {
 	return nil
 }
 
+// readDiscard reads size bytes from the blocking socket fd into buf,
+// len(buf) at a time, keeping none: readFull's contract for a message
+// larger than the buffer.
+func readDiscard(fd int, buf []byte, size, maxStalls int) error {
+	if size <= len(buf) {
+		return readFull(fd, buf[:size], maxStalls)
+	}
+	for got := 0; got < size; {
+		k := min(len(buf), size-got)
+		err := readFull(fd, buf[:k], maxStalls)
+		if got > 0 && (err == errTimeout || err == io.EOF) {
+			if err == io.EOF {
+				return io.ErrUnexpectedEOF
+			}
+			// Mid-message: keep waiting, within the stall bound.
+			stalled := 1
+			for err == errTimeout && stalled <= maxStalls {
+				err = readFull(fd, buf[:k], maxStalls)
+				stalled++
+			}
+			if err == errTimeout {
+				return fmt.Errorf("read stalled mid-message after %d of %d bytes: %w", got, size, errTimeout)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		got += k
+	}
+	return nil
+}
+
 // writeFull writes all of buf to the blocking socket fd. A write to a peer
 // that has gone returns EPIPE: the Go runtime ignores SIGPIPE for every file
 // descriptor but stdout and stderr.
@@ -292,12 +324,14 @@ func rawWrite(fd int, buf []byte) (int, error) {
 // with BBR (cwnd bound to a few µs of min RTT) the stream settled ~4-7%
 // below iperf3's on both veth and loopback. With this structure it matches
 // iperf3 (docs/design.md, "tcp_stream receive loop").
-func recvBurst(fd int, buf []byte, timeout time.Duration) (int, error) {
-	pfd := unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
-	ts := unix.NsecToTimespec(timeout.Nanoseconds())
-	_, _, e := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
-	if e != 0 && e != unix.EINTR {
-		return 0, fmt.Errorf("poll: %w", e)
+//
+// With yield set the wait, when the socket is not readable at once, goes
+// through the runtime (entersyscall), so a blocked wait releases its P:
+// the server uses it, where one idle client's flow must not hold up the
+// goroutines serving the others.
+func recvBurst(fd int, buf []byte, timeout time.Duration, yield bool) (int, error) {
+	if err := pollFor(fd, unix.POLLIN, timeout, yield); err != nil {
+		return 0, err
 	}
 	got := 0
 	for got < len(buf) {
@@ -315,4 +349,29 @@ func recvBurst(fd int, buf []byte, timeout time.Duration) (int, error) {
 		}
 	}
 	return got, nil
+}
+
+// pollFor waits up to timeout for fd to report events. Without yield the
+// wait is a raw ppoll(2) that keeps the thread's P (see rawRead); with it a
+// socket that is not ready at once is waited for through the runtime, so
+// the P is free for other goroutines meanwhile. A timeout or a signal is
+// not an error.
+func pollFor(fd int, events int16, timeout time.Duration, yield bool) error {
+	pfd := unix.PollFd{Fd: int32(fd), Events: events}
+	var ts unix.Timespec
+	if !yield {
+		ts = unix.NsecToTimespec(timeout.Nanoseconds())
+	}
+	n, _, e := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+	if e != 0 && e != unix.EINTR {
+		return fmt.Errorf("poll: %w", e)
+	}
+	if !yield || n > 0 {
+		return nil
+	}
+	ts = unix.NsecToTimespec(timeout.Nanoseconds())
+	if _, err := unix.Ppoll([]unix.PollFd{pfd}, &ts, nil); err != nil && err != unix.EINTR {
+		return fmt.Errorf("poll: %w", err)
+	}
+	return nil
 }
