@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -136,25 +137,141 @@ func newRunsCmd(e *env, db *string) *cobra.Command {
 				return err
 			}
 			defer st.Close()
+			if limit < 0 {
+				return usagef("--limit %d: want 0 (all) or more", limit)
+			}
 			runs, err := st.Runs(cmd.Context(), store.RunFilter{Limit: limit})
+			if err != nil {
+				return err
+			}
+			ids := make([]int64, len(runs))
+			for i, r := range runs {
+				ids[i] = r.ID
+			}
+			counts, err := st.TrialCounts(cmd.Context(), ids)
 			if err != nil {
 				return err
 			}
 			var out []report.RunInfo
 			for _, r := range runs {
-				ts, err := st.Trials(cmd.Context(), r.ID)
-				if err != nil {
-					return err
-				}
 				out = append(out, report.RunInfo{ID: r.ID, Started: r.Started, Finished: r.Finished, Status: string(r.Status),
-					SpecName: r.SpecName, Kind: r.Kind, Trials: len(ts), Seed: r.Seed, Version: r.Version})
+					SpecName: r.SpecName, Kind: r.Kind, Trials: counts[r.ID].Trials, Seed: r.Seed, Version: r.Version})
 			}
 			return report.WriteRuns(e.stdout, format, out)
 		},
 	}
 	formatFlag(cmd, &format, &jsonOut)
 	cmd.Flags().IntVar(&limit, "limit", 50, "show at most this many runs (0: all)")
+	cmd.AddCommand(newRunsPruneCmd(e, db))
 	return cmd
+}
+
+// newRunsPruneCmd is `latlab runs prune --older-than AGE`.
+func newRunsPruneCmd(e *env, db *string) *cobra.Command {
+	var (
+		olderThan string
+		force     bool
+		dryRun    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "prune --older-than AGE",
+		Short: "Delete runs older than AGE, with their trials",
+		Long: `Prune deletes from the database (--db) every run started more than AGE ago,
+with everything that belongs to it: its trials and their histograms, its
+environment and the annotations about it. It is one transaction: an error
+or a crash deletes nothing.
+
+Kept unless --force:
+  - runs an open alert refers to (the run that opened it, or the latest run
+    that still showed it): the alert's evidence;
+  - runs pinned as a job's baseline in the database.
+A watch config's 'baseline: {pinned: RUN}' is not in the database: prune
+cannot see it, so check such configs against --dry-run first.
+Never deleted: runs still running. Resolved alerts stay in the history,
+referring to no run; annotations about no run in particular stay.
+
+AGE is a duration: 90d, 2w, 36h, 1h30m (d is 24h, w is 7d). --dry-run
+prints what would go. The file does not shrink: sqlite reuses the pages.`,
+		Example: `  latlab runs prune --older-than 90d --dry-run
+  latlab runs prune --older-than 90d
+  latlab runs prune --older-than 2w --force`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("older-than") {
+				return usagef("--older-than AGE is required (e.g. --older-than 90d)")
+			}
+			age, err := parseAge(olderThan)
+			if err != nil {
+				return usageError{fmt.Errorf("--older-than: %w", err)}
+			}
+			st, err := openStore(cmd.Context(), *db)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			cutoff := time.Now().Add(-age)
+			res, err := st.DeleteRunsOlderThan(cmd.Context(), cutoff, store.PruneOptions{Force: force, DryRun: dryRun})
+			if err != nil {
+				return err
+			}
+			verb := "deleted"
+			if dryRun {
+				verb = "would delete"
+			}
+			fmt.Fprintf(e.stdout, "%s %d runs started before %s (%d trials, %d environments, %d annotations",
+				verb, res.Runs, cutoff.Local().Format("2006-01-02 15:04:05"), res.Trials, res.Environments, res.Annotations)
+			if res.Baselines > 0 {
+				fmt.Fprintf(e.stdout, ", %d pinned baselines", res.Baselines)
+			}
+			fmt.Fprintln(e.stdout, ")")
+			if len(res.Protected) > 0 {
+				ids := make([]string, len(res.Protected))
+				for i, id := range res.Protected {
+					ids[i] = strconv.FormatInt(id, 10)
+				}
+				fmt.Fprintf(e.stdout, "kept %d runs that open alerts or pinned baselines refer to: %s (--force deletes them too)\n",
+					len(ids), strings.Join(ids, ", "))
+			}
+			if res.Running > 0 {
+				fmt.Fprintf(e.stdout, "kept %d runs still running\n", res.Running)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&olderThan, "older-than", "", "delete runs started more than this long ago: 90d, 2w, 36h (required)")
+	cmd.Flags().BoolVar(&force, "force", false, "also delete runs that open alerts or pinned baselines refer to")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be deleted, delete nothing")
+	return cmd
+}
+
+// maxPruneDays bounds a prune age in days (a century; time.Duration ends
+// at 292 years).
+const maxPruneDays = 36500
+
+// parseAge parses a prune age: a Go duration, or a whole number of days
+// (90d) or weeks (2w). It must be positive.
+func parseAge(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	var d time.Duration
+	if n, unit := strings.TrimRight(s, "dw"), strings.TrimLeft(s, "0123456789"); (unit == "d" || unit == "w") && n != "" {
+		v, err := strconv.ParseInt(n, 10, 64)
+		if unit == "w" && err == nil {
+			v *= 7
+		}
+		if err != nil || v > maxPruneDays {
+			return 0, fmt.Errorf("%q: want at most %dd", s, maxPruneDays)
+		}
+		d = time.Duration(v) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			return 0, fmt.Errorf("%q: want a duration such as 90d, 2w or 36h", s)
+		}
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("%q: want a positive age", s)
+	}
+	return d, nil
 }
 
 func newShowCmd(e *env, db *string) *cobra.Command {

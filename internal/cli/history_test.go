@@ -204,3 +204,109 @@ func TestLabStoredSpecReruns(t *testing.T) {
 		t.Errorf("rerun seed %d, want 77", second.Seed)
 	}
 }
+
+// `latlab runs prune`: a dry run deletes nothing, a prune deletes the old
+// runs with their trials but keeps what an open alert refers to, --force
+// deletes that too; bad ages are usage errors.
+func TestRunsPrune(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "p.db")
+	st, err := store.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	now := time.Now()
+	mk := func(age time.Duration) int64 {
+		r := store.Run{Kind: "watch", JobName: "j", Started: now.Add(-age), Finished: now.Add(-age + time.Minute), Status: store.StatusComplete}
+		if _, err := st.CreateRun(ctx, &r); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2 {
+			if _, err := st.AddTrial(ctx, &store.Trial{RunID: r.ID, Round: i, Mode: "host", Workload: "tcp_rr"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return r.ID
+	}
+	day := 24 * time.Hour
+	old, alerted, recent := mk(100*day), mk(95*day), mk(day)
+	if _, err := st.OpenAlert(ctx, &store.Alert{Job: "j", ConfigKey: "k", Metric: "rate", RunID: alerted}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	left := func() []int64 {
+		s, err := store.Open(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		runs, err := s.Runs(ctx, store.RunFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []int64
+		for _, r := range runs {
+			ids = append(ids, r.ID)
+		}
+		return ids
+	}
+	for _, bad := range []string{"", "0", "-5d", "x", "1y", "99999999d", "9999999w"} {
+		if code, _, stderr := runCLI(t, "runs", "prune", "--db", db, "--older-than", bad); code != ExitUsage {
+			t.Errorf("--older-than %q: exit %d (%s), want usage", bad, code, stderr)
+		}
+	}
+	if code, _, _ := runCLI(t, "runs", "prune", "--db", db); code != ExitUsage {
+		t.Errorf("no --older-than: exit %d, want usage", code)
+	}
+	code, out, stderr := runCLI(t, "runs", "prune", "--db", db, "--older-than", "30d", "--dry-run")
+	if code != ExitOK || !strings.Contains(out, "would delete 1 runs") || !strings.Contains(out, "2 trials") ||
+		!strings.Contains(out, "kept 1 runs that open alerts or pinned baselines refer to: "+strconv.FormatInt(alerted, 10)) {
+		t.Errorf("dry run: %d %q %s", code, out, stderr)
+	}
+	if got := left(); len(got) != 3 {
+		t.Errorf("dry run deleted runs: %v left", got)
+	}
+	code, out, stderr = runCLI(t, "runs", "prune", "--db", db, "--older-than", "30d")
+	if code != ExitOK || !strings.HasPrefix(out, "deleted 1 runs") {
+		t.Errorf("prune: %d %q %s", code, out, stderr)
+	}
+	if got := left(); len(got) != 2 || got[0] != recent || got[1] != alerted {
+		t.Errorf("after prune: %v left, want %d and %d (old %d gone)", got, recent, alerted, old)
+	}
+	code, out, _ = runCLI(t, "runs", "prune", "--db", db, "--older-than", "4w", "--force")
+	if code != ExitOK || !strings.HasPrefix(out, "deleted 1 runs") {
+		t.Errorf("prune --force: %d %q", code, out)
+	}
+	if got := left(); len(got) != 1 || got[0] != recent {
+		t.Errorf("after prune --force: %v left, want only %d", got, recent)
+	}
+	// `latlab runs` still lists, with trial counts.
+	code, out, _ = runCLI(t, "runs", "--db", db, "--json")
+	if code != ExitOK || !strings.Contains(out, `"trials": 2`) {
+		t.Errorf("runs after prune: %d %s", code, out)
+	}
+	if code, _, _ := runCLI(t, "runs", "--db", db, "--limit", "-1"); code != ExitUsage {
+		t.Errorf("--limit -1: exit %d, want usage", code)
+	}
+	code, out, _ = runCLI(t, "runs", "prune", "--help")
+	if code != ExitOK || !strings.Contains(out, "--force") || !strings.Contains(out, "open alert") || !strings.Contains(out, "one transaction") {
+		t.Errorf("prune --help: %d\n%s", code, out)
+	}
+}
+
+func TestParseAge(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"90d", 90 * 24 * time.Hour, true}, {"2w", 14 * 24 * time.Hour, true}, {"36h", 36 * time.Hour, true},
+		{"1h30m", 90 * time.Minute, true}, {"36500d", 36500 * 24 * time.Hour, true},
+		{"36501d", 0, false}, {"0d", 0, false}, {"0", 0, false}, {"-1h", 0, false}, {"d", 0, false}, {"1.5d", 0, false}, {"", 0, false},
+	} {
+		got, err := parseAge(c.in)
+		if (err == nil) != c.ok || got != c.want {
+			t.Errorf("parseAge(%q) = %v, %v; want %v ok=%v", c.in, got, err, c.want, c.ok)
+		}
+	}
+}

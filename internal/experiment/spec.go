@@ -212,10 +212,14 @@ func LoadSpec(path string) (*LabSpec, string, error) {
 // anchors relative topology paths. It returns the runnable spec and the
 // spec's name.
 func ParseSpec(b []byte, file string) (*LabSpec, string, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(b, &root); err != nil {
-		return nil, "", &SpecError{File: file, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	doc, err := topo.SingleDocument(b)
+	if err != nil {
+		return nil, "", specErrorFrom(err, file)
 	}
+	if doc == nil {
+		return nil, "", &SpecError{File: file, Msg: "empty: want a spec ('latlab lab --print-spec' prints one)"}
+	}
+	root := yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{doc}}
 	var sf SpecFile
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -247,8 +251,11 @@ func ParseSpec(b []byte, file string) (*LabSpec, string, error) {
 	if sf.TargetCI < 0 || sf.TargetCI >= 1 {
 		return nil, "", fail(at("target_ci"), "target_ci", "%v: want a ratio half-width in (0, 1), e.g. 0.02 for 2 points", sf.TargetCI)
 	}
-	if sf.Budget < 0 || sf.MinTrials < 0 {
-		return nil, "", fail(at("budget"), "budget", "budget %v and min_trials %d must not be negative", sf.Budget, sf.MinTrials)
+	if sf.Budget < 0 || sf.Budget > MaxBudget {
+		return nil, "", fail(at("budget"), "budget", "%v outside 0..%v (0 or absent: %v)", sf.Budget, MaxBudget, DefaultBudget)
+	}
+	if sf.MinTrials < 0 || sf.MinTrials > MaxTrials {
+		return nil, "", fail(at("min_trials"), "min_trials", "%d outside 0..%d (0 or absent: what the test needs)", sf.MinTrials, MaxTrials)
 	}
 	if sf.Name == "" {
 		sf.Name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
@@ -269,9 +276,13 @@ func ParseSpec(b []byte, file string) (*LabSpec, string, error) {
 		}
 		spec.Topology = tp
 	case t.Kind == yaml.MappingNode:
-		raw, _ := yaml.Marshal(t)
-		tp, err := topo.ParseTopology(raw, file+" (inline topology)")
+		// Decoded from the spec's own node: errors carry the spec's lines.
+		tp, err := topo.ParseTopologyNode(t, file)
 		if err != nil {
+			var te *topo.Error
+			if errors.As(err, &te) {
+				return nil, "", fail(max(te.Line, t.Line), "topology", "%s", te.Msg)
+			}
 			return nil, "", fail(t.Line, "topology", "%v", err)
 		}
 		spec.Topology = tp
@@ -331,9 +342,12 @@ func ParseSpec(b []byte, file string) (*LabSpec, string, error) {
 		}
 		seen[ps.Name] = true
 		p := Placement{Name: ps.Name, ClientCPUs: ps.ClientCPUs, ServerCPU: workload.CPUAuto}
-		for _, c := range ps.ClientCPUs {
-			if c < 0 {
-				return nil, "", fail(at("placements", i, "client_cpus"), field+".client_cpus", "CPU %d is negative", c)
+		if len(ps.ClientCPUs) > MaxCPU {
+			return nil, "", fail(at("placements", i, "client_cpus"), field+".client_cpus", "%d CPUs, at most %d", len(ps.ClientCPUs), MaxCPU)
+		}
+		for k, c := range ps.ClientCPUs {
+			if err := CheckCPU(c); err != nil {
+				return nil, "", fail(at("placements", i, "client_cpus", k), fmt.Sprintf("%s.client_cpus[%d]", field, k), "%v", err)
 			}
 		}
 		switch ps.ServerCPU {
@@ -342,8 +356,11 @@ func ParseSpec(b []byte, file string) (*LabSpec, string, error) {
 			p.ServerCPU = workload.CPUNone
 		default:
 			n, err := strconv.Atoi(ps.ServerCPU)
-			if err != nil || n < 0 {
+			if err != nil {
 				return nil, "", fail(at("placements", i, "server_cpu"), field+".server_cpu", "%q (allowed: auto, none or a CPU number)", ps.ServerCPU)
+			}
+			if err := CheckCPU(n); err != nil {
+				return nil, "", fail(at("placements", i, "server_cpu"), field+".server_cpu", "%v", err)
 			}
 			p.ServerCPU = n
 		}
@@ -369,14 +386,14 @@ func ParseSpec(b []byte, file string) (*LabSpec, string, error) {
 	if len(sf.Interfaces) > 0 && len(sf.Offloads) == 0 {
 		return nil, "", fail(at("interfaces"), "interfaces", "interfaces only take offload presets: add offloads: [...]")
 	}
-	if sf.Trials < 0 || sf.Trials > 1000 {
-		return nil, "", fail(at("trials"), "trials", "%d outside 1..1000", sf.Trials)
+	if sf.Trials < 0 || sf.Trials > MaxTrials {
+		return nil, "", fail(at("trials"), "trials", "%d outside 1..%d (0 or absent: adaptive)", sf.Trials, MaxTrials)
 	}
-	if sf.Duration != 0 && (sf.Duration < 50*time.Millisecond || sf.Duration%time.Millisecond != 0) {
-		return nil, "", fail(at("duration"), "duration", "%v: want whole milliseconds, at least 50ms", sf.Duration)
+	if err := CheckTrialDuration(sf.Duration); sf.Duration != 0 && err != nil {
+		return nil, "", fail(at("duration"), "duration", "%v", err)
 	}
-	if sf.Warmup < 0 || sf.Warmup%time.Millisecond != 0 {
-		return nil, "", fail(at("warmup"), "warmup", "%v: want whole milliseconds", sf.Warmup)
+	if err := CheckWarmup(sf.Warmup); err != nil {
+		return nil, "", fail(at("warmup"), "warmup", "%v", err)
 	}
 	if sf.Trials == 0 {
 		spec.Trials = 0 // Defaults fills it
@@ -385,6 +402,98 @@ func ParseSpec(b []byte, file string) (*LabSpec, string, error) {
 		spec.Warmup = DefaultWarmup
 	}
 	return spec, sf.Name, nil
+}
+
+// Upper bounds of a spec's numbers (watch configs share them). A value
+// past one is a typo or an attack, never an experiment: refused with the
+// field, the value and the bound.
+const (
+	// MaxTrials bounds trials and min_trials (the rounds of a run).
+	MaxTrials = maxRounds
+	// MinTrialDuration and MaxTrialDuration bound one trial's measured
+	// window; MaxWarmup its warm-up.
+	MinTrialDuration = 50 * time.Millisecond
+	MaxTrialDuration = time.Hour
+	MaxWarmup        = 10 * time.Minute
+	// MaxBudget bounds an adaptive run's time for rounds.
+	MaxBudget = 24 * time.Hour
+	// MaxCPU bounds CPU numbers whatever the machine (the kernel's
+	// largest common NR_CPUS); CheckCPU also refuses CPUs this machine
+	// cannot have.
+	MaxCPU = 4096
+)
+
+// CheckTrialDuration refuses a trial duration that is not whole
+// milliseconds within MinTrialDuration..MaxTrialDuration.
+func CheckTrialDuration(d time.Duration) error {
+	if d < MinTrialDuration || d > MaxTrialDuration || d%time.Millisecond != 0 {
+		return fmt.Errorf("%v: want whole milliseconds, %v..%v", d, MinTrialDuration, MaxTrialDuration)
+	}
+	return nil
+}
+
+// CheckWarmup refuses a warm-up that is negative, longer than MaxWarmup
+// or not whole milliseconds.
+func CheckWarmup(d time.Duration) error {
+	if d < 0 || d > MaxWarmup || d%time.Millisecond != 0 {
+		return fmt.Errorf("%v: want whole milliseconds, 0..%v", d, MaxWarmup)
+	}
+	return nil
+}
+
+// CheckCPU refuses a CPU number that is negative, at least MaxCPU, or
+// beyond the CPUs this machine can ever have
+// (/sys/devices/system/cpu/possible, when readable).
+func CheckCPU(cpu int) error {
+	if cpu < 0 {
+		return fmt.Errorf("CPU %d is negative", cpu)
+	}
+	if cpu >= MaxCPU {
+		return fmt.Errorf("CPU %d: CPU numbers are below %d", cpu, MaxCPU)
+	}
+	if n, ok := PossibleCPUs(); ok && cpu >= n {
+		return fmt.Errorf("CPU %d: this machine's CPUs are 0..%d (/sys/devices/system/cpu/possible)", cpu, n-1)
+	}
+	return nil
+}
+
+// PossibleCPUs is one more than the highest CPU number this machine can
+// have, from /sys/devices/system/cpu/possible ("0-3", "0,2-5"); ok is
+// false when it cannot be read.
+func PossibleCPUs() (n int, ok bool) {
+	b, err := os.ReadFile("/sys/devices/system/cpu/possible")
+	if err != nil {
+		return 0, false
+	}
+	return parseCPUList(strings.TrimSpace(string(b)))
+}
+
+// parseCPUList returns one more than the highest CPU of a kernel CPU list
+// ("0-3,8").
+func parseCPUList(s string) (int, bool) {
+	hi := -1
+	for _, part := range strings.Split(s, ",") {
+		_, last, _ := strings.Cut(part, "-")
+		if last == "" {
+			last = part
+		}
+		v, err := strconv.Atoi(last)
+		if err != nil || v < 0 {
+			return 0, false
+		}
+		hi = max(hi, v)
+	}
+	return hi + 1, hi >= 0
+}
+
+// specErrorFrom turns a YAML or topology parse error into a SpecError of
+// file, keeping its line.
+func specErrorFrom(err error, file string) error {
+	var te *topo.Error
+	if errors.As(err, &te) {
+		return &SpecError{File: file, Line: te.Line, Msg: te.Msg}
+	}
+	return &SpecError{File: file, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
 }
 
 // parsePresetNode reads an offload preset: a string, or {name, settings}.

@@ -2,6 +2,7 @@ package experiment
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -118,5 +119,140 @@ func TestRenderSpecRoundTrip(t *testing.T) {
 	out, _, err = ParseSpec(b, "fixed.yaml")
 	if err != nil || out.Trials != 7 || !out.NoCalibrate || out.TargetCI != 0 {
 		t.Errorf("fixed: %v %+v\n%s", err, out, b)
+	}
+}
+
+// Every bound of a spec is refused with the line, the field, the value and
+// the bound; a value at the bound is accepted.
+func TestSpecBounds(t *testing.T) {
+	possible, havePossible := PossibleCPUs()
+	for _, c := range []struct {
+		name, yaml string
+		want       string // "" accepted; else a substring of the error (which starts with spec.yaml:LINE:)
+		line       int
+	}{
+		{"trials at the bound", "trials: 1000\n", "", 0},
+		{"trials past the bound", "name: x\ntrials: 1001\n", "trials: 1001 outside 1..1000", 2},
+		{"trials negative", "trials: -1\n", "trials: -1 outside 1..1000", 1},
+		{"min_trials past the bound", "min_trials: 5000\n", "min_trials: 5000 outside 0..1000", 1},
+		{"duration at the bound", "duration: 1h\n", "", 0},
+		{"duration past the bound", "duration: 1h0m0.001s\n", "duration: 1h0m0.001s: want whole milliseconds, 50ms..1h0m0s", 1},
+		{"duration huge", "duration: 2562047h\n", "duration: 2562047h0m0s: want whole milliseconds, 50ms..1h0m0s", 1},
+		{"warmup past the bound", "warmup: 11m\n", "warmup: 11m0s: want whole milliseconds, 0..10m0s", 1},
+		{"warmup negative", "warmup: -1s\n", "warmup: -1s: want whole milliseconds, 0..10m0s", 1},
+		{"budget at the bound", "budget: 24h\n", "", 0},
+		{"budget past the bound", "budget: 25h\n", "budget: 25h0m0s outside 0..24h0m0s", 1},
+		{"client CPU 0", "placements:\n  - name: p\n    client_cpus: [0]\n    server_cpu: 0\n", "", 0},
+		{"client CPU at MaxCPU", "placements:\n  - name: p\n    client_cpus: [0, 4096]\n", "placements[0].client_cpus[1]: CPU 4096: CPU numbers are below 4096", 3},
+		{"client CPU negative", "placements:\n  - name: p\n    client_cpus: [-1]\n", "placements[0].client_cpus[0]: CPU -1 is negative", 3},
+		{"server CPU huge", "placements:\n  - name: p\n    server_cpu: 99999999\n", "placements[0].server_cpu: CPU 99999999: CPU numbers are below 4096", 3},
+		{"server CPU negative", "placements:\n  - name: p\n    server_cpu: -3\n", "placements[0].server_cpu: CPU -3 is negative", 3},
+	} {
+		_, _, err := ParseSpec([]byte(c.yaml), "spec.yaml")
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: refused: %v", c.name, err)
+		case c.want != "" && err == nil:
+			t.Errorf("%s: accepted", c.name)
+		case c.want != "":
+			prefix := fmt.Sprintf("spec.yaml:%d: ", c.line)
+			if !strings.HasPrefix(err.Error(), prefix) || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%s:\n got: %v\nwant: %s...%s", c.name, err, prefix, c.want)
+			}
+		}
+	}
+	// A CPU this machine cannot have is refused even below MaxCPU.
+	if havePossible && possible < MaxCPU {
+		_, _, err := ParseSpec([]byte(fmt.Sprintf("placements:\n  - name: p\n    server_cpu: %d\n", possible)), "spec.yaml")
+		if err == nil || !strings.Contains(err.Error(), "/sys/devices/system/cpu/possible") {
+			t.Errorf("CPU %d on a machine with CPUs 0..%d: %v", possible, possible-1, err)
+		}
+	}
+}
+
+func TestParseCPUList(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int
+		ok   bool
+	}{{"0", 1, true}, {"0-3", 4, true}, {"0,2-5", 6, true}, {"0-1,8", 9, true}, {"", 0, false}, {"x", 0, false}, {"0-", 0, false}} {
+		if got, ok := parseCPUList(c.in); got != c.want || ok != c.ok {
+			t.Errorf("%q: %d %v, want %d %v", c.in, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+// A spec is one YAML document: a second one is refused at its line, a
+// trailing "---" alone is not a document.
+func TestSpecMultipleDocuments(t *testing.T) {
+	for _, c := range []struct {
+		name, yaml, want string
+	}{
+		{"two documents", "name: a\ntrials: 3\n---\nname: b\n", "spec.yaml:3: multiple YAML documents: a second one starts at line 3"},
+		{"three documents", "name: a\n---\n---\nname: b\n", "spec.yaml:3: multiple YAML documents"},
+		{"leading separator", "---\nname: a\n", ""},
+		{"trailing separator", "name: a\n---\n", ""},
+		{"trailing separator and comment", "name: a\n---\n# nothing\n", ""},
+		{"empty", "", "spec.yaml: empty"},
+		{"syntax error line", "name: a\nmodes: [host\n", "spec.yaml:"},
+	} {
+		_, _, err := ParseSpec([]byte(c.yaml), "spec.yaml")
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: refused: %v", c.name, err)
+		case c.want != "" && (err == nil || !strings.HasPrefix(err.Error(), c.want)):
+			t.Errorf("%s: got %v, want %s...", c.name, err, c.want)
+		}
+	}
+}
+
+// Errors inside a topology written inline in a spec name the spec's own
+// line of the offending value, whatever comes before the topology.
+func TestSpecInlineTopologyLines(t *testing.T) {
+	const head = "# an experiment\nname: inline\n\nbaseline: m\n"
+	topo := func(body string) string { return head + "topology:\n" + body } // topology: is line 5
+	const good = "  name: mine\n  base:\n    namespaces: [a, b]\n  modes:\n    - name: m\n      client: a\n      server: b\n      target: 10.0.0.2:7707\n"
+	if s, _, err := ParseSpec([]byte(topo(good)), "spec.yaml"); err != nil || s.Topology.Name != "mine" {
+		t.Fatalf("good inline topology: %v", err)
+	}
+	for _, c := range []struct {
+		name, body string
+		line       int
+		want       string
+	}{
+		{"unknown field in a mode", strings.Replace(good, "      target:", "      colour: red\n      target:", 1), 13,
+			"topology: field colour not found in a mode (allowed: name, description, client, server, target, listen, namespaces, links, routes, sysctls, nat)"},
+		{"unknown field in base", strings.Replace(good, "    namespaces: [a, b]\n", "    namespaces: [a, b]\n    bridges: []\n", 1), 9,
+			"topology: field bridges not found in base"},
+		{"bad target", strings.Replace(good, "10.0.0.2:7707", "nowhere", 1), 13, `topology: mode m: target "nowhere": want IP:PORT`},
+		{"undefined namespace", strings.Replace(good, "server: b", "server: zz", 1), 12, `topology: mode m: server namespace "zz" is not defined`},
+		{"bad MTU in a link", strings.Replace(good, "    namespaces: [a, b]\n", "    namespaces: [a, b]\n    links:\n      - {kind: bridge, ns: a, name: br0}\n      - kind: bridge\n        ns: a\n        name: br1\n        mtu: 70000\n", 1), 14,
+			"topology: base: link a/br1: mtu 70000 outside 68..65535"},
+		{"wrong type", strings.Replace(good, "    namespaces: [a, b]\n", "    namespaces: [a, b]\n    links:\n      - {kind: bridge, ns: a, name: br0, mtu: big}\n", 1), 10,
+			"topology: cannot unmarshal !!str `big` into int"},
+	} {
+		_, _, err := ParseSpec([]byte(topo(c.body)), "spec.yaml")
+		prefix := fmt.Sprintf("spec.yaml:%d: ", c.line)
+		if err == nil || !strings.HasPrefix(err.Error(), prefix) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s:\n got: %v\nwant: %s%s\n%s", c.name, err, prefix, c.want, topo(c.body))
+		}
+	}
+}
+
+// A topology file a spec names reports its own file and line.
+func TestSpecTopologyFileLines(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "t.yaml"), []byte("name: t\nbase:\n  namespaces: [a]\nmodes:\n  - name: m\n    client: a\n    server: a\n    target: bad\n---\nname: u\n"), 0o644)
+	spec := filepath.Join(dir, "s.yaml")
+	_, _, err := ParseSpec([]byte("name: s\ntopology: t.yaml\n"), spec)
+	want := spec + ":2: topology: " + filepath.Join(dir, "t.yaml") + ":9: multiple YAML documents"
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("got %v\nwant %s...", err, want)
+	}
+	os.WriteFile(filepath.Join(dir, "t.yaml"), []byte("name: t\nbase:\n  namespaces: [a]\nmodes:\n  - name: m\n    client: a\n    server: a\n    target: bad\n"), 0o644)
+	_, _, err = ParseSpec([]byte("name: s\ntopology: t.yaml\n"), spec)
+	want = spec + ":2: topology: " + filepath.Join(dir, "t.yaml") + ":8: mode m: target \"bad\""
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("got %v\nwant %s...", err, want)
 	}
 }

@@ -151,6 +151,7 @@ func (s *Store) Alerts(ctx context.Context, f AlertFilter) ([]Alert, error) {
 	defer rows.Close()
 	var out []Alert
 	for rows.Next() {
+		s.rowsRead.Add(1)
 		a, err := scanAlert(rows)
 		if err != nil {
 			return nil, fmt.Errorf("list alerts: %w", err)
@@ -239,7 +240,7 @@ func (s *Store) JobTrials(ctx context.Context, job string, limit int) ([]Trial, 
 	if err != nil {
 		return nil, fmt.Errorf("trials of job %s: %w", job, err)
 	}
-	ts, err := scanTrials(rows)
+	ts, err := s.scanTrials(rows)
 	if err != nil {
 		return nil, fmt.Errorf("trials of job %s: %w", job, err)
 	}

@@ -103,6 +103,34 @@ var migrations = []string{
 		run_id    INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
 		pinned_at TEXT NOT NULL
 	);`,
+
+	// 4: a per-(kind, job, status) run count kept by triggers, so that
+	// /metrics and the runs list never count or scan every run, and an
+	// index that finds each group's latest run in one seek.
+	`CREATE TABLE run_groups (
+		kind     TEXT NOT NULL,
+		job_name TEXT NOT NULL DEFAULT '', -- '' for runs of no job (runs.job_name NULL)
+		status   TEXT NOT NULL,
+		runs     INTEGER NOT NULL DEFAULT 0,
+		PRIMARY KEY (kind, job_name, status)
+	);
+	INSERT INTO run_groups (kind, job_name, status, runs)
+		SELECT kind, COALESCE(job_name, ''), status, COUNT(*) FROM runs GROUP BY 1, 2, 3;
+	CREATE TRIGGER run_groups_insert AFTER INSERT ON runs BEGIN
+		INSERT INTO run_groups (kind, job_name, status, runs) VALUES (NEW.kind, COALESCE(NEW.job_name, ''), NEW.status, 1)
+			ON CONFLICT (kind, job_name, status) DO UPDATE SET runs = runs + 1;
+	END;
+	CREATE TRIGGER run_groups_delete AFTER DELETE ON runs BEGIN
+		UPDATE run_groups SET runs = runs - 1
+			WHERE kind = OLD.kind AND job_name = COALESCE(OLD.job_name, '') AND status = OLD.status;
+	END;
+	CREATE TRIGGER run_groups_update AFTER UPDATE OF kind, job_name, status ON runs BEGIN
+		UPDATE run_groups SET runs = runs - 1
+			WHERE kind = OLD.kind AND job_name = COALESCE(OLD.job_name, '') AND status = OLD.status;
+		INSERT INTO run_groups (kind, job_name, status, runs) VALUES (NEW.kind, COALESCE(NEW.job_name, ''), NEW.status, 1)
+			ON CONFLICT (kind, job_name, status) DO UPDATE SET runs = runs + 1;
+	END;
+	CREATE INDEX runs_group_latest ON runs (kind, job_name, status, started, id);`,
 }
 
 // ErrSchemaTooNew is wrapped by Open when the database was written by a

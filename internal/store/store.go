@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -56,6 +57,8 @@ const busyTimeout = 10 * time.Second
 type Store struct {
 	db   *sql.DB
 	path string
+	// rowsRead counts the rows queries have read (RowsRead).
+	rowsRead atomic.Int64
 	// alive reports whether a run's owner (see ownerToken) still runs;
 	// tests replace it.
 	alive func(owner string) bool
@@ -101,8 +104,8 @@ func openAt(path string, version int) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
+	if err := createPrivate(abs); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", abs, err)
 	}
 	// Every connection of the pool gets these pragmas:
 	//  - busy_timeout: wait for another writer instead of failing with
@@ -142,8 +145,45 @@ func openAt(path string, version int) (*Store, error) {
 	return &Store{db: db, path: abs, alive: ownerAlive}, nil
 }
 
+// createPrivate creates the database's directories (0700) and the empty
+// database file (0600) when they do not exist, so that results, specs and
+// annotations are the owner's alone; sqlite gives its -wal and -shm files
+// the database file's mode. Both are chmodded after creation, since the
+// umask applies to the create call. Directories and files that already
+// exist are left as they are: they are someone's choice.
+func createPrivate(path string) error {
+	dir := filepath.Dir(path)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("create directory: %w", err)
+		}
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("create directory: %w", err)
+		}
+	} else if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create database: %w", err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("create database: %w", err)
+	}
+	return f.Close()
+}
+
 // Path is the database file.
 func (s *Store) Path() string { return s.path }
+
+// RowsRead is how many rows (runs, trials, alerts, aggregate rows) this
+// Store's queries have returned since Open: a diagnostic that lets tests
+// show what a page or a scrape costs.
+func (s *Store) RowsRead() int64 { return s.rowsRead.Load() }
 
 // Close closes the database.
 func (s *Store) Close() error {
@@ -245,6 +285,7 @@ type Annotation struct {
 // RunFilter selects runs; zero fields select everything.
 type RunFilter struct {
 	Limit   int // at most this many runs (0: no limit)
+	Offset  int // skip this many of the selected runs first (paging)
 	Status  Status
 	Kind    string
 	JobName string
@@ -499,14 +540,15 @@ func scanRun(sc interface{ Scan(...any) error }) (Run, error) {
 func (s *Store) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+runColumns+` FROM runs
 		WHERE (?1 = '' OR status = ?1) AND (?2 = '' OR kind = ?2) AND (?3 = '' OR job_name = ?3)
-		ORDER BY started DESC, id DESC LIMIT ?4`,
-		string(f.Status), f.Kind, f.JobName, limitArg(f.Limit))
+		ORDER BY started DESC, id DESC LIMIT ?4 OFFSET ?5`,
+		string(f.Status), f.Kind, f.JobName, limitArg(f.Limit), max(f.Offset, 0))
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}
 	defer rows.Close()
 	var out []Run
 	for rows.Next() {
+		s.rowsRead.Add(1)
 		r, err := scanRun(rows)
 		if err != nil {
 			return nil, fmt.Errorf("list runs: %w", err)
@@ -521,6 +563,7 @@ func (s *Store) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
 
 // Run returns run id.
 func (s *Store) Run(ctx context.Context, id int64) (Run, error) {
+	s.rowsRead.Add(1)
 	r, err := scanRun(s.db.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		err = ErrNotFound
@@ -533,6 +576,7 @@ func (s *Store) Run(ctx context.Context, id int64) (Run, error) {
 
 // LatestRun returns the most recently started run, whatever its status.
 func (s *Store) LatestRun(ctx context.Context) (Run, error) {
+	s.rowsRead.Add(1)
 	r, err := scanRun(s.db.QueryRowContext(ctx,
 		`SELECT `+runColumns+` FROM runs ORDER BY started DESC, id DESC LIMIT 1`))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -548,10 +592,11 @@ const trialColumns = `id, run_id, round, ord, config_key, mode, workload, offloa
 	transactions, duration_s, rate_per_sec, throughput_bps,
 	p50_ns, p90_ns, p99_ns, p999_ns, max_ns, lost, error, hist, counters, started`
 
-func scanTrials(rows *sql.Rows) ([]Trial, error) {
+func (s *Store) scanTrials(rows *sql.Rows) ([]Trial, error) {
 	defer rows.Close()
 	var out []Trial
 	for rows.Next() {
+		s.rowsRead.Add(1)
 		var (
 			t        Trial
 			counters sql.NullString
@@ -584,7 +629,7 @@ func (s *Store) Trials(ctx context.Context, runID int64) ([]Trial, error) {
 	if err != nil {
 		return nil, fmt.Errorf("trials of run %d: %w", runID, err)
 	}
-	ts, err := scanTrials(rows)
+	ts, err := s.scanTrials(rows)
 	if err != nil {
 		return nil, fmt.Errorf("trials of run %d: %w", runID, err)
 	}
@@ -601,7 +646,7 @@ func (s *Store) ConfigHistory(ctx context.Context, configKey string, limit int) 
 	if err != nil {
 		return nil, fmt.Errorf("history of %q: %w", configKey, err)
 	}
-	ts, err := scanTrials(rows)
+	ts, err := s.scanTrials(rows)
 	if err != nil {
 		return nil, fmt.Errorf("history of %q: %w", configKey, err)
 	}

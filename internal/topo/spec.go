@@ -2,10 +2,13 @@ package topo
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -157,18 +160,267 @@ func LoadTopology(path string) (*Topology, error) {
 	return ParseTopology(b, path)
 }
 
-// ParseTopology parses YAML; name is used in error messages.
+// Limits on a topology: every namespace, link and rule is a kernel
+// object the lab creates, journals and removes, so a topology is refused
+// long before it could exhaust anything.
+const (
+	MaxModes      = 64  // modes in a topology
+	MaxNamespaces = 64  // namespaces, base and modes together
+	MaxObjects    = 256 // links, routes, sysctls or NAT rules in base or in one mode
+	MinMTU        = 68  // IPv4's minimum MTU (RFC 791)
+	MaxMTU        = 65535
+)
+
+// Error is an invalid topology: what is wrong and, when the topology came
+// from YAML, the file and the line of the offending value. Validate's
+// errors have neither (the topology is plain data there).
+type Error struct {
+	File string // "" when not from a file
+	Line int    // 0 when unknown
+	Msg  string
+	// path locates the offending value: mapping keys (string) and
+	// sequence indexes (int), for Line.
+	path []any
+}
+
+func (e *Error) Error() string {
+	switch {
+	case e.File != "" && e.Line > 0:
+		return e.File + ":" + strconv.Itoa(e.Line) + ": " + e.Msg
+	case e.File != "":
+		return e.File + ": " + e.Msg
+	case e.Line > 0:
+		return "line " + strconv.Itoa(e.Line) + ": " + e.Msg
+	}
+	return e.Msg
+}
+
+// ParseTopology parses one YAML document; name is used in error messages,
+// which are *Error with the line of the offending value.
 func ParseTopology(b []byte, name string) (*Topology, error) {
-	var t Topology
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&t); err != nil {
+	doc, err := SingleDocument(b)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			e.File = name
+			return nil, e
+		}
 		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if doc == nil {
+		return nil, &Error{File: name, Msg: "empty: want a topology (name, base, modes)"}
+	}
+	return ParseTopologyNode(doc, name)
+}
+
+// SingleDocument parses b, which must hold at most one YAML document, and
+// returns that document's root node (nil for an empty input). A second
+// document is refused with an *Error at the line where it starts: every
+// file latlab reads is one document, and a second one would be silently
+// ignored. A trailing "---" with nothing after it is not a document.
+func SingleDocument(b []byte) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	var first *yaml.Node
+	for i := 0; ; i++ {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return first, nil
+		}
+		if err != nil {
+			return nil, yamlError(err)
+		}
+		if len(doc.Content) == 0 || isEmptyDoc(&doc) {
+			continue
+		}
+		if first != nil {
+			return nil, &Error{Line: doc.Line, Msg: fmt.Sprintf("multiple YAML documents: a second one starts at line %d ('---'); put everything in one document", doc.Line)}
+		}
+		first = doc.Content[0]
+	}
+}
+
+// isEmptyDoc reports whether a document holds nothing but a null (a
+// "---" separator followed by comments or nothing).
+func isEmptyDoc(doc *yaml.Node) bool {
+	if len(doc.Content) != 1 {
+		return false
+	}
+	n := doc.Content[0]
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null" && n.Value == "" && n.Anchor == ""
+}
+
+// yamlError turns a yaml.v3 error ("yaml: line 3: mapping values are not
+// allowed here", or a *yaml.TypeError) into an *Error with its line.
+func yamlError(err error) error {
+	msg := err.Error()
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		msg = te.Errors[0]
+	}
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	line := 0
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if n, after, ok := strings.Cut(rest, ": "); ok {
+			if l, err := strconv.Atoi(n); err == nil {
+				line, msg = l, after
+			}
+		}
+	}
+	return &Error{Line: line, Msg: msg}
+}
+
+// ParseTopologyNode decodes and validates a topology from a YAML node: the
+// root of a topology file, or a topology inline in a larger file (an
+// experiment spec). Unknown fields are refused, and every error is an
+// *Error whose Line is the line of n's file, so an inline topology's
+// errors point into the file that holds it; file names that file.
+func ParseTopologyNode(n *yaml.Node, file string) (*Topology, error) {
+	if n.Kind != yaml.MappingNode {
+		return nil, &Error{File: file, Line: n.Line, Msg: "a topology is a mapping (name, base, modes)"}
+	}
+	if err := checkKnownFields(n, reflect.TypeOf(Topology{})); err != nil {
+		err.File = file
+		return nil, err
+	}
+	var t Topology
+	if err := n.Decode(&t); err != nil {
+		e := yamlError(err).(*Error)
+		e.File = file
+		return nil, e
 	}
 	if err := t.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		var e *Error
+		if errors.As(err, &e) {
+			e.File, e.Line = file, lineAt(n, e.path)
+			return nil, e
+		}
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	return &t, nil
+}
+
+// checkKnownFields refuses mapping keys that are not fields of t (as a
+// yaml.Decoder with KnownFields does; a yaml.Node's own Decode does not
+// check), with the key's line and the allowed names.
+func checkKnownFields(n *yaml.Node, t reflect.Type) *Error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return nil // Decode reports the type mismatch with its line
+		}
+		fields, names := yamlFields(t)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Tag == "!!merge" {
+				if err := checkKnownFields(v, t); err != nil {
+					return err
+				}
+				continue
+			}
+			ft, ok := fields[k.Value]
+			if !ok {
+				return &Error{Line: k.Line, Msg: fmt.Sprintf("field %s not found in %s (allowed: %s)", k.Value, yamlTypeName(t), strings.Join(names, ", "))}
+			}
+			if err := checkKnownFields(v, ft); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice:
+		if n.Kind == yaml.SequenceNode {
+			for _, c := range n.Content {
+				if err := checkKnownFields(c, t.Elem()); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// yamlFields lists the YAML keys of struct t (inline structs flattened),
+// as yaml.v3 names them: the tag's name, else the lower-cased field name.
+func yamlFields(t reflect.Type) (map[string]reflect.Type, []string) {
+	fields := map[string]reflect.Type{}
+	var names []string
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag := f.Tag.Get("yaml")
+		if tag == "-" {
+			continue
+		}
+		name, opts, _ := strings.Cut(tag, ",")
+		if slices.Contains(strings.Split(opts, ","), "inline") {
+			sub, subNames := yamlFields(f.Type)
+			for k, v := range sub {
+				fields[k] = v
+			}
+			names = append(names, subNames...)
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		fields[name] = f.Type
+		names = append(names, name)
+	}
+	return fields, names
+}
+
+// yamlTypeName names a topology type as a user knows it.
+func yamlTypeName(t reflect.Type) string {
+	switch t {
+	case reflect.TypeOf(Topology{}):
+		return "the topology"
+	case reflect.TypeOf(Mode{}):
+		return "a mode"
+	case reflect.TypeOf(Objects{}):
+		return "base"
+	}
+	return "a " + strings.ToLower(t.Name())
+}
+
+// lineAt is the line of the value at path under n; when the path ends
+// early (a missing key), the line of the deepest value it reached.
+func lineAt(n *yaml.Node, path []any) int {
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	for _, p := range path {
+		if n.Kind == yaml.AliasNode && n.Alias != nil {
+			n = n.Alias
+		}
+		var next *yaml.Node
+		switch k := p.(type) {
+		case string:
+			if n.Kind == yaml.MappingNode {
+				for i := 0; i+1 < len(n.Content); i += 2 {
+					if n.Content[i].Value == k {
+						next = n.Content[i+1]
+						break
+					}
+				}
+			}
+		case int:
+			if n.Kind == yaml.SequenceNode && k >= 0 && k < len(n.Content) {
+				next = n.Content[k]
+			}
+		}
+		if next == nil {
+			break
+		}
+		n = next
+	}
+	return n.Line
 }
 
 // YAML renders the topology.
@@ -207,60 +459,79 @@ var (
 	keyRE    = regexp.MustCompile(`^net\.[a-z0-9_.-]+$`)
 )
 
-// Validate checks names, addresses and references. It does not touch the
-// kernel.
+// errAt is an *Error at path (copied: callers append to their own prefix).
+func errAt(path []any, format string, args ...any) *Error {
+	return &Error{Msg: fmt.Sprintf(format, args...), path: slices.Clone(path)}
+}
+
+// sub is path extended by more keys, in a fresh slice.
+func sub(path []any, more ...any) []any {
+	return append(slices.Clone(path), more...)
+}
+
+// Validate checks names, addresses, references and the limits (MaxModes,
+// MaxNamespaces, MaxObjects, MTUs). It does not touch the kernel. Errors
+// are *Error; ParseTopology and ParseTopologyNode add the line.
 func (t *Topology) Validate() error {
 	if len(t.Modes) == 0 {
-		return fmt.Errorf("topology %q has no modes", t.Name)
+		return errAt([]any{"modes"}, "topology %q has no modes", t.Name)
+	}
+	if len(t.Modes) > MaxModes {
+		return errAt([]any{"modes"}, "modes: %d modes, at most %d", len(t.Modes), MaxModes)
 	}
 	known := map[string]bool{}
-	if err := t.Base.validate("base", known); err != nil {
+	if err := t.Base.validate("base", known, []any{"base"}); err != nil {
 		return err
 	}
 	seen := map[string]bool{}
-	for _, m := range t.Modes {
+	total := len(t.Base.Namespaces)
+	for i, m := range t.Modes {
 		where := "mode " + m.Name
+		mp := []any{"modes", i}
 		if !nsNameRE.MatchString(m.Name) {
-			return fmt.Errorf("%s: mode name must be lower-case letters, digits and '-'", where)
+			return errAt(sub(mp, "name"), "%s: mode name must be lower-case letters, digits and '-'", where)
 		}
 		if seen[m.Name] {
-			return fmt.Errorf("%s: defined twice", where)
+			return errAt(sub(mp, "name"), "%s: defined twice", where)
 		}
 		seen[m.Name] = true
+		if total += len(m.Namespaces); total > MaxNamespaces {
+			return errAt(sub(mp, "namespaces"), "%s: namespaces: more than %d in the topology (base and modes together)", where, MaxNamespaces)
+		}
 		// A mode sees base's namespaces and its own.
 		mk := map[string]bool{}
 		for k := range known {
 			mk[k] = true
 		}
-		if err := m.Objects.validate(where, mk); err != nil {
-			return err
-		}
-		for _, ns := range m.Objects.Namespaces {
+		for k, ns := range m.Objects.Namespaces {
 			if known[ns] {
-				return fmt.Errorf("%s: namespace %q is already in base", where, ns)
+				return errAt(sub(mp, "namespaces", k), "%s: namespace %q is already in base", where, ns)
 			}
 		}
+		if err := m.Objects.validate(where, mk, mp); err != nil {
+			return err
+		}
 		if !mk[m.Client] {
-			return fmt.Errorf("%s: client namespace %q is not defined", where, m.Client)
+			return errAt(sub(mp, "client"), "%s: client namespace %q is not defined", where, m.Client)
 		}
 		if !mk[m.Server] {
-			return fmt.Errorf("%s: server namespace %q is not defined", where, m.Server)
+			return errAt(sub(mp, "server"), "%s: server namespace %q is not defined", where, m.Server)
 		}
 		if _, err := netip.ParseAddrPort(m.Target); err != nil {
-			return fmt.Errorf("%s: target %q: want IP:PORT", where, m.Target)
+			return errAt(sub(mp, "target"), "%s: target %q: want IP:PORT", where, m.Target)
 		}
 		if m.Listen != "" {
 			if _, _, err := net.SplitHostPort(m.Listen); err != nil {
-				return fmt.Errorf("%s: listen %q: want ADDR:PORT", where, m.Listen)
+				return errAt(sub(mp, "listen"), "%s: listen %q: want ADDR:PORT", where, m.Listen)
 			}
 		}
 	}
 	// Modes may not define the same namespace twice.
 	owner := map[string]string{}
-	for _, m := range t.Modes {
-		for _, ns := range m.Namespaces {
+	for i, m := range t.Modes {
+		for k, ns := range m.Namespaces {
 			if o, ok := owner[ns]; ok {
-				return fmt.Errorf("mode %s: namespace %q is also defined by mode %s", m.Name, ns, o)
+				return errAt([]any{"modes", i, "namespaces", k}, "mode %s: namespace %q is also defined by mode %s", m.Name, ns, o)
 			}
 			owner[ns] = m.Name
 		}
@@ -268,54 +539,85 @@ func (t *Topology) Validate() error {
 	return nil
 }
 
-func (o *Objects) validate(where string, known map[string]bool) error {
-	for _, ns := range o.Namespaces {
+// checkMTU refuses an MTU outside MinMTU..MaxMTU (0: the kernel's
+// default).
+func checkMTU(mtu int) error {
+	if mtu != 0 && (mtu < MinMTU || mtu > MaxMTU) {
+		return fmt.Errorf("mtu %d outside %d..%d (0 or absent: the default)", mtu, MinMTU, MaxMTU)
+	}
+	return nil
+}
+
+// validate checks one set of objects; path locates it in the topology
+// (["base"] or ["modes", i]).
+func (o *Objects) validate(where string, known map[string]bool, path []any) error {
+	for _, c := range []struct {
+		what string
+		n    int
+	}{{"namespaces", len(o.Namespaces)}, {"links", len(o.Links)}, {"routes", len(o.Routes)}, {"sysctls", len(o.Sysctls)}, {"nat", len(o.NAT)}} {
+		limit := MaxObjects
+		if c.what == "namespaces" {
+			limit = MaxNamespaces
+		}
+		if c.n > limit {
+			return errAt(sub(path, c.what), "%s: %s: %d entries, at most %d", where, c.what, c.n, limit)
+		}
+	}
+	for i, ns := range o.Namespaces {
 		if !nsNameRE.MatchString(ns) {
-			return fmt.Errorf("%s: namespace %q: want lower-case letters, digits and '-', at most 20", where, ns)
+			return errAt(sub(path, "namespaces", i), "%s: namespace %q: want lower-case letters, digits and '-', at most 20", where, ns)
 		}
 		if known[ns] {
-			return fmt.Errorf("%s: namespace %q defined twice", where, ns)
+			return errAt(sub(path, "namespaces", i), "%s: namespace %q defined twice", where, ns)
 		}
 		known[ns] = true
 	}
-	needNS := func(what, ns string) error {
+	needNS := func(p []any, what, ns string) error {
 		if !known[ns] {
-			return fmt.Errorf("%s: %s: namespace %q is not defined", where, what, ns)
+			return errAt(p, "%s: %s: namespace %q is not defined", where, what, ns)
 		}
 		return nil
 	}
-	for _, l := range o.Links {
+	for i, l := range o.Links {
+		lp := sub(path, "links", i)
 		what := fmt.Sprintf("link %s/%s", l.NS, l.Name)
-		if err := needNS(what, l.NS); err != nil {
+		if err := needNS(sub(lp, "ns"), what, l.NS); err != nil {
 			return err
 		}
 		if !ifNameRE.MatchString(l.Name) {
-			return fmt.Errorf("%s: %s: interface names are 1-15 characters", where, what)
+			return errAt(sub(lp, "name"), "%s: %s: interface names are 1-15 characters", where, what)
 		}
 		if err := checkCIDRs(l.Addrs); err != nil {
-			return fmt.Errorf("%s: %s: %w", where, what, err)
+			return errAt(sub(lp, "addrs"), "%s: %s: %v", where, what, err)
+		}
+		if err := checkMTU(l.MTU); err != nil {
+			return errAt(sub(lp, "mtu"), "%s: %s: %v", where, what, err)
 		}
 		switch l.Kind {
 		case KindVeth:
 			if l.Peer == nil {
-				return fmt.Errorf("%s: %s: a veth needs a peer", where, what)
+				return errAt(lp, "%s: %s: a veth needs a peer", where, what)
 			}
-			if err := needNS(what+" peer", l.Peer.NS); err != nil {
+			pp := sub(lp, "peer")
+			if err := needNS(sub(pp, "ns"), what+" peer", l.Peer.NS); err != nil {
 				return err
 			}
 			if !ifNameRE.MatchString(l.Peer.Name) {
-				return fmt.Errorf("%s: %s: peer interface names are 1-15 characters", where, what)
+				return errAt(sub(pp, "name"), "%s: %s: peer interface names are 1-15 characters", where, what)
 			}
 			if err := checkCIDRs(l.Peer.Addrs); err != nil {
-				return fmt.Errorf("%s: %s peer: %w", where, what, err)
+				return errAt(sub(pp, "addrs"), "%s: %s peer: %v", where, what, err)
+			}
+			if err := checkMTU(l.Peer.MTU); err != nil {
+				return errAt(sub(pp, "mtu"), "%s: %s peer: %v", where, what, err)
 			}
 		case KindBridge:
 		case KindMacvlan, KindIPvlan:
 			if l.Parent == "" {
-				return fmt.Errorf("%s: %s: a %s needs a parent device", where, what, l.Kind)
+				return errAt(lp, "%s: %s: a %s needs a parent device", where, what, l.Kind)
 			}
 			if l.ParentNS != "" {
-				if err := needNS(what+" parent", l.ParentNS); err != nil {
+				if err := needNS(sub(lp, "parent_ns"), what+" parent", l.ParentNS); err != nil {
 					return err
 				}
 			}
@@ -324,76 +626,82 @@ func (o *Objects) validate(where string, known map[string]bool) error {
 				KindIPvlan:  {"", "l2", "l3", "l3s"},
 			}[l.Kind]
 			if !slices.Contains(allowed, l.Mode) {
-				return fmt.Errorf("%s: %s: %s mode %q (want one of %s)", where, what, l.Kind, l.Mode, strings.Join(allowed[1:], ", "))
+				return errAt(sub(lp, "mode"), "%s: %s: %s mode %q (want one of %s)", where, what, l.Kind, l.Mode, strings.Join(allowed[1:], ", "))
 			}
 		case KindVXLAN:
 			if l.VNI <= 0 || l.VNI >= 1<<24 {
-				return fmt.Errorf("%s: %s: vni %d outside 1..16777215", where, what, l.VNI)
+				return errAt(sub(lp, "vni"), "%s: %s: vni %d outside 1..16777215", where, what, l.VNI)
 			}
-			for _, a := range []string{l.Local, l.Remote} {
-				if a == "" {
+			if l.Port < 0 || l.Port > 65535 {
+				return errAt(sub(lp, "port"), "%s: %s: port %d outside 1..65535 (0 or absent: 4789)", where, what, l.Port)
+			}
+			for _, a := range []struct{ key, v string }{{"local", l.Local}, {"remote", l.Remote}} {
+				if a.v == "" {
 					continue
 				}
-				if _, err := netip.ParseAddr(a); err != nil {
-					return fmt.Errorf("%s: %s: %q is not an IP address", where, what, a)
+				if _, err := netip.ParseAddr(a.v); err != nil {
+					return errAt(sub(lp, a.key), "%s: %s: %q is not an IP address", where, what, a.v)
 				}
 			}
 		default:
-			return fmt.Errorf("%s: %s: kind %q (want veth, bridge, macvlan, ipvlan or vxlan)", where, what, l.Kind)
+			return errAt(sub(lp, "kind"), "%s: %s: kind %q (want veth, bridge, macvlan, ipvlan or vxlan)", where, what, l.Kind)
 		}
 	}
-	for _, r := range o.Routes {
+	for i, r := range o.Routes {
+		rp := sub(path, "routes", i)
 		what := fmt.Sprintf("route %s in %s", r.Dst, r.NS)
-		if err := needNS(what, r.NS); err != nil {
+		if err := needNS(sub(rp, "ns"), what, r.NS); err != nil {
 			return err
 		}
 		if r.Dst != "default" {
 			if _, err := netip.ParsePrefix(r.Dst); err != nil {
 				if _, err2 := netip.ParseAddr(r.Dst); err2 != nil {
-					return fmt.Errorf("%s: %s: dst is a CIDR, an address or \"default\"", where, what)
+					return errAt(sub(rp, "dst"), "%s: %s: dst is a CIDR, an address or \"default\"", where, what)
 				}
 			}
 		}
 		if r.Via != "" {
 			if _, err := netip.ParseAddr(r.Via); err != nil {
-				return fmt.Errorf("%s: %s: via %q is not an IP address", where, what, r.Via)
+				return errAt(sub(rp, "via"), "%s: %s: via %q is not an IP address", where, what, r.Via)
 			}
 		}
 		if r.Via == "" && r.Dev == "" {
-			return fmt.Errorf("%s: %s: needs via or dev", where, what)
+			return errAt(rp, "%s: %s: needs via or dev", where, what)
 		}
 		if r.Scope != "" && r.Scope != "link" && r.Scope != "global" {
-			return fmt.Errorf("%s: %s: scope %q (want link or global)", where, what, r.Scope)
+			return errAt(sub(rp, "scope"), "%s: %s: scope %q (want link or global)", where, what, r.Scope)
 		}
 	}
-	for _, s := range o.Sysctls {
-		if err := needNS("sysctl "+s.Key, s.NS); err != nil {
+	for i, s := range o.Sysctls {
+		sp := sub(path, "sysctls", i)
+		if err := needNS(sub(sp, "ns"), "sysctl "+s.Key, s.NS); err != nil {
 			return err
 		}
 		if !keyRE.MatchString(s.Key) {
-			return fmt.Errorf("%s: sysctl %q: only per-namespace net.* keys can be set", where, s.Key)
+			return errAt(sub(sp, "key"), "%s: sysctl %q: only per-namespace net.* keys can be set", where, s.Key)
 		}
 	}
-	for _, n := range o.NAT {
+	for i, n := range o.NAT {
+		np := sub(path, "nat", i)
 		what := fmt.Sprintf("nat %s in %s", n.Kind, n.NS)
-		if err := needNS(what, n.NS); err != nil {
+		if err := needNS(sub(np, "ns"), what, n.NS); err != nil {
 			return err
 		}
 		switch n.Kind {
 		case NATMasquerade:
 			if _, err := netip.ParsePrefix(n.Src); err != nil {
-				return fmt.Errorf("%s: %s: src %q is not a CIDR", where, what, n.Src)
+				return errAt(sub(np, "src"), "%s: %s: src %q is not a CIDR", where, what, n.Src)
 			}
 		case NATDNAT:
 			if n.Port <= 0 || n.Port > 65535 {
-				return fmt.Errorf("%s: %s: port %d", where, what, n.Port)
+				return errAt(sub(np, "port"), "%s: %s: port %d outside 1..65535", where, what, n.Port)
 			}
 			ap, err := netip.ParseAddrPort(n.To)
 			if err != nil || !ap.Addr().Is4() {
-				return fmt.Errorf("%s: %s: to %q: want IPv4:PORT", where, what, n.To)
+				return errAt(sub(np, "to"), "%s: %s: to %q: want IPv4:PORT", where, what, n.To)
 			}
 		default:
-			return fmt.Errorf("%s: %s: kind %q (want masquerade or dnat)", where, what, n.Kind)
+			return errAt(sub(np, "kind"), "%s: %s: kind %q (want masquerade or dnat)", where, what, n.Kind)
 		}
 	}
 	return nil

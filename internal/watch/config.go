@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -131,6 +132,10 @@ var allowedFields = map[string]string{
 	"watch.rawAlert":    "webhook, command",
 }
 
+// jobNameRE is what a job name may be: it is stored with every run of the
+// job and becomes a Prometheus label value on /metrics.
+var jobNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
 // DefaultConfirm is how many consecutive runs must regress before an
 // alert opens: one run's drift on a shared machine easily passes a 3–5%
 // minimum effect (see docs/watch.md for the measured rates).
@@ -156,10 +161,18 @@ func LoadConfig(path string) (*Config, error) {
 // ParseConfig parses and validates a watch configuration; errors are
 // *experiment.SpecError with file:line.
 func ParseConfig(b []byte, file string) (*Config, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(b, &root); err != nil {
+	doc, err := topo.SingleDocument(b)
+	if err != nil {
+		var te *topo.Error
+		if errors.As(err, &te) {
+			return nil, &experiment.SpecError{File: file, Line: te.Line, Msg: te.Msg}
+		}
 		return nil, &experiment.SpecError{File: file, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
 	}
+	if doc == nil {
+		return nil, &experiment.SpecError{File: file, Msg: "empty: want jobs: [...]"}
+	}
+	root := yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{doc}}
 	var rc rawConfig
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -204,8 +217,8 @@ func ParseConfig(b []byte, file string) (*Config, error) {
 		if rj.Name == "" {
 			return nil, fail(line(), jf+".name", "a job needs a name")
 		}
-		if strings.ContainsAny(rj.Name, " \t/\x1f") {
-			return nil, fail(line("name"), jf+".name", "%q: no spaces or slashes", rj.Name)
+		if !jobNameRE.MatchString(rj.Name) {
+			return nil, fail(line("name"), jf+".name", "%q: want letters, digits, '.', '_' and '-', at most 64, starting with a letter or digit (it names the job's runs and metrics)", rj.Name)
 		}
 		if names[rj.Name] {
 			return nil, fail(line("name"), jf+".name", "job %q given twice", rj.Name)
@@ -353,24 +366,27 @@ func parseTarget(rt *rawTarget, at func(path ...any) int, tf string) (*TargetSpe
 	if t.Trials == 0 {
 		t.Trials = DefaultTargetTrials
 	}
-	if t.Trials < 1 || t.Trials > 1000 {
-		return nil, fail(at("trials"), ".trials", "%d outside 1..1000", rt.Trials)
+	if t.Trials < 1 || t.Trials > experiment.MaxTrials {
+		return nil, fail(at("trials"), ".trials", "%d outside 1..%d", rt.Trials, experiment.MaxTrials)
 	}
 	if t.Duration == 0 {
 		t.Duration = DefaultTargetDuration
 	}
-	if t.Duration < 50*time.Millisecond || t.Duration%time.Millisecond != 0 {
-		return nil, fail(at("duration"), ".duration", "%v: want whole milliseconds, at least 50ms", t.Duration)
+	if err := experiment.CheckTrialDuration(t.Duration); err != nil {
+		return nil, fail(at("duration"), ".duration", "%v", err)
 	}
 	if rt.Warmup != nil {
 		t.Warmup = *rt.Warmup
 	}
-	if t.Warmup < 0 || t.Warmup%time.Millisecond != 0 {
-		return nil, fail(at("warmup"), ".warmup", "%v: want whole milliseconds", t.Warmup)
+	if err := experiment.CheckWarmup(t.Warmup); err != nil {
+		return nil, fail(at("warmup"), ".warmup", "%v", err)
 	}
-	for _, c := range t.ClientCPUs {
-		if c < 0 {
-			return nil, fail(at("client_cpus"), ".client_cpus", "CPU %d is negative", c)
+	if len(t.ClientCPUs) > experiment.MaxCPU {
+		return nil, fail(at("client_cpus"), ".client_cpus", "%d CPUs, at most %d", len(t.ClientCPUs), experiment.MaxCPU)
+	}
+	for i, c := range t.ClientCPUs {
+		if err := experiment.CheckCPU(c); err != nil {
+			return nil, fail(at("client_cpus", i), fmt.Sprintf(".client_cpus[%d]", i), "%v", err)
 		}
 	}
 	switch rt.ServerCPU {
@@ -379,8 +395,11 @@ func parseTarget(rt *rawTarget, at func(path ...any) int, tf string) (*TargetSpe
 		t.ServerCPU = workload.CPUNone
 	default:
 		n, err := strconv.Atoi(rt.ServerCPU)
-		if err != nil || n < 0 {
+		if err != nil {
 			return nil, fail(at("server_cpu"), ".server_cpu", "%q (allowed: auto, none or a CPU number)", rt.ServerCPU)
+		}
+		if err := experiment.CheckCPU(n); err != nil {
+			return nil, fail(at("server_cpu"), ".server_cpu", "%v", err)
 		}
 		t.ServerCPU = n
 	}

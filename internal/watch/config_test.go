@@ -62,3 +62,42 @@ func TestConfigOK(t *testing.T) {
 		t.Errorf("target job: %+v %+v", tg, tt)
 	}
 }
+
+// A target job's numbers are bounded, a job name is a safe label, an
+// impossible schedule and a second YAML document are refused: each with
+// file:line, the field, the value and the bound.
+func TestConfigBounds(t *testing.T) {
+	job := func(target string) string {
+		return "jobs:\n  - name: j\n    schedule: \"@every 1h\"\n    target:\n      address: 10.0.0.2:7707\n" + target
+	}
+	for _, c := range []struct {
+		name, yaml, want string // want: "" accepted, else the error's start
+	}{
+		{"defaults", job(""), ""},
+		{"trials at the bound", job("      trials: 1000\n"), ""},
+		{"trials past the bound", job("      trials: 1001\n"), "w.yaml:6: jobs[0].target.trials: 1001 outside 1..1000"},
+		{"duration at the bound", job("      duration: 1h\n"), ""},
+		{"duration past the bound", job("      duration: 61m\n"), "w.yaml:6: jobs[0].target.duration: 1h1m0s: want whole milliseconds, 50ms..1h0m0s"},
+		{"warmup past the bound", job("      warmup: 1h\n"), "w.yaml:6: jobs[0].target.warmup: 1h0m0s: want whole milliseconds, 0..10m0s"},
+		{"client CPU past the bound", job("      client_cpus: [0, 5000]\n"), "w.yaml:6: jobs[0].target.client_cpus[1]: CPU 5000: CPU numbers are below 4096"},
+		{"server CPU past the bound", job("      server_cpu: 4096\n"), "w.yaml:6: jobs[0].target.server_cpu: CPU 4096: CPU numbers are below 4096"},
+		{"server CPU negative", job("      server_cpu: -1\n"), "w.yaml:6: jobs[0].target.server_cpu: CPU -1 is negative"},
+		{"impossible schedule", strings.Replace(job(""), `"@every 1h"`, `"0 0 31 2 *"`, 1), `w.yaml:3: jobs[0].schedule: "0 0 31 2 *": never fires`},
+		{"schedule too rare", strings.Replace(job(""), `"@every 1h"`, `"@every 9000h"`, 1), `w.yaml:3: jobs[0].schedule: @every 9000h0m0s: outside 1m..8784h0m0s`},
+		{"job name with a newline", strings.Replace(job(""), "name: j", `name: "a\nb"`, 1), `w.yaml:2: jobs[0].name: "a\nb": want letters, digits`},
+		{"job name with a quote", strings.Replace(job(""), "name: j", `name: 'a"b'`, 1), `w.yaml:2: jobs[0].name: "a\"b": want letters`},
+		{"job name too long", strings.Replace(job(""), "name: j", "name: "+strings.Repeat("x", 65), 1), "w.yaml:2: jobs[0].name:"},
+		{"job name at the bound", strings.Replace(job(""), "name: j", "name: "+strings.Repeat("x", 64), 1), ""},
+		{"second document", job("") + "---\njobs: []\n", "w.yaml:6: multiple YAML documents: a second one starts at line 6"},
+		{"trailing separator", job("") + "---\n", ""},
+		{"empty", "", "w.yaml: empty"},
+	} {
+		_, err := ParseConfig([]byte(c.yaml), "w.yaml")
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: refused: %v", c.name, err)
+		case c.want != "" && (err == nil || !strings.HasPrefix(err.Error(), c.want)):
+			t.Errorf("%s:\n got: %v\nwant: %s...", c.name, err, c.want)
+		}
+	}
+}

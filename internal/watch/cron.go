@@ -37,7 +37,8 @@ type cronSpec struct {
 // steps (*/15, 0-30/10); day of week 0-7 (0 and 7 are Sunday), month and
 // day names are not accepted. As in Vixie cron, when both day of month
 // and day of week are restricted, either matching suffices. Cron times
-// are in loc (nil: local time).
+// are in loc (nil: local time). A schedule that can never fire ("0 0 31 2
+// *": February has no 31st) is refused, as is "@every" beyond MaxEvery.
 func ParseSchedule(s string, loc *time.Location) (Schedule, error) {
 	if loc == nil {
 		loc = time.Local
@@ -58,8 +59,8 @@ func ParseSchedule(s string, loc *time.Location) (Schedule, error) {
 		if err != nil {
 			return nil, fmt.Errorf("@every: %v", err)
 		}
-		if d < time.Minute {
-			return nil, fmt.Errorf("@every %v: at least 1m", d)
+		if d < time.Minute || d > MaxEvery {
+			return nil, fmt.Errorf("@every %v: outside 1m..%v", d, MaxEvery)
 		}
 		return every(d), nil
 	}
@@ -88,7 +89,48 @@ func ParseSchedule(s string, loc *time.Location) (Schedule, error) {
 	if c.dow&(1<<7) != 0 {
 		c.dow |= 1 // 7 is Sunday too
 	}
+	if err := c.possible(); err != nil {
+		return nil, fmt.Errorf("%q: never fires: %v", s, err)
+	}
 	return c, nil
+}
+
+// MaxEvery bounds "@every D": a schedule that fires less than yearly is
+// a typo.
+const MaxEvery = 366 * 24 * time.Hour
+
+// maxDays is the most days month m (1..12) can have; February's 29th
+// comes at least every 8 years (2096, then 2104).
+func maxDays(m int) int {
+	switch m {
+	case 2:
+		return 29
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
+// possible reports whether the spec ever fires. The fields themselves are
+// never empty, so only the date can be impossible: with day of week "*",
+// some allowed month must have an allowed day of month (Feb 30, Apr 31
+// never come). When day of week is restricted, every month has every
+// weekday, so the spec fires.
+func (c *cronSpec) possible() error {
+	if !c.dowStar {
+		return nil
+	}
+	for m := 1; m <= 12; m++ {
+		if c.month&(1<<m) == 0 {
+			continue
+		}
+		for d := 1; d <= maxDays(m); d++ {
+			if c.dom&(1<<d) != 0 {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("no allowed month has any of the allowed days of month (February has at most 29 days; April, June, September and November 30)")
 }
 
 func cronField(s string, lo, hi int) (uint64, error) {
@@ -101,7 +143,7 @@ func cronField(s string, lo, hi int) (uint64, error) {
 			if err != nil || n < 1 {
 				return 0, fmt.Errorf("bad step %q", stepS)
 			}
-			step = n
+			step = min(n, hi-lo+1) // a larger step is the same; a huge one would overflow v below
 		}
 		a, b := lo, hi
 		switch {
@@ -124,7 +166,7 @@ func cronField(s string, lo, hi int) (uint64, error) {
 				b = hi // "5/15" means 5-hi/15
 			}
 		}
-		if a < lo || b > hi {
+		if a < lo || b > hi || a > b { // a > b: "100/1" starts past hi
 			return 0, fmt.Errorf("%q outside %d-%d", part, lo, hi)
 		}
 		for v := a; v <= b; v += step {
@@ -143,30 +185,47 @@ func (c *cronSpec) dayMatches(t time.Time) bool {
 	return dom || dow
 }
 
+// nextHorizon bounds Next's search: the rarest possible schedule (Feb 29)
+// fires at least every 8 years.
+const nextHorizon = 9
+
+// maxNextSteps bounds Next's loop whatever the time zone does: each step
+// skips a month, a day, an hour or a minute, and within nextHorizon years
+// that is at most ~108 + 3,300 + 79,000 + a minute per hour stepped.
+const maxNextSteps = 1 << 22
+
 // Next finds the next matching minute by skipping whole months, days and
-// hours that cannot match. Within five years there always is one for a
-// valid spec, except impossible dates (Feb 30): then the zero time.
+// hours that cannot match. A spec ParseSchedule accepted always fires
+// within nextHorizon years; past that (never, for an accepted spec) Next
+// returns the zero time. A skip that a time zone change would turn
+// backwards (time.Date normalises a wall time in a DST gap to before it)
+// steps one minute instead, so the search always moves forward.
 func (c *cronSpec) Next(t time.Time) time.Time {
 	t = t.In(c.loc).Truncate(time.Minute).Add(time.Minute)
-	limit := t.AddDate(5, 0, 0)
-	for t.Before(limit) {
-		if c.month&(1<<int(t.Month())) == 0 {
-			t = time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, c.loc)
-			continue
-		}
-		if !c.dayMatches(t) {
-			t = time.Date(t.Year(), t.Month(), t.Day()+1, 0, 0, 0, 0, c.loc)
-			continue
-		}
-		if c.hour&(1<<t.Hour()) == 0 {
-			t = time.Date(t.Year(), t.Month(), t.Day(), t.Hour()+1, 0, 0, 0, c.loc)
-			continue
-		}
-		if c.min&(1<<t.Minute()) == 0 {
+	limit := t.AddDate(nextHorizon, 0, 0)
+	advance := func(next time.Time) {
+		if next.After(t) {
+			t = next
+		} else {
 			t = t.Add(time.Minute)
-			continue
 		}
-		return t
+	}
+	for range maxNextSteps {
+		if !t.Before(limit) {
+			break
+		}
+		switch {
+		case c.month&(1<<int(t.Month())) == 0:
+			advance(time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, c.loc))
+		case !c.dayMatches(t):
+			advance(time.Date(t.Year(), t.Month(), t.Day()+1, 0, 0, 0, 0, c.loc))
+		case c.hour&(1<<t.Hour()) == 0:
+			advance(time.Date(t.Year(), t.Month(), t.Day(), t.Hour()+1, 0, 0, 0, c.loc))
+		case c.min&(1<<t.Minute()) == 0:
+			t = t.Add(time.Minute)
+		default:
+			return t
+		}
 	}
 	return time.Time{}
 }

@@ -3,6 +3,8 @@ package web
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"hash/fnv"
 	"math"
 	"net/http"
 	"sort"
@@ -135,6 +137,87 @@ func escapeHelp(s string) string {
 	return strings.NewReplacer(`\`, `\\`, "\n", `\n`).Replace(s)
 }
 
+// maxMetricGroups bounds the (job, kind) groups /metrics reports, and so
+// its series: jobs come from a config, kinds from latlab's commands.
+const maxMetricGroups = 200
+
+// Label values are never free text. Names (jobs, kinds, modes, workloads,
+// offload presets, placements, metrics, states) must be safe identifiers;
+// compound keys (an alert's config key) are such names joined by '=', '/',
+// ',' and spaces; anything else is replaced by a bounded, sanitised form
+// that still tells series apart ("x_" + the safe characters + a hash). An
+// error message, the one free-text label, is cut to its first line,
+// sanitised and bounded (freeTextLabel).
+const (
+	maxNameLabel     = 64
+	maxCompoundLabel = 256
+	maxFreeLabel     = 120
+)
+
+func nameRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.' || r == ':' || r == '+'
+}
+
+func compoundRune(r rune) bool { return nameRune(r) || r == '=' || r == '/' || r == ',' || r == ' ' }
+
+// safeLabel returns s when every rune passes ok and it fits max bytes;
+// otherwise "x_", s's allowed characters (others as '_', cut to fit) and
+// 8 hex digits of its FNV-1a hash.
+func safeLabel(s string, ok func(rune) bool, max int) string {
+	clean := len(s) <= max
+	for _, r := range s {
+		if !ok(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	h := fnv.New32a()
+	h.Write([]byte(s))
+	var b strings.Builder
+	b.WriteString("x_")
+	for _, r := range s {
+		if b.Len() >= max-11 {
+			break
+		}
+		if ok(r) && r != ' ' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	fmt.Fprintf(&b, "_%08x", h.Sum32())
+	return b.String()
+}
+
+// labelValue is a name as a label value (see safeLabel).
+func labelValue(s string) string { return safeLabel(s, nameRune, maxNameLabel) }
+
+// compoundLabel is a key made of names as a label value.
+func compoundLabel(s string) string { return safeLabel(s, compoundRune, maxCompoundLabel) }
+
+// freeTextLabel bounds and sanitises free text (an error message) for a
+// label: the first line, characters outside a conservative set as '_',
+// at most maxFreeLabel bytes ("..." when cut).
+func freeTextLabel(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len() >= maxFreeLabel-3 {
+			b.WriteString("...")
+			break
+		}
+		if compoundRune(r) || strings.ContainsRune("()[]<>@#%&*!?'|~^$;", r) {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
 func formatValue(v float64) string {
 	switch {
 	case math.IsNaN(v):
@@ -164,25 +247,40 @@ func b2f(b bool) float64 {
 func (s *Server) metrics(ctx context.Context) []byte {
 	p := newPromWriter()
 	errs := 0
-	runs, err := s.opts.Store.Runs(ctx, store.RunFilter{})
+	// Counts and each (job, kind)'s latest complete run come from the
+	// store's run summary: a scrape reads a few rows per group, never
+	// every run; each latest run's summary comes from the view cache.
+	counts, err := s.opts.Store.RunCounts(ctx)
 	if err != nil {
 		s.opts.Log.Printf("metrics: %v", err)
 		errs++
 	}
-	counts := map[store.Status]int{store.StatusComplete: 0, store.StatusIncomplete: 0, store.StatusRunning: 0}
+	for _, st := range []store.Status{store.StatusComplete, store.StatusIncomplete, store.StatusRunning} {
+		p.add(mRuns, float64(counts[st]), "status", string(st))
+	}
+	groups, err := s.opts.Store.RunGroups(ctx, maxMetricGroups+1)
+	if err != nil {
+		s.opts.Log.Printf("metrics: %v", err)
+		errs++
+	}
+	if len(groups) > maxMetricGroups {
+		s.opts.Log.Printf("metrics: more than %d (job, kind) groups of runs: only the first %d are reported", maxMetricGroups, maxMetricGroups)
+		groups = groups[:maxMetricGroups]
+		errs++
+	}
 	type jk struct{ job, kind string }
 	latest := map[jk]store.Run{}
 	var keys []jk
-	for _, run := range runs { // newest first
-		counts[run.Status]++
-		k := jk{run.JobName, run.Kind}
-		if _, ok := latest[k]; !ok && run.Status == store.StatusComplete {
-			latest[k] = run
-			keys = append(keys, k)
+	for _, g := range groups { // ordered by job, then kind
+		if g.LatestComplete.ID == 0 {
+			continue
 		}
-	}
-	for _, st := range []store.Status{store.StatusComplete, store.StatusIncomplete, store.StatusRunning} {
-		p.add(mRuns, float64(counts[st]), "status", string(st))
+		k := jk{labelValue(g.JobName), labelValue(g.Kind)}
+		if _, dup := latest[k]; dup { // two raw names sanitised alike: keep the first
+			continue
+		}
+		latest[k] = g.LatestComplete
+		keys = append(keys, k)
 	}
 	sort.Slice(keys, func(i, j int) bool {
 		if keys[i].job != keys[j].job {
@@ -212,8 +310,8 @@ func (s *Server) metrics(ctx context.Context) []byte {
 			if res.Status != "ok" {
 				continue
 			}
-			l := []string{"latlab_job", k.job, "kind", k.kind, "mode", res.Mode, "workload", res.Workload,
-				"size", strconv.Itoa(res.Size), "offload", res.Offload, "placement", res.Placement}
+			l := []string{"latlab_job", k.job, "kind", k.kind, "mode", labelValue(res.Mode), "workload", labelValue(res.Workload),
+				"size", strconv.Itoa(res.Size), "offload", labelValue(res.Offload), "placement", labelValue(res.Placement)}
 			with := func(extra ...string) []string { return append(append([]string{}, l...), extra...) }
 			if iv := res.RatePerSec; iv != nil && res.Metric != "throughput_bps" {
 				p.add(mRate, iv.Median, with("stat", "median")...)
@@ -247,8 +345,8 @@ func (s *Server) metrics(ctx context.Context) []byte {
 		by := map[string]int{AlertFiring: 0, AlertPending: 0, AlertResolved: 0}
 		for _, a := range as {
 			by[a.State]++
-			p.add(mAlert, b2f(a.State == AlertFiring), "alert", a.Name, "latlab_job", a.Job, "config", a.ConfigKey,
-				"metric", a.Metric, "state", a.State)
+			p.add(mAlert, b2f(a.State == AlertFiring), "alert", compoundLabel(a.Name), "latlab_job", labelValue(a.Job),
+				"config", compoundLabel(a.ConfigKey), "metric", labelValue(a.Metric), "state", labelValue(a.State))
 		}
 		states := make([]string, 0, len(by))
 		for st := range by {
@@ -256,7 +354,7 @@ func (s *Server) metrics(ctx context.Context) []byte {
 		}
 		sort.Strings(states)
 		for _, st := range states {
-			p.add(mAlertsByState, float64(by[st]), "state", st)
+			p.add(mAlertsByState, float64(by[st]), "state", labelValue(st))
 		}
 	}
 	p.add(mSchedAvail, b2f(s.opts.Scheduler != nil))
@@ -272,13 +370,13 @@ func (s *Server) metrics(ctx context.Context) []byte {
 			}
 		}
 		for _, j := range h.Jobs {
-			jl := []string{"latlab_job", j.Name}
+			jl := []string{"latlab_job", labelValue(j.Name)}
 			ts(mSchedLastRun, j.LastRun, jl)
 			ts(mSchedLastOK, j.LastSuccess, jl)
 			ts(mSchedNextRun, j.NextRun, jl)
 			p.add(mSchedLastFailed, b2f(j.LastError != ""), jl...)
 			if j.LastError != "" {
-				p.add(mSchedLastError, 1, "latlab_job", j.Name, "error", j.LastError)
+				p.add(mSchedLastError, 1, "latlab_job", labelValue(j.Name), "error", freeTextLabel(j.LastError))
 			}
 			p.add(mSchedRuns, float64(j.Runs), jl...)
 			p.add(mSchedFailures, float64(j.Failures), jl...)

@@ -38,22 +38,43 @@ type runsData struct {
 	First, Last       int
 }
 
+// Paging bounds of the runs list: ?page=N (1..MaxPage) of ?limit=N runs
+// (1..MaxPageSize; default Options.PageSize). Anything else is a 400, so a
+// request can never make the server read more than one page of runs.
+const (
+	MaxPageSize = 500
+	MaxPage     = 1_000_000
+)
+
+// boundedParam parses query parameter name as an integer in lo..hi; def
+// when absent.
+func boundedParam(q url.Values, name string, def, lo, hi int) (int, error) {
+	v := q.Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("bad %s %q: want %d..%d", name, v, lo, hi)
+	}
+	return n, nil
+}
+
 func (s *Server) handleRuns(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	pg := 1
-	if p := q.Get("page"); p != "" {
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 1 || n > 1_000_000 {
-			s.fail(w, r, http.StatusBadRequest, fmt.Errorf("bad page %q", p))
-			return
-		}
-		pg = n
+	pg, err := boundedParam(q, "page", 1, 1, MaxPage)
+	if err != nil {
+		s.fail(w, r, http.StatusBadRequest, err)
+		return
+	}
+	per, err := boundedParam(q, "limit", s.opts.PageSize, 1, MaxPageSize)
+	if err != nil {
+		s.fail(w, r, http.StatusBadRequest, err)
+		return
 	}
 	f := store.RunFilter{Status: store.Status(q.Get("status")), Kind: q.Get("kind"), JobName: q.Get("job")}
-	per := s.opts.PageSize
-	// The store has no OFFSET: fetch up to the end of this page, plus one
-	// row to know whether there is a next page.
-	f.Limit = pg*per + 1
+	// One page, plus one row to know whether there is a next page.
+	f.Limit, f.Offset = per+1, (pg-1)*per
 	runs, err := s.opts.Store.Runs(r.Context(), f)
 	if err != nil {
 		s.fail(w, r, http.StatusInternalServerError, err)
@@ -63,7 +84,7 @@ func (s *Server) handleRuns(w http.ResponseWriter, r *http.Request) {
 		Statuses: []string{"", string(store.StatusComplete), string(store.StatusIncomplete), string(store.StatusRunning)}}
 	link := func(p int) string {
 		v := url.Values{}
-		for _, k := range []string{"status", "kind", "job"} {
+		for _, k := range []string{"status", "kind", "job", "limit"} {
 			if x := q.Get(k); x != "" {
 				v.Set(k, x)
 			}
@@ -76,27 +97,26 @@ func (s *Server) handleRuns(w http.ResponseWriter, r *http.Request) {
 		}
 		return "/?" + v.Encode()
 	}
-	if len(runs) > pg*per {
+	if len(runs) > per {
 		d.NextURL = link(pg + 1)
-		runs = runs[:pg*per]
+		runs = runs[:per]
 	}
 	if pg > 1 {
 		d.PrevURL = link(pg - 1)
 	}
-	start := min((pg-1)*per, len(runs))
-	for _, run := range runs[start:] {
-		row := runRow{Run: run, Duration: runDuration(run)}
-		if ts, err := s.opts.Store.Trials(r.Context(), run.ID); err == nil {
-			row.Trials = len(ts)
-			for _, t := range ts {
-				if t.Error != "" {
-					row.Failed++
-				}
-			}
-		}
-		d.Runs = append(d.Runs, row)
+	ids := make([]int64, len(runs))
+	for i, run := range runs {
+		ids[i] = run.ID
 	}
-	d.First, d.Last = start+1, start+len(d.Runs)
+	counts, err := s.opts.Store.TrialCounts(r.Context(), ids)
+	if err != nil {
+		s.opts.Log.Printf("runs page: %v", err)
+	}
+	for _, run := range runs {
+		c := counts[run.ID]
+		d.Runs = append(d.Runs, runRow{Run: run, Duration: runDuration(run), Trials: c.Trials, Failed: c.Failed})
+	}
+	d.First, d.Last = f.Offset+1, f.Offset+len(d.Runs)
 	s.render(w, http.StatusOK, "runs", "runs", "latlab runs", d)
 }
 

@@ -64,12 +64,8 @@ func (s *Server) runView(ctx context.Context, id int64) (*runView, error) {
 		return nil, err
 	}
 	// The previous run of the same kind and job, for the diff link.
-	if runs, err := s.opts.Store.Runs(ctx, store.RunFilter{Kind: v.Run.Kind, JobName: v.Run.JobName}); err == nil {
-		for i, x := range runs {
-			if x.ID == id && i+1 < len(runs) {
-				v.Prev = runs[i+1].ID
-			}
-		}
+	if prev, err := s.opts.Store.PreviousRun(ctx, v.Run); err == nil {
+		v.Prev = prev
 	}
 	if v.Run.Status != store.StatusRunning {
 		s.cache.put(v)

@@ -108,13 +108,17 @@ type Options struct {
 	// name or address (DNS rebinding); set it when listening on loopback.
 	LoopbackOnly bool
 	// PageSize is the number of runs per page of the runs list (default
-	// 50); HistoryRuns the number of runs a history chart shows (default
-	// 60).
+	// 50, at most MaxPageSize; ?limit= overrides it within the same
+	// bound); HistoryRuns the number of runs a history chart shows
+	// (default 60, at most MaxHistoryRuns).
 	PageSize    int
 	HistoryRuns int
 	// Log receives request errors (nil: discarded).
 	Log *log.Logger
 }
+
+// MaxHistoryRuns bounds Options.HistoryRuns.
+const MaxHistoryRuns = 1000
 
 //go:embed templates/*.html static/style.css
 var assets embed.FS
@@ -137,9 +141,11 @@ func New(opts Options) (*Server, error) {
 	if opts.PageSize <= 0 {
 		opts.PageSize = 50
 	}
+	opts.PageSize = min(opts.PageSize, MaxPageSize)
 	if opts.HistoryRuns <= 0 {
 		opts.HistoryRuns = 60
 	}
+	opts.HistoryRuns = min(opts.HistoryRuns, MaxHistoryRuns)
 	if opts.Log == nil {
 		opts.Log = log.New(io.Discard, "", 0)
 	}

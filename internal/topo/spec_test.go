@@ -1,0 +1,58 @@
+package topo
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// ParseTopology refuses what it cannot build with the file, the line of
+// the offending value and the bound.
+func TestParseTopologyErrorsNameLine(t *testing.T) {
+	const good = "name: x\nbase:\n  namespaces: [a, b]\nmodes:\n  - name: m\n    client: a\n    server: b\n    target: 10.0.0.2:7707\n"
+	if _, err := ParseTopology([]byte(good), "t.yaml"); err != nil {
+		t.Fatalf("good topology: %v", err)
+	}
+	manyModes := "name: x\nbase:\n  namespaces: [a]\nmodes:\n"
+	for i := 0; i <= MaxModes; i++ {
+		manyModes += fmt.Sprintf("  - {name: m%d, client: a, server: a, target: 10.0.0.1:1}\n", i)
+	}
+	for _, c := range []struct {
+		name, yaml string
+		want       string // the whole error starts with it
+	}{
+		{"second document", good + "---\nname: y\n", "t.yaml:9: multiple YAML documents: a second one starts at line 9"},
+		{"unknown field", strings.Replace(good, "    target:", "    colour: red\n    target:", 1), "t.yaml:8: field colour not found in a mode (allowed: name, description, client, server, target, listen, namespaces, links, routes, sysctls, nat)"},
+		{"unknown top-level field", "colour: red\n" + good, "t.yaml:1: field colour not found in the topology (allowed: name, description, base, modes)"},
+		{"bad target", strings.Replace(good, "10.0.0.2:7707", "nowhere", 1), `t.yaml:8: mode m: target "nowhere": want IP:PORT`},
+		{"mtu too large", strings.Replace(good, "  namespaces: [a, b]\n", "  namespaces: [a, b]\n  links:\n    - {kind: bridge, ns: a, name: br0, mtu: 65536}\n", 1), "t.yaml:5: base: link a/br0: mtu 65536 outside 68..65535"},
+		{"mtu too small", strings.Replace(good, "  namespaces: [a, b]\n", "  namespaces: [a, b]\n  links:\n    - kind: veth\n      ns: a\n      name: v0\n      peer: {ns: b, name: v1, mtu: 10}\n", 1), "t.yaml:8: base: link a/v0 peer: mtu 10 outside 68..65535"},
+		{"vxlan port", strings.Replace(good, "  namespaces: [a, b]\n", "  namespaces: [a, b]\n  links:\n    - {kind: vxlan, ns: a, name: vx0, vni: 1, port: 70000}\n", 1), "t.yaml:5: base: link a/vx0: port 70000 outside 1..65535"},
+		{"too many modes", manyModes, fmt.Sprintf("t.yaml:5: modes: %d modes, at most %d", MaxModes+1, MaxModes)},
+		{"syntax error", "name: x\nbase: [\n", "t.yaml:"},
+		{"empty", "", "t.yaml: empty"},
+		{"not a mapping", "- a\n", "t.yaml:1: a topology is a mapping"},
+	} {
+		_, err := ParseTopology([]byte(c.yaml), "t.yaml")
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%s:\n got: %v\nwant: %s...", c.name, err, c.want)
+		}
+		var te *Error
+		if err != nil && !errors.As(err, &te) {
+			t.Errorf("%s: %T is not a *topo.Error", c.name, err)
+		}
+	}
+}
+
+// Validate (no YAML) keeps its messages free of file and line.
+func TestValidateMessageHasNoLocation(t *testing.T) {
+	d := Default()
+	if err := d.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	d.Modes[1].Target = "x"
+	if err := d.Validate(); err == nil || err.Error() != `mode bridge-nat: target "x": want IP:PORT` {
+		t.Errorf("got %v", err)
+	}
+}
