@@ -1,22 +1,31 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/latlab/latlab/internal/docker"
 	"github.com/latlab/latlab/internal/experiment"
 	"github.com/latlab/latlab/internal/journal"
 	"github.com/latlab/latlab/internal/topo"
 )
 
+// dockerHostNone is the --docker-host value that skips the label sweep.
+const dockerHostNone = "none"
+
 func newCleanupCmd(e *env) *cobra.Command {
 	var (
-		dir     string
-		orphans bool
+		dir        string
+		orphans    bool
+		dockerHost string
 	)
 	cmd := &cobra.Command{
 		Use:   "cleanup",
@@ -26,17 +35,28 @@ running: labs left up with --keep, and runs that died without tearing down
 (kill -9, a crash, a power cut). Every object is journalled before latlab
 creates it, so nothing escapes. Runs still in progress are left alone.
 
+A journal whose undo fails stays, and cleanup says why and exits 1: a
+Docker daemon that cannot be reached (stopped, socket gone) still holds the
+containers and networks, so their journal is kept for a cleanup once the
+daemon is back.
+
 Namespaces whose names start with "latlab-" but that no journal lists (made
-by hand, or by a latlab older than the journal) are listed; --orphans removes
-them too. Exit status 0 when there is nothing to clean.`,
+by hand, or by a latlab older than the journal) are listed; so are the
+containers and networks carrying latlab's run label (io.latlab.run) on the
+Docker daemon (--docker-host) whose run no journal lists — the journal
+lives on tmpfs and a reboot loses it, the daemon keeps them. --orphans
+removes them too, and old latlab images but the newest. Only use --orphans
+when no latlab with another --journal-dir is running: its objects are
+orphans from here. Exit status 0 when everything that was found is gone.`,
 		Example: `  latlab cleanup
-  latlab cleanup --orphans`,
+  latlab cleanup --orphans
+  latlab cleanup --docker-host unix:///run/user/1000/docker.sock`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if os.Geteuid() != 0 {
 				return fmt.Errorf("latlab cleanup needs root to delete network namespaces")
 			}
-			res, err := journal.Sweep(dir, journal.SweepOptions{IncludeKept: true, Handlers: experiment.UndoHandlers()})
+			res, sweepErr := journal.Sweep(dir, journal.SweepOptions{IncludeKept: true, Handlers: experiment.UndoHandlers()})
 			for _, u := range res.Undone {
 				if u.Kind == experiment.KindOffload {
 					fmt.Fprintf(e.stdout, "restored offloads of %s (netns %s)\n", u.Name, u.NS)
@@ -47,47 +67,139 @@ them too. Exit status 0 when there is nothing to clean.`,
 			for _, b := range res.Busy {
 				fmt.Fprintf(e.stdout, "left alone: %s belongs to a latlab that is still running\n", b)
 			}
+			for _, err := range res.Errors {
+				fmt.Fprintf(e.stdout, "kept: %v\n", err)
+				if errors.Is(err, docker.ErrUnreachable) {
+					fmt.Fprintln(e.stdout, "  the Docker daemon it names could not be reached: its containers and networks may still exist, so the journal stays; run latlab cleanup again once the daemon is back")
+				}
+			}
+			// Whatever a journal still lists (runs in progress, undos that
+			// failed) is accounted for: not an orphan.
+			journalled, err := remainingJournals(dir)
 			if err != nil {
-				return err
+				return errors.Join(sweepErr, err)
 			}
-			// Namespaces no journal accounts for.
-			var stray []string
-			busy := busyPrefixes(res.Busy)
-			ents, _ := os.ReadDir(topo.NetNSDir)
-			for _, de := range ents {
-				n := de.Name()
-				if !strings.HasPrefix(n, topo.Prefix) || slices.ContainsFunc(busy, func(p string) bool { return strings.HasPrefix(n, p+"-") }) {
-					continue
-				}
-				stray = append(stray, n)
+			found := len(res.Undone) + len(res.Busy) + len(res.Errors)
+			n, err := cleanupNetNSOrphans(e.stdout, journalled, orphans)
+			found += n
+			if err != nil {
+				return errors.Join(sweepErr, err)
 			}
-			for _, n := range stray {
-				if orphans {
-					if err := topo.DeleteNetNS(n); err != nil {
-						return err
-					}
-					fmt.Fprintf(e.stdout, "removed orphan netns %s\n", n)
-				} else {
-					fmt.Fprintf(e.stdout, "orphan netns %s (no journal lists it; --orphans removes it)\n", n)
+			if dockerHost != dockerHostNone {
+				n, err := cleanupDockerOrphans(cmd.Context(), e.stdout, dockerHost, cmd.Flags().Changed("docker-host"), journalled, orphans)
+				found += n
+				if err != nil {
+					return errors.Join(sweepErr, err)
 				}
 			}
-			if len(res.Undone) == 0 && len(res.Busy) == 0 && len(stray) == 0 {
+			if sweepErr != nil {
+				return fmt.Errorf("%d journal(s) kept, see above: %w", len(res.Errors), sweepErr)
+			}
+			if found == 0 {
 				fmt.Fprintln(e.stdout, "nothing to clean")
 			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&dir, "journal-dir", journal.DefaultDir, "where journals live")
-	cmd.Flags().BoolVar(&orphans, "orphans", false, "also remove latlab-* namespaces that no journal lists")
+	cmd.Flags().BoolVar(&orphans, "orphans", false, "also remove latlab-* namespaces, labelled containers and networks that no journal lists, and old latlab images")
+	cmd.Flags().StringVar(&dockerHost, "docker-host", "", `Docker daemon to look for latlab's labelled containers and networks on (default $DOCKER_HOST, else the default socket; "none" skips)`)
 	return cmd
 }
 
-// busyPrefixes turns running journals' paths into their namespace prefixes.
-func busyPrefixes(paths []string) []string {
-	var out []string
-	for _, p := range paths {
-		base := p[strings.LastIndexByte(p, '/')+1:]
-		out = append(out, strings.TrimSuffix(base, ".journal"))
+// remainingJournals returns the ids (the run prefixes) of the journals
+// still in dir after a sweep.
+func remainingJournals(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
 	}
-	return out
+	if err != nil {
+		return nil, fmt.Errorf("read journal dir %s: %w", dir, err)
+	}
+	var ids []string
+	for _, de := range ents {
+		if id, ok := strings.CutSuffix(de.Name(), ".journal"); ok && !de.IsDir() {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+// cleanupNetNSOrphans lists (or, with remove, deletes) the latlab-*
+// namespaces that belong to no journal in journalled. It returns how many
+// it found.
+func cleanupNetNSOrphans(w io.Writer, journalled []string, remove bool) (int, error) {
+	ents, _ := os.ReadDir(topo.NetNSDir)
+	n := 0
+	for _, de := range ents {
+		name := de.Name()
+		if !strings.HasPrefix(name, topo.Prefix) || slices.ContainsFunc(journalled, func(p string) bool { return strings.HasPrefix(name, p+"-") }) {
+			continue
+		}
+		n++
+		if !remove {
+			fmt.Fprintf(w, "orphan netns %s (no journal lists it; --orphans removes it)\n", name)
+			continue
+		}
+		if err := topo.DeleteNetNS(name); err != nil {
+			return n, err
+		}
+		fmt.Fprintf(w, "removed orphan netns %s\n", name)
+	}
+	return n, nil
+}
+
+// cleanupDockerOrphans is the label sweep: containers and networks
+// carrying latlab's run label whose run no journal lists, on the daemon at
+// host. A daemon that cannot be reached is only reported when the user
+// named it (explicit): most hosts running latlab have no Docker at all.
+// With remove, orphans are removed and so are old latlab images (the
+// newest is kept). It returns how many orphans (and pruned images) it
+// found.
+func cleanupDockerOrphans(ctx context.Context, w io.Writer, host string, explicit bool, journalled []string, remove bool) (int, error) {
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	eng, err := docker.Open(octx, host)
+	if err != nil {
+		if explicit {
+			fmt.Fprintf(w, "docker: %v: labelled containers and networks not checked\n", err)
+		}
+		return 0, nil
+	}
+	defer eng.Close()
+	objs, err := eng.Objects(octx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var runs []string
+	for _, o := range objs {
+		if slices.Contains(journalled, o.Run) {
+			continue
+		}
+		n++
+		if !slices.Contains(runs, o.Run) {
+			runs = append(runs, o.Run)
+		}
+		if !remove {
+			fmt.Fprintf(w, "orphan docker %s %s (run %s on %s; no journal lists it; --orphans removes it)\n", o.Kind, o.Name, o.Run, eng.Host)
+		}
+	}
+	if !remove {
+		return n, nil
+	}
+	var errs []error
+	for _, run := range runs {
+		if err := eng.CleanupLabel(octx, docker.LabelRun+"="+run); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintf(w, "removed orphan docker containers and networks of run %s on %s\n", run, eng.Host)
+	}
+	pruned, err := eng.PruneImages(octx, "")
+	for _, ref := range pruned {
+		fmt.Fprintf(w, "removed old image %s\n", ref)
+	}
+	return n + len(pruned), errors.Join(append(errs, err)...)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/latlab/latlab/internal/offload"
+	"github.com/latlab/latlab/internal/topo"
 )
 
 // offloadOpen is how the offload commands reach the kernel; tests replace
@@ -159,7 +160,10 @@ reports what it did:
 
 An unknown name changes nothing and is reported with the closest valid
 names. Without --netns the device is in latlab's own namespace, usually the
-host's real NIC; that is refused unless --allow-host-nic is given.
+host's real NIC; that is refused unless --allow-host-nic is given, and so is
+a --netns that is the same namespace under another name (/proc/1/ns/net, a
+name under /var/run/netns bind-mounted from it): namespaces are compared by
+identity, not by name.
 
 Exit codes: 0 everything applied, 1 something refused or failed, 2 bad
 usage (unknown feature, bad value).`,
@@ -205,7 +209,7 @@ usage (unknown feature, bad value).`,
 	f := cmd.Flags()
 	f.StringVar(&netns, "netns", "", "the device's network namespace (a name under /var/run/netns or a path)")
 	f.BoolVar(&jsonOut, "json", false, "write JSON: changed, unchanged, refused, dependent")
-	f.BoolVar(&allowHostNIC, "allow-host-nic", false, "allow changing a device in latlab's own namespace (no --netns)")
+	f.BoolVar(&allowHostNIC, "allow-host-nic", false, "allow changing a device in latlab's own or the host's namespace (no --netns, or a --netns that is one of them)")
 	return cmd
 }
 
@@ -217,8 +221,19 @@ func openToChange(netns, dev string, allowHostNIC bool, what string) (offloadCli
 	if err != nil {
 		return nil, "", err
 	}
-	if ns == "" && !allowHostNIC {
-		return nil, "", usagef("refusing to change %s in latlab's own network namespace (likely a real NIC): give --netns NS, or --allow-host-nic if you mean it", dev)
+	if !allowHostNIC {
+		// By identity, not by string: --netns /proc/1/ns/net, or a name
+		// bind-mounted from the host's namespace, is the host too.
+		host, err := topo.IsHostNetNS(ns)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s of %s: cannot tell whether the namespace is the host's, refused: %w", what, offloadWhere(ns, dev), err)
+		}
+		if host && ns == "" {
+			return nil, "", usagef("refusing to change %s in latlab's own network namespace (likely a real NIC): give --netns NS, or --allow-host-nic if you mean it", dev)
+		}
+		if host {
+			return nil, "", usagef("refusing to change %s: netns %s is the host's (or latlab's own) network namespace (likely a real NIC): --allow-host-nic if you mean it", dev, ns)
+		}
 	}
 	c, err := offloadOpen(ns)
 	if err != nil {
@@ -364,7 +379,8 @@ adaptive-rx=on lets the driver choose. Parameter names are ethtool's
 (rx-usecs, rx-frames, tx-usecs, tx-frames, adaptive-rx, adaptive-tx, ...);
 on/off are accepted for the adaptive ones. Drivers without coalescing (veth)
 answer "not supported". Without --netns the device is in latlab's own
-namespace; that is refused unless --allow-host-nic is given.`,
+namespace; that (or a --netns that is the same namespace, or PID 1's) is
+refused unless --allow-host-nic is given.`,
 		Example: `  latlab offload coalesce --netns lab1 eth0 rx-usecs=0 rx-frames=1
   latlab offload coalesce --netns lab1 eth0 adaptive-rx=on --json`,
 		Args: usageArgs(cobra.MinimumNArgs(2)),
@@ -441,6 +457,6 @@ namespace; that is refused unless --allow-host-nic is given.`,
 	f := cmd.Flags()
 	f.StringVar(&netns, "netns", "", "the device's network namespace (a name under /var/run/netns or a path)")
 	f.BoolVar(&jsonOut, "json", false, "write JSON: each parameter's before, requested and after")
-	f.BoolVar(&allowHostNIC, "allow-host-nic", false, "allow changing a device in latlab's own namespace (no --netns)")
+	f.BoolVar(&allowHostNIC, "allow-host-nic", false, "allow changing a device in latlab's own or the host's namespace (no --netns, or a --netns that is one of them)")
 	return cmd
 }

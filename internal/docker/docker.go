@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -38,6 +37,11 @@ const (
 	ImageRepo = "latlab"
 )
 
+// ErrUnreachable is wrapped by the errors of a daemon that could not be
+// reached (no socket, nothing answering): what it ran may still exist, so
+// a journal naming it must stay.
+var ErrUnreachable = errors.New("docker daemon unreachable")
+
 // Engine is a connection to one Docker daemon.
 type Engine struct {
 	c *client.Client
@@ -60,7 +64,7 @@ func Open(ctx context.Context, host string) (*Engine, error) {
 	defer cancel()
 	if _, err := c.Ping(pctx); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("docker daemon at %s: %w", c.DaemonHost(), err)
+		return nil, fmt.Errorf("docker daemon at %s: %w: %w", c.DaemonHost(), ErrUnreachable, err)
 	}
 	c.NegotiateAPIVersion(pctx)
 	return &Engine{c: c, Host: c.DaemonHost()}, nil
@@ -276,26 +280,54 @@ func (e *Engine) ContainerNetNS(ctx context.Context, nameOrID string) (string, e
 	return p, nil
 }
 
-// CleanupLabel connects to host and removes everything labelled label. A
-// unix socket that no longer exists means the daemon (and what it ran) is
-// gone: nothing to do.
+// CleanupLabel connects to host and removes everything labelled label.
+// A daemon that cannot be reached — its socket gone, nothing answering —
+// is an error wrapping ErrUnreachable, never "nothing to do": a stopped
+// dockerd still has its containers and networks, and the journal that
+// names them must stay until they are removed.
 func CleanupLabel(ctx context.Context, host, label string) error {
-	if p, ok := strings.CutPrefix(host, "unix://"); ok {
-		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-	}
 	e, err := Open(ctx, host)
 	if err != nil {
-		var ne *net.OpError
-		if errors.As(err, &ne) && strings.HasPrefix(host, "unix://") {
-			// A stale socket file of a daemon that is gone.
-			return nil
-		}
-		return err
+		return fmt.Errorf("remove objects labelled %s: %w", label, err)
 	}
 	defer e.Close()
 	return e.CleanupLabel(ctx, label)
+}
+
+// Object is a container or network latlab created, found by its label.
+type Object struct {
+	Kind string // "container" or "network"
+	ID   string
+	Name string
+	// Run is the run id of its LabelRun.
+	Run string
+}
+
+// Objects lists every container and network carrying LabelRun (any run),
+// containers first: what a label sweep finds even when the journal that
+// named them is lost.
+func (e *Engine) Objects(ctx context.Context) ([]Object, error) {
+	f := filters.NewArgs(filters.Arg("label", LabelRun))
+	cs, err := e.c.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("list labelled containers on %s: %w", e.Host, err)
+	}
+	var out []Object
+	for _, c := range cs {
+		name := c.ID[:min(12, len(c.ID))]
+		if len(c.Names) > 0 {
+			name = strings.TrimPrefix(c.Names[0], "/")
+		}
+		out = append(out, Object{Kind: "container", ID: c.ID, Name: name, Run: c.Labels[LabelRun]})
+	}
+	ns, err := e.c.NetworkList(ctx, network.ListOptions{Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("list labelled networks on %s: %w", e.Host, err)
+	}
+	for _, n := range ns {
+		out = append(out, Object{Kind: "network", ID: n.ID, Name: n.Name, Run: n.Labels[LabelRun]})
+	}
+	return out, nil
 }
 
 // JournalKind is the kind of journal entry that names a run's label: its

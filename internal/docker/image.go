@@ -2,15 +2,21 @@ package docker
 
 import (
 	"archive/tar"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"debug/elf"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 )
@@ -53,7 +59,10 @@ func ImageRef(sum string) string { return ImageRepo + ":bin-" + sum[:16] }
 // importing it first when the daemon does not have it: a root filesystem
 // of one file, /latlab, built in memory as a tar stream (docker import
 // equivalent). Images are shared across runs, keyed by the binary's hash,
-// and never carry a run label.
+// and never carry a run label. After an import the older latlab images
+// (other binaries) are pruned, so every rebuild does not leave one more
+// behind; a failed prune does not fail the run (latlab cleanup --orphans
+// tries again).
 func (e *Engine) EnsureImage(ctx context.Context, path string) (string, error) {
 	if err := CheckStatic(path); err != nil {
 		return "", err
@@ -88,7 +97,47 @@ func (e *Engine) EnsureImage(ctx context.Context, path string) (string, error) {
 	if _, err := e.c.ImageInspect(ctx, ref); err != nil {
 		return "", fmt.Errorf("import image %s: not there afterwards: %w", ref, err)
 	}
+	e.PruneImages(ctx, ref)
 	return ref, nil
+}
+
+// PruneImages removes latlab's images (those carrying LabelBinary) except
+// keep (a reference; "" keeps the newest) and returns the references it
+// removed. An image a container still uses (even a stopped one) is left:
+// the daemon refuses to remove it without force, and latlab never forces.
+// Only latlab's own tags are removed; an image someone tagged otherwise
+// as well keeps that tag.
+func (e *Engine) PruneImages(ctx context.Context, keep string) ([]string, error) {
+	imgs, err := e.c.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(filters.Arg("label", LabelBinary))})
+	if err != nil {
+		return nil, fmt.Errorf("list latlab images: %w", err)
+	}
+	// Newest first; the first is kept when keep is "".
+	slices.SortFunc(imgs, func(a, b image.Summary) int {
+		if c := cmp.Compare(b.Created, a.Created); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	var removed []string
+	var errs []error
+	for k, im := range imgs {
+		ours := slices.DeleteFunc(slices.Clone(im.RepoTags), func(t string) bool { return !strings.HasPrefix(t, ImageRepo+":bin-") })
+		if (keep == "" && k == 0) || slices.Contains(ours, keep) {
+			continue
+		}
+		for _, ref := range ours {
+			if _, err := e.c.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true}); err != nil {
+				if errdefs.IsConflict(err) || client.IsErrNotFound(err) {
+					continue // in use by a container, or gone already
+				}
+				errs = append(errs, fmt.Errorf("remove image %s: %w", ref, err))
+				continue
+			}
+			removed = append(removed, ref)
+		}
+	}
+	return removed, errors.Join(errs...)
 }
 
 // writeRootFS writes the image's root filesystem: the latlab binary and

@@ -226,8 +226,21 @@ func (s *LabSpec) Validate() error {
 		if t.Dev == "" {
 			return fmt.Errorf("an interface needs a device name")
 		}
-		if t.NetNS == "" && !s.AllowHostNIC {
-			return fmt.Errorf("interface %s is in the caller's own namespace: refused without --allow-host-nic (it would be journalled and restored, but it is the host's NIC)", t.Dev)
+		if s.AllowHostNIC {
+			continue
+		}
+		// By identity, not by string: netns: /proc/1/ns/net, or a name
+		// bind-mounted from the host's namespace, is the host too.
+		host, err := topo.IsHostNetNS(t.NetNS)
+		if err != nil {
+			return fmt.Errorf("interface %s: cannot tell whether its namespace is the host's, refused: %w", t.Dev, err)
+		}
+		if host {
+			where := "the caller's own namespace"
+			if t.NetNS != "" {
+				where = t.NetNS + ", the host's (or the caller's own) namespace"
+			}
+			return fmt.Errorf("interface %s is in %s: refused without --allow-host-nic (it would be journalled and restored, but it is the host's NIC)", t.Dev, where)
 		}
 	}
 	if s.Trials < 0 || s.Trials > maxRounds {

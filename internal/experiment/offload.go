@@ -24,6 +24,10 @@ type offloadAxis struct {
 	// (the spec's interfaces): their snapshots are journalled before any
 	// change and they are restored and verified at the end.
 	targets []int
+	// entries are the journal entries of targets, in the same order:
+	// marked undone once restored, so a kept journal holds no stale
+	// snapshot.
+	entries []journal.Entry
 	j       *journal.Journal
 	current string
 	// refused counts, per preset, each refusal ("lro=on refused: fixed")
@@ -68,14 +72,16 @@ func newOffloadAxis(lab *topo.Lab, targets []Target, j *journal.Journal) (*offlo
 			// Journal before any change: after kill -9, `latlab cleanup`
 			// restores it from here.
 			b, err := s.Marshal()
+			e := journal.Entry{Kind: KindOffload, Name: i.Name, NS: i.NS, Data: b}
 			if err == nil {
-				err = j.Record(journal.Entry{Kind: KindOffload, Name: i.Name, NS: i.NS, Data: b})
+				err = j.Record(e)
 			}
 			if err != nil {
 				a.close()
 				return nil, fmt.Errorf("journal offloads of %s in %s: %w", i.Name, nsLabel(i.NS), err)
 			}
 			a.targets = append(a.targets, len(a.ifaces))
+			a.entries = append(a.entries, e)
 		}
 		a.ifaces = append(a.ifaces, i)
 		a.snaps = append(a.snaps, s)
@@ -87,10 +93,14 @@ func newOffloadAxis(lab *topo.Lab, targets []Target, j *journal.Journal) (*offlo
 const KindOffload = "offload"
 
 // restoreTargets puts the pre-existing interfaces back as they were and
-// verifies them against their snapshots.
+// verifies them against their snapshots. Each one restored and verified is
+// marked undone in the journal: with --keep the journal outlives the run,
+// and a later `latlab cleanup` must not revert the interface to this
+// run's snapshot after someone changed it on purpose. One that could not
+// be restored keeps its entry, for cleanup to try again.
 func (a *offloadAxis) restoreTargets() error {
 	var errs []error
-	for _, k := range a.targets {
+	for n, k := range a.targets {
 		i := a.ifaces[k]
 		res, err := a.clients[i.NS].Restore(a.snaps[k])
 		if err != nil {
@@ -99,6 +109,12 @@ func (a *offloadAxis) restoreTargets() error {
 		}
 		if len(res.Failed) > 0 {
 			errs = append(errs, fmt.Errorf("restore offloads of %s in %s: still differ from the snapshot: %v", i.Name, nsLabel(i.NS), res.Failed))
+			continue
+		}
+		if a.j != nil {
+			if err := a.j.Undone(a.entries[n]); err != nil {
+				errs = append(errs, fmt.Errorf("journal the restore of %s in %s: %w", i.Name, nsLabel(i.NS), err))
+			}
 		}
 	}
 	a.current = offload.PresetDefault
@@ -114,13 +130,19 @@ func nsLabel(ns string) string {
 
 // UndoHandlers returns the journal undo handlers of everything an
 // experiment creates or changes: lab namespaces (topo) and offload
-// snapshots of pre-existing interfaces.
+// snapshots of pre-existing interfaces. Handlers of objects latlab creates
+// refuse names outside latlab's prefix (topo.Prefix); an offload entry is
+// refused unless its snapshot is of the device and namespace it names.
 func UndoHandlers() map[string]journal.Undo {
 	h := topo.UndoHandlers()
+	h[topo.KindNetNS] = journal.RequirePrefix(topo.Prefix, h[topo.KindNetNS])
 	h[KindOffload] = func(e journal.Entry) error {
 		s, err := offload.UnmarshalSnapshot(e.Data)
 		if err != nil {
 			return err
+		}
+		if s.Dev != e.Name || s.NetNS != e.NS {
+			return fmt.Errorf("refusing to restore: the snapshot is of %s in %s, the entry names %s in %s", s.Dev, nsLabel(s.NetNS), e.Name, nsLabel(e.NS))
 		}
 		res, err := offload.Restore(s)
 		if err != nil {

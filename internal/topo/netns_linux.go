@@ -3,6 +3,7 @@ package topo
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"runtime"
 
@@ -117,4 +118,84 @@ func withHandle(name string, fn func(*netlink.Handle) error) error {
 	}
 	defer h.Close()
 	return fn(h)
+}
+
+// callerNetNS is the caller's own network namespace, read from the calling
+// thread. Not /proc/self/ns/net: that is the main thread's, and the main
+// thread can be the one a throwaway namespace thread (CreateNetNS) ran on —
+// the runtime never exits the main thread, it parks it, still in the lab
+// namespace. Threads that are not locked into a namespace are all in the
+// caller's; netNSID locks its goroutine to one for the stat.
+const callerNetNS = "/proc/thread-self/ns/net"
+
+// initNetNS is the namespace of PID 1: the host's, unless latlab runs in a
+// PID namespace of its own.
+const initNetNS = "/proc/1/ns/net"
+
+// SameNetNS reports whether the network namespace files a and b (paths such
+// as /var/run/netns/NAME or /proc/PID/ns/net; "" is the caller's own
+// namespace) are the same namespace. It compares identities (device and
+// inode of the nsfs file), not strings: /proc/1/ns/net (in the host's
+// namespace), /proc/thread-self/ns/net and a name under /var/run/netns
+// bind-mounted from either are all one.
+func SameNetNS(a, b string) (bool, error) {
+	ia, err := netNSID(a)
+	if err != nil {
+		return false, err
+	}
+	ib, err := netNSID(b)
+	if err != nil {
+		return false, err
+	}
+	return ia == ib, nil
+}
+
+// IsHostNetNS reports whether path ("" is the caller's own namespace) is
+// the caller's network namespace or PID 1's: where the host's real NICs
+// live. Guards that need --allow-host-nic ask this rather than compare
+// the path with "". A path that does not exist is no namespace, so not the
+// host's (opening it fails later, with its own error); PID 1's namespace
+// is only compared when it can be read.
+func IsHostNetNS(path string) (bool, error) {
+	if path == "" {
+		return true, nil
+	}
+	target, err := netNSID(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	self, err := netNSID("")
+	if err != nil {
+		return false, err
+	}
+	if target == self {
+		return true, nil
+	}
+	init, err := netNSID(initNetNS)
+	if err != nil {
+		return false, nil
+	}
+	return target == init, nil
+}
+
+type nsID struct{ dev, ino uint64 }
+
+// netNSID returns the identity of a network namespace file.
+func netNSID(path string) (nsID, error) {
+	if path == "" {
+		path = callerNetNS
+	}
+	// An unlocked goroutine never runs on a thread that entered another
+	// namespace (those stay locked until they exit); locking keeps the
+	// thread-self lookup and the stat on one thread.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return nsID{}, fmt.Errorf("identify netns %s: %w", path, err)
+	}
+	return nsID{dev: uint64(st.Dev), ino: st.Ino}, nil
 }

@@ -3,6 +3,7 @@ package dockerlab_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"testing"
 	"time"
@@ -193,8 +194,9 @@ func TestDockerCleanupAfterCrash(t *testing.T) {
 	if c, n, err := e.Labelled(ctx, docker.LabelRun); err != nil || c+n != 0 {
 		t.Errorf("after cleanup: %d labelled containers, %d networks (%v)", c, n, err)
 	}
-	// A journal naming a daemon that is gone is undone as nothing to do.
-	if err := docker.CleanupLabel(ctx, "unix://"+t.TempDir()+"/gone.sock", docker.LabelRun+"=x"); err != nil {
-		t.Errorf("cleanup on a vanished daemon: %v", err)
+	// A journal naming a daemon that cannot be reached is kept: cleanup
+	// says so instead of dropping what it could not undo.
+	if err := docker.CleanupLabel(ctx, "unix://"+t.TempDir()+"/gone.sock", docker.LabelRun+"=x"); !errors.Is(err, docker.ErrUnreachable) {
+		t.Errorf("cleanup on a vanished daemon: %v, want docker.ErrUnreachable", err)
 	}
 }

@@ -1,0 +1,349 @@
+package chaos_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
+
+	"github.com/latlab/latlab/internal/docker/dockertest"
+	"github.com/latlab/latlab/internal/experiment"
+	"github.com/latlab/latlab/internal/offload"
+	"github.com/latlab/latlab/internal/store"
+	"github.com/latlab/latlab/internal/testutil"
+	"github.com/latlab/latlab/internal/topo"
+	"github.com/latlab/latlab/internal/workload"
+)
+
+// scenario is one kind of latlab run the test kills.
+type scenario struct {
+	name string
+	// runs is how many times it is started and killed.
+	runs int
+	args []string
+	// maxDelay bounds the random moment of the kill: a little more than a
+	// whole run, so some kills land after it finished (nothing to clean).
+	maxDelay time.Duration
+	// offloads: the run changes mine0's offloads (checked after cleanup).
+	offloads bool
+}
+
+// TestKill9Chaos kills latlab with SIGKILL at random moments of a lab, of
+// an offload matrix on a pre-existing interface (sometimes with --keep) and
+// of a watch --once run, 32 times in a random order, and after every kill
+// runs `latlab cleanup` on the private journal directory and checks that
+// nothing is left: no namespace with the run's prefix, no journal, the
+// host namespace's links and nft tables as they were, mine0's offloads
+// identical to the snapshot taken before, and the database opens with
+// every complete run reading back. The seed is logged.
+func TestKill9Chaos(t *testing.T) {
+	testutil.RequireRoot(t)
+	bin := dockertest.Latlab(t) // go build into t.TempDir(), once
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, seed>>7))
+
+	dir := t.TempDir()
+	jdir := filepath.Join(dir, "journal")
+	db := filepath.Join(dir, "latlab.db")
+	hostBefore := hostState(t)
+
+	// The pre-existing interface the offload matrix changes.
+	_, ns := testutil.NewNetNS(t)
+	testutil.NewVeth(t, ns, "mine0", "mine1")
+	snap := features(t, ns, "mine0")
+
+	// The server watch's target job measures, on loopback.
+	srv, err := workload.NewServer(workload.ServerConfig{Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan struct{})
+	go func() { srv.Serve(ctx); close(served) }()
+	t.Cleanup(func() { cancel(); <-served })
+
+	spec := filepath.Join(dir, "offload.yaml")
+	write(t, spec, "name: chaos-offload\nmodes: [host, bridge-nat]\nworkloads: [udp_rr]\noffloads: [seg-off, gro-on]\n"+
+		"interfaces: [{netns: "+ns+", dev: mine0}]\nplacements: [{name: auto}]\ntrials: 2\nduration: 60ms\nwarmup: 0s\n")
+	watchCfg := filepath.Join(dir, "watch.yaml")
+	write(t, watchCfg, "jobs:\n  - name: chaos\n    schedule: \"@every 1h\"\n    target:\n      address: "+srv.Addr().String()+
+		"\n      workloads: [tcp_rr]\n      trials: 8\n      duration: 60ms\n      warmup: 0s\n")
+
+	common := []string{"--journal-dir", jdir, "--db", db, "-q"}
+	scenarios := []scenario{
+		{name: "lab", runs: 14, maxDelay: 800 * time.Millisecond,
+			args: append([]string{"lab", "--modes", "host,veth-routed,bridge-nat", "--workloads", "tcp_rr", "--trials", "2",
+				"-d", "60ms", "--warmup", "0s", "--calibrate=false"}, common...)},
+		{name: "offload", runs: 8, maxDelay: 1400 * time.Millisecond, offloads: true,
+			args: append([]string{"run", spec}, common...)},
+		{name: "offload-keep", runs: 4, maxDelay: 1400 * time.Millisecond, offloads: true,
+			args: append([]string{"run", spec, "--keep"}, common...)},
+		{name: "watch", runs: 10, maxDelay: 600 * time.Millisecond,
+			args: []string{"watch", "--config", watchCfg, "--once", "--db", db}},
+	}
+	var order []*scenario
+	for i := range scenarios {
+		for range scenarios[i].runs {
+			order = append(order, &scenarios[i])
+		}
+	}
+	rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+
+	var prefixes []string // every run prefix seen, for the final check
+	t.Cleanup(func() {
+		// Whatever a failed iteration left: this test's own prefixes only.
+		run(t, bin, "cleanup", "--journal-dir", jdir, "--docker-host", "none")
+		for _, p := range prefixes {
+			for _, n := range namespaces(p) {
+				topo.DeleteNetNS(n)
+			}
+		}
+	})
+	start := time.Now()
+	kills, completed, labUp, nicChanged := 0, 0, 0, 0
+	for i, sc := range order {
+		kills++
+		delay := time.Duration(rng.Int64N(int64(sc.maxDelay)))
+		// What the run had changed at the moment it was killed: proof the
+		// kills land where there is something to clean.
+		frozen := func(ids []string) {
+			for _, p := range ids {
+				if len(namespaces(p)) > 0 {
+					labUp++
+					break
+				}
+			}
+			if sc.offloads && !reflect.DeepEqual(features(t, ns, "mine0"), snap) {
+				nicChanged++
+			}
+		}
+		ids, exited, tail := killAt(t, bin, sc.args, jdir, delay, frozen)
+		if exited {
+			completed++
+		}
+		prefixes = append(prefixes, ids...)
+		what := fmt.Sprintf("#%d %s killed at %v (prefixes %v, finished first %v)", i, sc.name, delay.Round(time.Millisecond), ids, exited)
+
+		code, out := run(t, bin, "cleanup", "--journal-dir", jdir, "--docker-host", "none")
+		if code != 0 || strings.Contains(out, "kept:") {
+			t.Fatalf("%s: cleanup exit %d:\n%s\nrun's output:\n%s", what, code, out, tail)
+		}
+		for _, p := range ids {
+			if left := namespaces(p); len(left) > 0 {
+				t.Errorf("%s: namespaces left after cleanup: %v", what, left)
+			}
+		}
+		if left, _ := filepath.Glob(filepath.Join(jdir, "*.journal")); len(left) > 0 {
+			t.Errorf("%s: journals left after cleanup: %v", what, left)
+		}
+		if now := hostState(t); !reflect.DeepEqual(now, hostBefore) {
+			t.Errorf("%s: host namespace changed:\nbefore %v\nafter  %v", what, hostBefore, now)
+		}
+		if sc.offloads {
+			if now := features(t, ns, "mine0"); !reflect.DeepEqual(now, snap) {
+				t.Errorf("%s: mine0's offloads differ from the snapshot: %v", what, diff(snap, now))
+			}
+		}
+		checkStore(t, what, db)
+		if t.Failed() {
+			t.Logf("%s: run's output:\n%s", what, tail)
+			break
+		}
+	}
+	for _, p := range prefixes {
+		if left := namespaces(p); len(left) > 0 {
+			t.Errorf("at the end: namespaces of %s left: %v", p, left)
+		}
+	}
+	t.Logf("%d kills in %v: %d after the run had finished, %d with lab namespaces up, %d with mine0's offloads changed",
+		kills, time.Since(start).Round(time.Millisecond), completed, labUp, nicChanged)
+	if labUp == 0 || nicChanged == 0 {
+		t.Errorf("no kill caught a lab up (%d) or mine0 changed (%d): the test proves nothing", labUp, nicChanged)
+	}
+}
+
+// killAt starts latlab with args and, after delay, stops it (SIGSTOP),
+// reads which runs it journalled (their prefixes, the journal ids), calls
+// frozen with them and kills it with SIGKILL. exited says the run had
+// finished by itself first. tail is the end of its output, for failure
+// messages.
+func killAt(t *testing.T, bin string, args []string, jdir string, delay time.Duration, frozen func(ids []string)) (ids []string, exited bool, tail string) {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+		exited = true
+	case <-time.After(delay):
+		// Frozen, it cannot create anything the listing below misses.
+		cmd.Process.Signal(syscall.SIGSTOP)
+		ids = journalIDs(jdir)
+		frozen(ids)
+		cmd.Process.Signal(syscall.SIGKILL)
+		<-done
+	}
+	if exited {
+		ids = journalIDs(jdir) // a --keep run leaves its journal
+	}
+	b := out.Bytes()
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return ids, exited, string(b)
+}
+
+// journalIDs lists the ids of the journals in dir, those being created
+// included.
+func journalIDs(dir string) []string {
+	ents, _ := os.ReadDir(dir)
+	var ids []string
+	for _, de := range ents {
+		n := de.Name()
+		if id, ok := strings.CutSuffix(n, ".journal"); ok {
+			ids = append(ids, id)
+		} else if rest, ok := strings.CutPrefix(n, ".creating-"); ok {
+			// .creating-ID-RANDOM
+			if k := strings.LastIndexByte(rest, '-'); k > 0 {
+				ids = append(ids, rest[:k])
+			}
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+func namespaces(prefix string) []string {
+	ents, _ := os.ReadDir(topo.NetNSDir)
+	var out []string
+	for _, de := range ents {
+		if strings.HasPrefix(de.Name(), prefix+"-") {
+			out = append(out, de.Name())
+		}
+	}
+	return out
+}
+
+// hostState is what the test namespace's caller (the host's namespace)
+// has that a lab must never touch: its links and its nft tables.
+func hostState(t *testing.T) []string {
+	t.Helper()
+	links, err := netlink.LinkList()
+	if err != nil {
+		t.Fatalf("list host links: %v", err)
+	}
+	var s []string
+	for _, l := range links {
+		a := l.Attrs()
+		s = append(s, fmt.Sprintf("link %d %s %s", a.Index, a.Name, l.Type()))
+	}
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatalf("nftables: %v", err)
+	}
+	tables, err := c.ListTables()
+	if err != nil {
+		s = append(s, "nft: "+err.Error())
+	}
+	for _, tb := range tables {
+		s = append(s, fmt.Sprintf("nft table %d %s", tb.Family, tb.Name))
+	}
+	slices.Sort(s)
+	return s
+}
+
+func features(t *testing.T, ns, dev string) map[string]offload.State {
+	t.Helper()
+	s, err := offload.TakeSnapshot(ns, dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Features
+}
+
+func diff(a, b map[string]offload.State) []string {
+	var d []string
+	for k, v := range a {
+		if b[k] != v {
+			d = append(d, fmt.Sprintf("%s %+v -> %+v", k, v, b[k]))
+		}
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			d = append(d, k+" appeared")
+		}
+	}
+	slices.Sort(d)
+	return d
+}
+
+// checkStore opens the database as a new latlab would and reads back
+// every complete run with its trials.
+func checkStore(t *testing.T, what, path string) {
+	t.Helper()
+	if _, err := os.Stat(path); os.IsNotExist(err) {
+		return // killed before anything was recorded
+	}
+	st, err := store.Open(path)
+	if err != nil {
+		t.Fatalf("%s: open the database: %v", what, err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	runs, err := st.Runs(ctx, store.RunFilter{})
+	if err != nil {
+		t.Fatalf("%s: list runs: %v", what, err)
+	}
+	for _, r := range runs {
+		if r.Status != store.StatusComplete {
+			continue
+		}
+		o, _, err := experiment.LoadOutcome(ctx, st, r.ID)
+		if err != nil {
+			t.Errorf("%s: complete run %d (%s) does not read back: %v", what, r.ID, r.Kind, err)
+			continue
+		}
+		if len(o.Trials) == 0 {
+			t.Errorf("%s: complete run %d (%s) has no trials", what, r.ID, r.Kind)
+		}
+	}
+}
+
+func write(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// run runs latlab to completion and returns its exit code and output.
+func run(t *testing.T, bin string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), string(out)
+	}
+	if err != nil {
+		t.Fatalf("latlab %v: %v", args, err)
+	}
+	return 0, string(out)
+}

@@ -1,0 +1,21 @@
+//go:build !unix
+
+package journal
+
+import (
+	"errors"
+	"fmt"
+	"os"
+)
+
+// lock is not available here: latlab's journals (and everything they
+// record) are for Unix hosts, so Create fails cleanly instead.
+func lock(f *os.File) error {
+	return fmt.Errorf("lock %s: %w", f.Name(), errors.ErrUnsupported)
+}
+
+// isBusy is false: lock never reports a held lock here.
+func isBusy(error) bool { return false }
+
+// syncDir is a no-op: directories cannot be opened for sync here.
+func syncDir(string) error { return nil }

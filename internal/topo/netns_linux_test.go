@@ -1,0 +1,86 @@
+package topo_test
+
+import (
+	"os"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/latlab/latlab/internal/testutil"
+	"github.com/latlab/latlab/internal/topo"
+)
+
+// SameNetNS and IsHostNetNS compare namespace identities, not strings:
+// every spelling of the caller's namespace (including a /var/run/netns
+// name bind-mounted from it) is the host; a lab namespace is not.
+func TestSameNetNSByIdentity(t *testing.T) {
+	testutil.RequireRoot(t)
+	_, lab := testutil.NewNetNS(t)
+
+	// A name under /var/run/netns that is the caller's own namespace,
+	// bind-mounted as `ip netns attach NAME $$` would. It is made after
+	// CreateNetNS (NewNetNS), which may have parked the main thread in the
+	// lab namespace: "" must still mean this thread's namespace.
+	alias := testutil.UniqueName("latlab-t-")
+	aliasPath := topo.NetNSPath(alias)
+	f, err := os.OpenFile(aliasPath, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	t.Cleanup(func() {
+		// Unmounting the alias leaves the caller's namespace as it is.
+		if err := topo.DeleteNetNS(alias); err != nil {
+			t.Errorf("remove alias: %v", err)
+		}
+	})
+	if err := unix.Mount("/proc/thread-self/ns/net", aliasPath, "none", unix.MS_BIND, ""); err != nil {
+		t.Fatalf("bind-mount the caller's namespace on %s: %v", aliasPath, err)
+	}
+
+	for _, c := range []struct {
+		a, b string
+		same bool
+	}{
+		{"", "", true},
+		{"/proc/thread-self/ns/net", "", true},
+		{"", aliasPath, true},
+		{lab, lab, true},
+		{"", lab, false},
+		{aliasPath, lab, false},
+	} {
+		same, err := topo.SameNetNS(c.a, c.b)
+		if err != nil || same != c.same {
+			t.Errorf("SameNetNS(%q, %q) = %v, %v; want %v", c.a, c.b, same, err, c.same)
+		}
+	}
+	for _, c := range []struct {
+		path string
+		host bool
+	}{
+		{"", true},
+		{aliasPath, true},
+		{lab, false},
+	} {
+		host, err := topo.IsHostNetNS(c.path)
+		if err != nil || host != c.host {
+			t.Errorf("IsHostNetNS(%q) = %v, %v; want %v", c.path, host, err, c.host)
+		}
+	}
+	// PID 1's namespace, where readable (not under a ptrace-restricting
+	// LSM), is the host's whatever the caller's is.
+	if _, err := os.Stat("/proc/1/ns/net"); err == nil {
+		if host, err := topo.IsHostNetNS("/proc/1/ns/net"); err != nil || !host {
+			t.Errorf("IsHostNetNS(/proc/1/ns/net) = %v, %v; want true", host, err)
+		}
+	} else {
+		t.Logf("/proc/1/ns/net not readable here (%v): that case is not checked", err)
+	}
+	missing := topo.NetNSPath(testutil.UniqueName("latlab-t-"))
+	if _, err := topo.SameNetNS("", missing); err == nil {
+		t.Errorf("SameNetNS with a namespace that does not exist: no error")
+	}
+	if host, err := topo.IsHostNetNS(missing); err != nil || host {
+		t.Errorf("IsHostNetNS(%s) of a namespace that does not exist = %v, %v; want false, nil", missing, host, err)
+	}
+}
