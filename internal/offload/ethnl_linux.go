@@ -53,6 +53,11 @@ const (
 	ssFeatures     = 4 // ETH_SS_FEATURES
 )
 
+// maxBits bounds the bits of a bitset and the strings of a string set a
+// reply may declare (the kernel's largest, link modes, has ~120): a
+// corrupt or hostile count is refused instead of sizing an allocation.
+const maxBits = 1 << 16
+
 // transport is the part of *genetlink.Conn the client uses; tests pass a
 // genltest connection.
 type transport interface {
@@ -255,6 +260,9 @@ func parseStrset(msgs []genetlink.Message) ([]string, error) {
 							return nil
 						}
 						found = true
+						if count > maxBits {
+							return fmt.Errorf("string set of %d strings, at most %d", count, maxBits)
+						}
 						if int(count) < len(strs) {
 							count = uint32(len(strs))
 						}
@@ -338,6 +346,9 @@ func parseBitset(b []byte, names []string) (value, mask bitmap, size int, err er
 	}
 	if err := ad.Err(); err != nil {
 		return nil, nil, 0, err
+	}
+	if size < 0 || size > maxBits {
+		return nil, nil, 0, fmt.Errorf("bitset of %d bits, at most %d", size, maxBits)
 	}
 	if !verbose {
 		if len(words)%4 != 0 || len(words) < 4*((size+31)/32) {

@@ -62,6 +62,23 @@ func readSource(s *Sample, source, path string) ([]byte, error) {
 	return b, nil
 }
 
+// maxCPU bounds the CPU numbers a parser accepts: far above any kernel's
+// NR_CPUS (8192 at most), and low enough that a per-CPU vector sized by a
+// corrupt number stays small.
+const maxCPU = 1 << 16
+
+// cpuID parses the number of "CPU3" / "cpu3" (prefix removed).
+func cpuID(s string) (int, error) {
+	id, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, err
+	}
+	if id < 0 || id >= maxCPU {
+		return 0, fmt.Errorf("CPU %d outside 0..%d", id, maxCPU-1)
+	}
+	return id, nil
+}
+
 // cpuColumns parses a header "CPU0 CPU1 CPU3" into CPU numbers.
 func cpuColumns(header string) ([]int, error) {
 	var ids []int
@@ -70,7 +87,7 @@ func cpuColumns(header string) ([]int, error) {
 		if !ok {
 			return nil, fmt.Errorf("header field %q is not CPUn", f)
 		}
-		id, err := strconv.Atoi(n)
+		id, err := cpuID(n)
 		if err != nil {
 			return nil, fmt.Errorf("header field %q: %w", f, err)
 		}
@@ -203,7 +220,7 @@ func ParseStat(b []byte) (irq, softirq Counter, err error) {
 			seenTotal = true
 			continue
 		}
-		id, err := strconv.Atoi(f[0][3:])
+		id, err := cpuID(f[0][3:])
 		if err != nil {
 			return irq, softirq, fmt.Errorf("%s: %w", f[0], err)
 		}
@@ -347,6 +364,9 @@ func ParseSoftnet(b []byte) (SoftnetStat, error) {
 		}
 		r := row{cpu: line, vals: vals}
 		if len(vals) >= 13 {
+			if vals[12] >= maxCPU {
+				return st, fmt.Errorf("line %d: CPU %d outside 0..%d", line+1, vals[12], maxCPU-1)
+			}
 			r.cpu = int(vals[12])
 			st.CPUColumn = true
 		}
