@@ -1,11 +1,8 @@
 package experiment
 
 import (
-	"os"
 	"strings"
 	"testing"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/latlab/latlab/internal/offload"
 	"github.com/latlab/latlab/internal/testutil"
@@ -21,21 +18,7 @@ import (
 func TestHostNICGuardByIdentity(t *testing.T) {
 	testutil.RequireRoot(t)
 	_, labNS := testutil.NewNetNS(t)
-	alias := testutil.UniqueName("latlab-t-")
-	aliasPath := topo.NetNSPath(alias)
-	f, err := os.OpenFile(aliasPath, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	t.Cleanup(func() {
-		if err := topo.DeleteNetNS(alias); err != nil { // unmounts the alias only
-			t.Errorf("remove alias: %v", err)
-		}
-	})
-	if err := unix.Mount("/proc/thread-self/ns/net", aliasPath, "none", unix.MS_BIND, ""); err != nil {
-		t.Fatal(err)
-	}
+	_, aliasPath := testutil.HostNetNSAlias(t)
 	seg, _ := offload.ParsePreset("seg-off")
 	spec := func(ns string, allow bool) *LabSpec {
 		s := &LabSpec{Modes: []string{"host"}, Workloads: []workload.Workload{workload.TCPRR}, Trials: 1,

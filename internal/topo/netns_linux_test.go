@@ -4,8 +4,6 @@ import (
 	"os"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/latlab/latlab/internal/testutil"
 	"github.com/latlab/latlab/internal/topo"
 )
@@ -21,22 +19,7 @@ func TestSameNetNSByIdentity(t *testing.T) {
 	// bind-mounted as `ip netns attach NAME $$` would. It is made after
 	// CreateNetNS (NewNetNS), which may have parked the main thread in the
 	// lab namespace: "" must still mean this thread's namespace.
-	alias := testutil.UniqueName("latlab-t-")
-	aliasPath := topo.NetNSPath(alias)
-	f, err := os.OpenFile(aliasPath, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	t.Cleanup(func() {
-		// Unmounting the alias leaves the caller's namespace as it is.
-		if err := topo.DeleteNetNS(alias); err != nil {
-			t.Errorf("remove alias: %v", err)
-		}
-	})
-	if err := unix.Mount("/proc/thread-self/ns/net", aliasPath, "none", unix.MS_BIND, ""); err != nil {
-		t.Fatalf("bind-mount the caller's namespace on %s: %v", aliasPath, err)
-	}
+	_, aliasPath := testutil.HostNetNSAlias(t)
 
 	for _, c := range []struct {
 		a, b string
