@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 
@@ -40,14 +42,16 @@ type scenario struct {
 	offloads bool
 }
 
-// TestKill9Chaos kills latlab with SIGKILL at random moments of a lab, of
-// an offload matrix on a pre-existing interface (sometimes with --keep) and
-// of a watch --once run, 32 times in a random order, and after every kill
-// runs `latlab cleanup` on the private journal directory and checks that
-// nothing is left: no namespace with the run's prefix, no journal, the
-// host namespace's links and nft tables as they were, mine0's offloads
-// identical to the snapshot taken before, and the database opens with
-// every complete run reading back. The seed is logged.
+// TestKill9Chaos kills latlab with SIGKILL at random moments of a lab (with
+// and without --attribute's eBPF programs), of an offload matrix on a
+// pre-existing interface (sometimes with --keep) and of a watch --once run,
+// 40 times in a random order, and after every kill runs `latlab cleanup` on
+// the private journal directory and checks that nothing is left: no
+// namespace with the run's prefix, no journal, the host namespace's links
+// and nft tables as they were, no eBPF program or link more than before,
+// mine0's offloads identical to the snapshot taken before, and the
+// database opens with every complete run reading back. The seed is logged.
+// TestKill9DockerLab does the same to `latlab docker lab`.
 func TestKill9Chaos(t *testing.T) {
 	testutil.RequireRoot(t)
 	bin := dockertest.Latlab(t) // go build into t.TempDir(), once
@@ -59,6 +63,7 @@ func TestKill9Chaos(t *testing.T) {
 	jdir := filepath.Join(dir, "journal")
 	db := filepath.Join(dir, "latlab.db")
 	hostBefore := hostState(t)
+	bpfBefore := bpfState(t)
 
 	// The pre-existing interface the offload matrix changes.
 	_, ns := testutil.NewNetNS(t)
@@ -87,6 +92,11 @@ func TestKill9Chaos(t *testing.T) {
 		{name: "lab", runs: 14, maxDelay: 800 * time.Millisecond,
 			args: append([]string{"lab", "--modes", "host,veth-routed,bridge-nat", "--workloads", "tcp_rr", "--trials", "2",
 				"-d", "60ms", "--warmup", "0s", "--calibrate=false"}, common...)},
+		// --attribute loads and attaches the probe's eBPF programs: a
+		// kill must not leave one attached.
+		{name: "lab-attribute", runs: 4, maxDelay: 1200 * time.Millisecond,
+			args: append([]string{"lab", "--modes", "host,veth-routed", "--workloads", "tcp_rr", "--trials", "2",
+				"-d", "60ms", "--warmup", "0s", "--calibrate=false", "--attribute"}, common...)},
 		{name: "offload", runs: 8, maxDelay: 1400 * time.Millisecond, offloads: true,
 			args: append([]string{"run", spec}, common...)},
 		{name: "offload-keep", runs: 4, maxDelay: 1400 * time.Millisecond, offloads: true,
@@ -113,7 +123,7 @@ func TestKill9Chaos(t *testing.T) {
 		}
 	})
 	start := time.Now()
-	kills, completed, labUp, nicChanged := 0, 0, 0, 0
+	kills, completed, labUp, nicChanged, bpfUp := 0, 0, 0, 0, 0
 	for i, sc := range order {
 		kills++
 		delay := time.Duration(rng.Int64N(int64(sc.maxDelay)))
@@ -128,6 +138,9 @@ func TestKill9Chaos(t *testing.T) {
 			}
 			if sc.offloads && !reflect.DeepEqual(features(t, ns, "mine0"), snap) {
 				nicChanged++
+			}
+			if !reflect.DeepEqual(bpfState(t), bpfBefore) {
+				bpfUp++
 			}
 		}
 		ids, exited, tail := killAt(t, bin, sc.args, jdir, delay, frozen)
@@ -152,6 +165,16 @@ func TestKill9Chaos(t *testing.T) {
 		if now := hostState(t); !reflect.DeepEqual(now, hostBefore) {
 			t.Errorf("%s: host namespace changed:\nbefore %v\nafter  %v", what, hostBefore, now)
 		}
+		// The kernel frees a dead process's programs and links after an
+		// RCU grace period: give it a moment.
+		bpfNow := bpfState(t)
+		for wait := 0; wait < 30 && !reflect.DeepEqual(bpfNow, bpfBefore); wait++ {
+			time.Sleep(100 * time.Millisecond)
+			bpfNow = bpfState(t)
+		}
+		if !reflect.DeepEqual(bpfNow, bpfBefore) {
+			t.Errorf("%s: eBPF programs or links left:\nbefore %v\nafter  %v", what, bpfBefore, bpfNow)
+		}
 		if sc.offloads {
 			if now := features(t, ns, "mine0"); !reflect.DeepEqual(now, snap) {
 				t.Errorf("%s: mine0's offloads differ from the snapshot: %v", what, diff(snap, now))
@@ -168,8 +191,8 @@ func TestKill9Chaos(t *testing.T) {
 			t.Errorf("at the end: namespaces of %s left: %v", p, left)
 		}
 	}
-	t.Logf("%d kills in %v: %d after the run had finished, %d with lab namespaces up, %d with mine0's offloads changed",
-		kills, time.Since(start).Round(time.Millisecond), completed, labUp, nicChanged)
+	t.Logf("%d kills in %v: %d after the run had finished, %d with lab namespaces up, %d with mine0's offloads changed, %d with eBPF programs loaded",
+		kills, time.Since(start).Round(time.Millisecond), completed, labUp, nicChanged, bpfUp)
 	if labUp == 0 || nicChanged == 0 {
 		t.Errorf("no kill caught a lab up (%d) or mine0 changed (%d): the test proves nothing", labUp, nicChanged)
 	}
@@ -265,6 +288,42 @@ func hostState(t *testing.T) []string {
 	}
 	for _, tb := range tables {
 		s = append(s, fmt.Sprintf("nft table %d %s", tb.Family, tb.Name))
+	}
+	slices.Sort(s)
+	return s
+}
+
+// bpfState lists the machine's loaded eBPF programs and links by type and
+// program name (IDs change from run to run; names and counts do not).
+// Other programs on the machine are in both lists and cancel out.
+func bpfState(t *testing.T) []string {
+	t.Helper()
+	var s []string
+	names := map[ebpf.ProgramID]string{}
+	for id := ebpf.ProgramID(0); ; {
+		next, err := ebpf.ProgramGetNextID(id)
+		if err != nil {
+			break // ErrNotExist: no more
+		}
+		id = next
+		p, err := ebpf.NewProgramFromID(id)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		if info, err := p.Info(); err == nil {
+			names[id] = info.Name
+			s = append(s, fmt.Sprintf("prog %v %s", info.Type, info.Name))
+		}
+		p.Close()
+	}
+	var it link.Iterator
+	for it.Next() {
+		if info, err := it.Link.Info(); err == nil {
+			s = append(s, fmt.Sprintf("link %v %s", info.Type, names[info.Program]))
+		}
+	}
+	if err := it.Err(); err != nil {
+		t.Fatalf("list eBPF links: %v", err)
 	}
 	slices.Sort(s)
 	return s

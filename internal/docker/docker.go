@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
@@ -233,7 +234,7 @@ func (e *Engine) CleanupLabel(ctx context.Context, label string) error {
 		return fmt.Errorf("list containers %s: %w", label, err)
 	}
 	for _, c := range cs {
-		if err := e.c.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !client.IsErrNotFound(err) {
+		if err := e.removeContainer(ctx, c.ID); err != nil {
 			errs = append(errs, fmt.Errorf("remove container %s: %w", c.ID[:12], err))
 		}
 	}
@@ -247,6 +248,38 @@ func (e *Engine) CleanupLabel(ctx context.Context, label string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// removeWait bounds the wait for a removal already under way.
+const removeWait = 30 * time.Second
+
+// removeContainer removes a container forcibly (docker rm -f). A removal
+// already in progress (409: the latlab that asked for it was killed, the
+// daemon carries on) is waited for, so the networks after it can go too.
+func (e *Engine) removeContainer(ctx context.Context, id string) error {
+	err := e.c.ContainerRemove(ctx, id, container.RemoveOptions{Force: true})
+	if err == nil || client.IsErrNotFound(err) {
+		return nil
+	}
+	if !cerrdefs.IsConflict(err) {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, removeWait)
+	defer cancel()
+	for {
+		if _, ierr := e.c.ContainerInspect(ctx, id); client.IsErrNotFound(ierr) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (still there after %v)", err, removeWait)
+		case <-time.After(100 * time.Millisecond):
+		}
+		// The daemon may have given up on its removal: ask again.
+		if rerr := e.c.ContainerRemove(ctx, id, container.RemoveOptions{Force: true}); rerr == nil || client.IsErrNotFound(rerr) {
+			return nil
+		}
+	}
 }
 
 // Labelled counts the containers and networks carrying label.

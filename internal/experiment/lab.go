@@ -249,11 +249,31 @@ func (s *LabSpec) Validate() error {
 	if s.Trials == 0 && (s.TargetCI <= 0 || s.TargetCI >= 1) {
 		return fmt.Errorf("target CI %v: want a ratio half-width in (0, 1), e.g. 0.02 for 2 points", s.TargetCI)
 	}
-	if s.Budget < 0 || s.MinTrials < 0 || s.MinTrials > maxRounds {
-		return fmt.Errorf("budget %v and minimum trials %d must not be negative", s.Budget, s.MinTrials)
+	if s.Budget < 0 || s.Budget > MaxBudget {
+		return fmt.Errorf("budget %v outside 0..%v", s.Budget, MaxBudget)
 	}
-	if s.Duration < 50*time.Millisecond || s.Duration%time.Millisecond != 0 || s.Warmup < 0 || s.Warmup%time.Millisecond != 0 {
-		return fmt.Errorf("duration %v (at least 50ms) and warm-up %v must be whole milliseconds", s.Duration, s.Warmup)
+	if s.MinTrials < 0 || s.MinTrials > maxRounds {
+		return fmt.Errorf("minimum trials %d outside 0..%d", s.MinTrials, maxRounds)
+	}
+	// The same bounds as a spec file's, whichever way the spec was made
+	// (flags, a file, a watch job).
+	if err := CheckTrialDuration(s.Duration); err != nil {
+		return fmt.Errorf("trial duration %w", err)
+	}
+	if err := CheckWarmup(s.Warmup); err != nil {
+		return fmt.Errorf("warm-up %w", err)
+	}
+	for _, p := range s.Placements {
+		for _, c := range p.ClientCPUs {
+			if err := CheckCPU(c); err != nil {
+				return fmt.Errorf("placement %s: client %w", p.Name, err)
+			}
+		}
+		if p.ServerCPU >= 0 {
+			if err := CheckCPU(p.ServerCPU); err != nil {
+				return fmt.Errorf("placement %s: server %w", p.Name, err)
+			}
+		}
 	}
 	return nil
 }

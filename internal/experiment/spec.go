@@ -201,7 +201,7 @@ func (e *SpecError) Error() string {
 
 // LoadSpec reads and validates a spec file into a runnable LabSpec.
 func LoadSpec(path string) (*LabSpec, string, error) {
-	b, err := os.ReadFile(path)
+	b, err := topo.ReadSpecFile(path)
 	if err != nil {
 		return nil, "", fmt.Errorf("read spec: %w", err)
 	}

@@ -256,3 +256,41 @@ func TestSpecTopologyFileLines(t *testing.T) {
 		t.Errorf("got %v\nwant %s...", err, want)
 	}
 }
+
+// A spec built from flags (or by a watch job) meets the same bounds as a
+// spec file: `latlab lab --duration 100h` is refused, not run for days.
+func TestLabSpecValidateBounds(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*LabSpec)
+		want string
+	}{
+		{"duration", func(s *LabSpec) { s.Duration = 100 * time.Hour }, "trial duration"},
+		{"short duration", func(s *LabSpec) { s.Duration = 10 * time.Millisecond }, "trial duration"},
+		{"warm-up", func(s *LabSpec) { s.Warmup = time.Hour }, "warm-up"},
+		{"budget", func(s *LabSpec) { s.Budget = 25 * time.Hour }, "budget"},
+		{"client CPU", func(s *LabSpec) { s.Placements = []Placement{{Name: "p", ClientCPUs: []int{MaxCPU}, ServerCPU: 0}} }, "placement p: client CPU"},
+		{"server CPU", func(s *LabSpec) { s.Placements = []Placement{{Name: "p", ServerCPU: 1 << 20}} }, "placement p: server CPU"},
+		{"negative client CPU", func(s *LabSpec) { s.Placements = []Placement{{Name: "p", ClientCPUs: []int{-3}, ServerCPU: 0}} }, "negative"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var s LabSpec
+			s.Defaults()
+			if err := s.Validate(); err != nil {
+				t.Fatalf("defaults: %v", err)
+			}
+			tc.edit(&s)
+			err := s.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error naming %q", err, tc.want)
+			}
+		})
+	}
+	// The automatic and unpinned server placements are not CPU numbers.
+	var s LabSpec
+	s.Defaults()
+	s.Placements = []Placement{{Name: "a", ServerCPU: workload.CPUAuto}, {Name: "n", ServerCPU: workload.CPUNone}}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

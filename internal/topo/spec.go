@@ -153,11 +153,52 @@ type NAT struct {
 
 // LoadTopology reads a YAML topology and validates it.
 func LoadTopology(path string) (*Topology, error) {
-	b, err := os.ReadFile(path)
+	b, err := ReadSpecFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read topology: %w", err)
 	}
 	return ParseTopology(b, path)
+}
+
+// MaxSpecFileSize bounds a YAML file a user names (a topology, a lab spec,
+// a watch config, a spec a watch job points at): the largest real one is a
+// few kilobytes.
+const MaxSpecFileSize = 1 << 20
+
+// ReadSpecFile reads a YAML file a user named. It refuses anything but a
+// regular file (a FIFO, a device such as /dev/zero or /dev/stdin of a
+// terminal would block or never end) and a file over MaxSpecFileSize,
+// and reads at most that much even if the file grows meanwhile.
+func ReadSpecFile(path string) ([]byte, error) {
+	// Stat before opening: opening a FIFO blocks until a writer comes.
+	if fi, err := os.Stat(path); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%s)", path, fi.Mode().Type())
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat() // again: the path may have changed since
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%s)", path, fi.Mode().Type())
+	}
+	if fi.Size() > MaxSpecFileSize {
+		return nil, fmt.Errorf("%s: %d bytes, more than the %d a spec may have", path, fi.Size(), MaxSpecFileSize)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxSpecFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxSpecFileSize {
+		return nil, fmt.Errorf("%s: grew past the %d bytes a spec may have while being read", path, MaxSpecFileSize)
+	}
+	return b, nil
 }
 
 // Limits on a topology: every namespace, link and rule is a kernel

@@ -68,6 +68,14 @@ type httpTarget struct {
 func parseHTTPTarget(target string, respSize int) (httpTarget, error) {
 	var t httpTarget
 	if !strings.Contains(target, "://") {
+		// A bare host[:port]: anything that would end the authority part
+		// of a URL (or is not part of a host at all) is refused rather
+		// than silently moved into the path or query.
+		if i := strings.IndexFunc(target, func(r rune) bool {
+			return r <= ' ' || r >= 0x7f || strings.ContainsRune("/?#@\\", r)
+		}); i >= 0 {
+			return t, fmt.Errorf("http target %q: %q is not allowed in host[:port] (give a full http:// URL for a path)", target, target[i:i+1])
+		}
 		path := "/"
 		if respSize > 0 {
 			path = "/?size=" + strconv.Itoa(respSize)
@@ -88,6 +96,9 @@ func parseHTTPTarget(target string, respSize int) (httpTarget, error) {
 	t.addr = u.Host
 	if _, _, err := net.SplitHostPort(u.Host); err != nil {
 		t.addr = net.JoinHostPort(strings.Trim(u.Host, "[]"), "80")
+	}
+	if h, _, err := net.SplitHostPort(t.addr); err != nil || strings.ContainsAny(h, "[]") {
+		return t, fmt.Errorf("http target %q: %q is not a host:port", target, t.addr)
 	}
 	t.path = u.RequestURI()
 	t.display = u.String()

@@ -64,6 +64,10 @@ const (
 	maxEpollWait    = 50 * time.Millisecond
 	closedLoopSpin  = 20 * time.Microsecond // see run
 	httpMaxHeadSize = httpBufSize
+	// Longest chunk-size line (with extensions) and trailer line the
+	// client accepts, CRLF excluded.
+	httpMaxChunkLine   = 1024
+	httpMaxTrailerLine = 8192
 )
 
 type hconn struct {
@@ -750,6 +754,9 @@ func (th *httpThread) parse(c *hconn) (done, ok bool) {
 			if end < 0 {
 				return false, len(b) < httpMaxHeadSize
 			}
+			if end+4 > httpMaxHeadSize {
+				return false, false
+			}
 			if !th.parseHead(c, b[:end]) {
 				return false, false
 			}
@@ -770,9 +777,13 @@ func (th *httpThread) parse(c *hconn) (done, ok bool) {
 			c.r = c.w
 			return false, true
 		case psChunkSize:
+			// The limit is on the line, wherever TCP cut it.
 			i := indexCRLF(b)
 			if i < 0 {
-				return false, len(b) < 1024
+				return false, len(b) <= httpMaxChunkLine // a line of max-1 bytes may have its CR but not yet its LF
+			}
+			if i >= httpMaxChunkLine {
+				return false, false
 			}
 			size, ok := parseHexSize(b[:i])
 			if !ok {
@@ -805,7 +816,10 @@ func (th *httpThread) parse(c *hconn) (done, ok bool) {
 		case psTrailer:
 			i := indexCRLF(b)
 			if i < 0 {
-				return false, len(b) < 8192
+				return false, len(b) <= httpMaxTrailerLine
+			}
+			if i >= httpMaxTrailerLine {
+				return false, false
 			}
 			c.r += i + 2
 			if i == 0 {
