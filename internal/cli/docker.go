@@ -53,8 +53,10 @@ Docker Engine API (--host, else $DOCKER_HOST, else the default socket):
   macvlan      a macvlan network (bridge mode) on --macvlan-parent: two
                containers (skipped without --macvlan-parent)
 
-No registry is needed: latlab imports an image of its own static binary
-(tagged latlab:bin-<sha256 prefix>, reused while the binary is the same).
+No registry is needed: latlab imports an image of its own binary (tagged
+latlab:bin-<sha256 prefix>, reused while the binary is the same); a
+dynamically linked latlab (a cgo build) brings its program interpreter and
+shared libraries along, at the paths they have on this machine.
 The server runs as 'latlab serve' in a container; the client is this
 process's measuring engine entering a client container's network namespace,
 so the timed path is exactly lab's. Same workloads, interleaved rounds,
@@ -166,7 +168,7 @@ crash. Needs root (entering namespaces) and a daemon on this machine.`,
 	f.StringVar(&workloads, "workloads", "tcp_rr,udp_rr,tcp_crr,tcp_stream", "workloads, comma-separated")
 	f.StringVar(&spec.MacvlanParent, "macvlan-parent", "", "parent device of the macvlan network (in the daemon's network namespace)")
 	f.StringVar(&spec.MacvlanSubnet, "macvlan-subnet", "", "subnet of the macvlan network (default: the daemon picks one)")
-	f.StringVar(&spec.Binary, "binary", "", "static latlab binary to put in the image (default: this executable, which must be static: CGO_ENABLED=0)")
+	f.StringVar(&spec.Binary, "binary", "", "latlab binary to put in the image (default: this executable; a dynamically linked one is bundled with its shared libraries)")
 	f.IntVarP(&spec.Trials, "trials", "n", 0, "fixed number of rounds (every configuration runs once per round); default: adaptive, see --target-ci")
 	f.Float64Var(&spec.TargetCI, "target-ci", experiment.DefaultTargetCI, "adaptive rounds: stop when every ratio's CI half-width is within this (0.02: ±2 points)")
 	f.DurationVar(&spec.Budget, "budget", experiment.DefaultBudget, "adaptive rounds: time limit of the rounds (the minimum rounds always run)")

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moby/moby/client"
+
 	"github.com/latlab/latlab/internal/docker"
 	"github.com/latlab/latlab/internal/docker/dockertest"
 	"github.com/latlab/latlab/internal/experiment"
@@ -122,9 +124,9 @@ func TestDockerLabCommand(t *testing.T) {
 }
 
 func containerIP(t *testing.T, eng *docker.Engine, id string) string {
-	in, err := eng.Client().ContainerInspect(context.Background(), id)
+	r, err := eng.Client().ContainerInspect(context.Background(), id, client.ContainerInspectOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return in.NetworkSettings.Networks["bridge"].IPAddress
+	return r.Container.NetworkSettings.Networks["bridge"].IPAddress.String()
 }

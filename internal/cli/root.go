@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 )
 
 // Exit codes.
@@ -34,7 +35,21 @@ func usagef(format string, args ...any) error {
 // env is what commands need from the outside world.
 type env struct {
 	stdout, stderr io.Writer
-	stderrIsTTY    bool
+	// stderrIsTTY enables progress lines (rewritten with \r) and colour
+	// on stderr: see isTerminal.
+	stderrIsTTY bool
+}
+
+// isTerminal reports whether w takes progress lines and colour: it is a
+// file on a terminal (isatty: /dev/null and other character devices are
+// not) and termEnv, the value of $TERM, is not "dumb" (Emacs shells,
+// editors' consoles and CI logs say dumb to mean "no cursor movement").
+func isTerminal(w io.Writer, termEnv string) bool {
+	f, ok := w.(*os.File)
+	if !ok || termEnv == "dumb" {
+		return false
+	}
+	return term.IsTerminal(int(f.Fd()))
 }
 
 // Run executes latlab with args (without the program name) and returns the
@@ -42,12 +57,7 @@ type env struct {
 func Run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	e := &env{stdout: stdout, stderr: stderr}
-	if f, ok := stderr.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			e.stderrIsTTY = true
-		}
-	}
+	e := &env{stdout: stdout, stderr: stderr, stderrIsTTY: isTerminal(stderr, os.Getenv("TERM"))}
 	root := newRoot(e)
 	root.SetArgs(args)
 	root.SetOut(stdout)

@@ -1,8 +1,10 @@
 // Package docker drives a Docker Engine through its API (the official Go
-// client, API version negotiated, so Debian's 20.10 daemon works): it
-// builds latlab's own image from a static latlab binary (no registry),
-// creates labelled networks and containers, finds a container's network
-// namespace, and removes everything carrying a run's label.
+// client, github.com/moby/moby/client, API version negotiated down to
+// 1.40, so Debian's 20.10 daemon works): it builds latlab's own image
+// from a latlab binary (no registry; a dynamically linked one with its
+// interpreter and libraries), creates labelled networks and containers,
+// finds a container's network namespace, and removes everything carrying
+// a run's label.
 //
 // Every object it creates carries LabelRun=<run id>, so Cleanup (and the
 // journal undo handler, through CleanupLabel) can find it again however the
@@ -20,11 +22,9 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/client"
-	"github.com/docker/go-connections/nat"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
 )
 
 // Labels latlab puts on what it creates.
@@ -53,21 +53,26 @@ type Engine struct {
 // Open connects to the daemon at host (a unix:// or tcp:// address; ""
 // means $DOCKER_HOST, else the default socket) and checks it answers.
 func Open(ctx context.Context, host string) (*Engine, error) {
-	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	opts := []client.Opt{client.FromEnv}
 	if host != "" {
 		opts = append(opts, client.WithHost(host))
 	}
-	c, err := client.NewClientWithOpts(opts...)
+	c, err := client.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := c.Ping(pctx); err != nil {
+	// The ping negotiates the API version (the daemon's, capped at the
+	// client's); a daemon older than client.MinAPIVersion is refused here.
+	if _, err := c.Ping(pctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
 		c.Close()
+		if cerrdefs.IsInvalidArgument(err) {
+			// It answered, with an API version this client cannot speak.
+			return nil, fmt.Errorf("docker daemon at %s: %w", c.DaemonHost(), err)
+		}
 		return nil, fmt.Errorf("docker daemon at %s: %w: %w", c.DaemonHost(), ErrUnreachable, err)
 	}
-	c.NegotiateAPIVersion(pctx)
 	return &Engine{c: c, Host: c.DaemonHost()}, nil
 }
 
@@ -90,9 +95,19 @@ type Network struct {
 
 // CreateNetwork creates a labelled network and returns its ID.
 func (e *Engine) CreateNetwork(ctx context.Context, n Network) (string, error) {
-	opts := network.CreateOptions{Driver: n.Driver, Options: n.Options, Labels: map[string]string{LabelRun: n.RunID}}
+	opts := client.NetworkCreateOptions{Driver: n.Driver, Options: n.Options, Labels: map[string]string{LabelRun: n.RunID}}
 	if n.Subnet != "" {
-		opts.IPAM = &network.IPAM{Driver: "default", Config: []network.IPAMConfig{{Subnet: n.Subnet, Gateway: n.Gateway}}}
+		subnet, err := netip.ParsePrefix(n.Subnet)
+		if err != nil {
+			return "", fmt.Errorf("create %s network %s: subnet: %w", n.Driver, n.Name, err)
+		}
+		cfg := network.IPAMConfig{Subnet: subnet}
+		if n.Gateway != "" {
+			if cfg.Gateway, err = netip.ParseAddr(n.Gateway); err != nil {
+				return "", fmt.Errorf("create %s network %s: gateway: %w", n.Driver, n.Name, err)
+			}
+		}
+		opts.IPAM = &network.IPAM{Driver: "default", Config: []network.IPAMConfig{cfg}}
 	}
 	r, err := e.c.NetworkCreate(ctx, n.Name, opts)
 	if err != nil {
@@ -104,13 +119,13 @@ func (e *Engine) CreateNetwork(ctx context.Context, n Network) (string, error) {
 // Gateway returns the IPv4 gateway of a network ("bridge" is the default
 // bridge, docker0).
 func (e *Engine) Gateway(ctx context.Context, name string) (string, error) {
-	n, err := e.c.NetworkInspect(ctx, name, network.InspectOptions{})
+	r, err := e.c.NetworkInspect(ctx, name, client.NetworkInspectOptions{})
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("inspect network %s: %w", name, err)
 	}
-	for _, c := range n.IPAM.Config {
-		if a, err := netip.ParseAddr(c.Gateway); err == nil && a.Is4() {
-			return c.Gateway, nil
+	for _, c := range r.Network.IPAM.Config {
+		if c.Gateway.Is4() {
+			return c.Gateway.String(), nil
 		}
 	}
 	return "", fmt.Errorf("network %s has no IPv4 gateway", name)
@@ -148,24 +163,34 @@ func (e *Engine) Run(ctx context.Context, c Container) (*Running, error) {
 	cfg := &container.Config{Image: c.Image, Cmd: c.Cmd, Labels: map[string]string{LabelRun: c.RunID}}
 	hc := &container.HostConfig{NetworkMode: container.NetworkMode(c.Network), AutoRemove: false}
 	if len(c.Publish) > 0 {
-		cfg.ExposedPorts = nat.PortSet{}
-		hc.PortBindings = nat.PortMap{}
+		var hostIP netip.Addr // zero: every host address
+		if c.HostIP != "" {
+			var err error
+			if hostIP, err = netip.ParseAddr(c.HostIP); err != nil {
+				return nil, fmt.Errorf("create container %s: host IP: %w", c.Name, err)
+			}
+		}
+		cfg.ExposedPorts = network.PortSet{}
+		hc.PortBindings = network.PortMap{}
 		for cport, hport := range c.Publish {
 			for _, proto := range []string{"tcp", "udp"} {
-				p := nat.Port(fmt.Sprintf("%d/%s", cport, proto))
+				p, err := network.ParsePort(fmt.Sprintf("%d/%s", cport, proto))
+				if err != nil {
+					return nil, fmt.Errorf("create container %s: publish %d: %w", c.Name, cport, err)
+				}
 				cfg.ExposedPorts[p] = struct{}{}
-				hc.PortBindings[p] = []nat.PortBinding{{HostIP: c.HostIP, HostPort: fmt.Sprint(hport)}}
+				hc.PortBindings[p] = []network.PortBinding{{HostIP: hostIP, HostPort: fmt.Sprint(hport)}}
 			}
 		}
 	}
-	r, err := e.c.ContainerCreate(ctx, cfg, hc, nil, nil, c.Name)
+	r, err := e.c.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: hc, Name: c.Name})
 	if err != nil {
 		return nil, fmt.Errorf("create container %s: %w", c.Name, err)
 	}
-	if err := e.c.ContainerStart(ctx, r.ID, container.StartOptions{}); err != nil {
+	if _, err := e.c.ContainerStart(ctx, r.ID, client.ContainerStartOptions{}); err != nil {
 		return nil, fmt.Errorf("start container %s: %w", c.Name, err)
 	}
-	in, err := e.c.ContainerInspect(ctx, r.ID)
+	in, err := e.inspect(ctx, r.ID)
 	if err != nil {
 		return nil, fmt.Errorf("inspect container %s: %w", c.Name, err)
 	}
@@ -175,20 +200,26 @@ func (e *Engine) Run(ctx context.Context, c Container) (*Running, error) {
 	run := &Running{ID: r.ID, Name: c.Name, Pid: in.State.Pid}
 	if in.NetworkSettings != nil {
 		for name, ep := range in.NetworkSettings.Networks {
-			if ep != nil && ep.IPAddress != "" && (name == c.Network || run.IP == "") {
-				run.IP = ep.IPAddress
+			if ep != nil && ep.IPAddress.IsValid() && (name == c.Network || run.IP == "") {
+				run.IP = ep.IPAddress.String()
 			}
 		}
 	}
 	return run, nil
 }
 
+// inspect returns a container's details.
+func (e *Engine) inspect(ctx context.Context, id string) (container.InspectResponse, error) {
+	r, err := e.c.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	return r.Container, err
+}
+
 // Alive reports whether the container still runs, with the end of its log
 // when it does not.
 func (e *Engine) Alive(ctx context.Context, id string) error {
-	in, err := e.c.ContainerInspect(ctx, id)
+	in, err := e.inspect(ctx, id)
 	if err != nil {
-		return err
+		return fmt.Errorf("inspect container %s: %w", id[:min(12, len(id))], err)
 	}
 	if in.State == nil || !in.State.Running {
 		return fmt.Errorf("container %s exited: %s", strings.TrimPrefix(in.Name, "/"), e.tail(ctx, id))
@@ -198,7 +229,7 @@ func (e *Engine) Alive(ctx context.Context, id string) error {
 
 // tail returns the last lines of a container's log.
 func (e *Engine) tail(ctx context.Context, id string) string {
-	rc, err := e.c.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: "5"})
+	rc, err := e.c.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Tail: "5"})
 	if err != nil {
 		return "(no log: " + err.Error() + ")"
 	}
@@ -227,23 +258,23 @@ func (e *Engine) Cleanup(ctx context.Context, runID string) error {
 // CleanupLabel removes every container and network carrying label
 // ("key=value" or "key"). Objects already gone are not errors.
 func (e *Engine) CleanupLabel(ctx context.Context, label string) error {
-	f := filters.NewArgs(filters.Arg("label", label))
+	f := make(client.Filters).Add("label", label)
 	var errs []error
-	cs, err := e.c.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	cs, err := e.c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {
 		return fmt.Errorf("list containers %s: %w", label, err)
 	}
-	for _, c := range cs {
+	for _, c := range cs.Items {
 		if err := e.removeContainer(ctx, c.ID); err != nil {
 			errs = append(errs, fmt.Errorf("remove container %s: %w", c.ID[:12], err))
 		}
 	}
-	ns, err := e.c.NetworkList(ctx, network.ListOptions{Filters: f})
+	ns, err := e.c.NetworkList(ctx, client.NetworkListOptions{Filters: f})
 	if err != nil {
 		return errors.Join(append(errs, fmt.Errorf("list networks %s: %w", label, err))...)
 	}
-	for _, n := range ns {
-		if err := e.c.NetworkRemove(ctx, n.ID); err != nil && !client.IsErrNotFound(err) {
+	for _, n := range ns.Items {
+		if _, err := e.c.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
 		}
 	}
@@ -257,8 +288,8 @@ const removeWait = 30 * time.Second
 // already in progress (409: the latlab that asked for it was killed, the
 // daemon carries on) is waited for, so the networks after it can go too.
 func (e *Engine) removeContainer(ctx context.Context, id string) error {
-	err := e.c.ContainerRemove(ctx, id, container.RemoveOptions{Force: true})
-	if err == nil || client.IsErrNotFound(err) {
+	_, err := e.c.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true})
+	if err == nil || cerrdefs.IsNotFound(err) {
 		return nil
 	}
 	if !cerrdefs.IsConflict(err) {
@@ -267,7 +298,7 @@ func (e *Engine) removeContainer(ctx context.Context, id string) error {
 	ctx, cancel := context.WithTimeout(ctx, removeWait)
 	defer cancel()
 	for {
-		if _, ierr := e.c.ContainerInspect(ctx, id); client.IsErrNotFound(ierr) {
+		if _, ierr := e.inspect(ctx, id); cerrdefs.IsNotFound(ierr) {
 			return nil
 		}
 		select {
@@ -276,7 +307,7 @@ func (e *Engine) removeContainer(ctx context.Context, id string) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 		// The daemon may have given up on its removal: ask again.
-		if rerr := e.c.ContainerRemove(ctx, id, container.RemoveOptions{Force: true}); rerr == nil || client.IsErrNotFound(rerr) {
+		if _, rerr := e.c.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true}); rerr == nil || cerrdefs.IsNotFound(rerr) {
 			return nil
 		}
 	}
@@ -284,24 +315,24 @@ func (e *Engine) removeContainer(ctx context.Context, id string) error {
 
 // Labelled counts the containers and networks carrying label.
 func (e *Engine) Labelled(ctx context.Context, label string) (containers, networks int, err error) {
-	f := filters.NewArgs(filters.Arg("label", label))
-	cs, err := e.c.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	f := make(client.Filters).Add("label", label)
+	cs, err := e.c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, fmt.Errorf("list containers %s: %w", label, err)
 	}
-	ns, err := e.c.NetworkList(ctx, network.ListOptions{Filters: f})
+	ns, err := e.c.NetworkList(ctx, client.NetworkListOptions{Filters: f})
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, fmt.Errorf("list networks %s: %w", label, err)
 	}
-	return len(cs), len(ns), nil
+	return len(cs.Items), len(ns.Items), nil
 }
 
 // ContainerNetNS resolves a container (name or ID) to the path of its
 // network namespace, /proc/PID/ns/net, without touching the container.
 func (e *Engine) ContainerNetNS(ctx context.Context, nameOrID string) (string, error) {
-	in, err := e.c.ContainerInspect(ctx, nameOrID)
+	in, err := e.inspect(ctx, nameOrID)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("inspect container %s: %w", nameOrID, err)
 	}
 	if in.State == nil || !in.State.Running || in.State.Pid == 0 {
 		return "", fmt.Errorf("container %s is not running", nameOrID)
@@ -340,24 +371,24 @@ type Object struct {
 // containers first: what a label sweep finds even when the journal that
 // named them is lost.
 func (e *Engine) Objects(ctx context.Context) ([]Object, error) {
-	f := filters.NewArgs(filters.Arg("label", LabelRun))
-	cs, err := e.c.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	f := make(client.Filters).Add("label", LabelRun)
+	cs, err := e.c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {
 		return nil, fmt.Errorf("list labelled containers on %s: %w", e.Host, err)
 	}
 	var out []Object
-	for _, c := range cs {
+	for _, c := range cs.Items {
 		name := c.ID[:min(12, len(c.ID))]
 		if len(c.Names) > 0 {
 			name = strings.TrimPrefix(c.Names[0], "/")
 		}
 		out = append(out, Object{Kind: "container", ID: c.ID, Name: name, Run: c.Labels[LabelRun]})
 	}
-	ns, err := e.c.NetworkList(ctx, network.ListOptions{Filters: f})
+	ns, err := e.c.NetworkList(ctx, client.NetworkListOptions{Filters: f})
 	if err != nil {
 		return nil, fmt.Errorf("list labelled networks on %s: %w", e.Host, err)
 	}
-	for _, n := range ns {
+	for _, n := range ns.Items {
 		out = append(out, Object{Kind: "network", ID: n.ID, Name: n.Name, Run: n.Labels[LabelRun]})
 	}
 	return out, nil

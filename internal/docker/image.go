@@ -5,48 +5,40 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
-	"debug/elf"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/client"
+	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/client"
 )
 
 // BinaryPath is where the image holds latlab.
 const BinaryPath = "/latlab"
 
-// CheckStatic returns an error unless path is a statically linked ELF
-// executable (no program interpreter), which is all the image holds.
-func CheckStatic(path string) error {
-	f, err := elf.Open(path)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	defer f.Close()
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			return fmt.Errorf("%s is dynamically linked: the image holds nothing but latlab, so build it with CGO_ENABLED=0 (go build -o latlab ./cmd/latlab) and pass --binary", path)
-		}
-	}
-	return nil
+// CheckBinary returns an error unless path is an ELF executable the image
+// can hold: a static one, or a dynamically linked one whose program
+// interpreter and shared libraries are all found on this machine (see
+// RootFiles).
+func CheckBinary(path string) error {
+	_, err := RootFiles(path)
+	return err
 }
 
-// SelfBinary is the running latlab when it is static.
+// SelfBinary is the running latlab, when CheckBinary accepts it.
 func SelfBinary() (string, error) {
 	p, err := os.Executable()
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("find latlab's own executable: %w", err)
 	}
-	if err := CheckStatic(p); err != nil {
+	if err := CheckBinary(p); err != nil {
 		return "", err
 	}
 	return p, nil
@@ -55,35 +47,69 @@ func SelfBinary() (string, error) {
 // ImageRef names the image for a binary hash.
 func ImageRef(sum string) string { return ImageRepo + ":bin-" + sum[:16] }
 
-// EnsureImage returns latlab's image for the static binary at path,
-// importing it first when the daemon does not have it: a root filesystem
-// of one file, /latlab, built in memory as a tar stream (docker import
-// equivalent). Images are shared across runs, keyed by the binary's hash,
-// and never carry a run label. After an import the older latlab images
-// (other binaries) are pruned, so every rebuild does not leave one more
-// behind; a failed prune does not fail the run (latlab cleanup --orphans
-// tries again).
-func (e *Engine) EnsureImage(ctx context.Context, path string) (string, error) {
-	if err := CheckStatic(path); err != nil {
-		return "", err
+// imageFile is one regular file of the image's root filesystem.
+type imageFile struct {
+	path string // absolute, in the image
+	data []byte
+	lib  bool // a shared library, found through LD_LIBRARY_PATH
+}
+
+// readRootFS reads what the image for the binary at path holds (RootFiles)
+// and returns it with its hash: the SHA-256 of the binary alone when it is
+// static, else of the binary followed by every bundled file's path and
+// content, so a changed library makes another image.
+func readRootFS(bin string) ([]imageFile, string, error) {
+	rfs, err := RootFiles(bin)
+	if err != nil {
+		return nil, "", err
 	}
-	b, err := os.ReadFile(path)
+	h := sha256.New()
+	files := make([]imageFile, 0, len(rfs))
+	for k, f := range rfs {
+		b, err := os.ReadFile(f.Source)
+		if err != nil {
+			return nil, "", fmt.Errorf("read %s for the image: %w", f.Source, err)
+		}
+		if k > 0 {
+			fmt.Fprintf(h, "\x00%s\x00%d\x00", f.Path, len(b))
+		}
+		h.Write(b)
+		files = append(files, imageFile{path: f.Path, data: b, lib: f.Kind == KindLibrary})
+	}
+	return files, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// EnsureImage returns latlab's image for the binary at path, importing it
+// first when the daemon does not have it: a root filesystem built in
+// memory as a tar stream (docker import equivalent) holding the binary as
+// /latlab and, for a dynamically linked binary, its program interpreter
+// and shared libraries at the paths they have here (RootFiles), with
+// LD_LIBRARY_PATH naming their directories. Images are shared across
+// runs, keyed by the hash of what they hold, and never carry a run label.
+// After an import the older latlab images (other binaries) are pruned, so
+// every rebuild does not leave one more behind; a failed prune does not
+// fail the run (latlab cleanup --orphans tries again).
+func (e *Engine) EnsureImage(ctx context.Context, path string) (string, error) {
+	files, sum, err := readRootFS(path)
 	if err != nil {
 		return "", err
 	}
-	h := sha256.Sum256(b)
-	sum := hex.EncodeToString(h[:])
 	ref := ImageRef(sum)
 	if _, err := e.c.ImageInspect(ctx, ref); err == nil {
 		return ref, nil
-	} else if !client.IsErrNotFound(err) {
+	} else if !errdefs.IsNotFound(err) {
 		return "", fmt.Errorf("inspect image %s: %w", ref, err)
 	}
+	changes := []string{"LABEL " + LabelBinary + "=" + sum, "ENTRYPOINT [\"" + BinaryPath + "\"]"}
+	if dirs := libDirs(files); len(dirs) > 0 {
+		// The image has no /etc/ld.so.cache: name where the libraries are.
+		changes = append(changes, "ENV LD_LIBRARY_PATH="+strings.Join(dirs, ":"))
+	}
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(writeRootFS(pw, b)) }()
-	rc, err := e.c.ImageImport(ctx, image.ImportSource{Source: pr, SourceName: "-"}, ref, image.ImportOptions{
+	go func() { pw.CloseWithError(writeRootFS(pw, files)) }()
+	rc, err := e.c.ImageImport(ctx, client.ImageImportSource{Source: pr, SourceName: "-"}, ref, client.ImageImportOptions{
 		Message: "latlab " + sum[:16],
-		Changes: []string{"LABEL " + LabelBinary + "=" + sum, "ENTRYPOINT [\"" + BinaryPath + "\"]"},
+		Changes: changes,
 	})
 	if err != nil {
 		pr.CloseWithError(err)
@@ -101,6 +127,21 @@ func (e *Engine) EnsureImage(ctx context.Context, path string) (string, error) {
 	return ref, nil
 }
 
+// libDirs lists, in order of first appearance, the directories of the
+// shared libraries among files (the interpreter is loaded by its path).
+func libDirs(files []imageFile) []string {
+	var dirs []string
+	for _, f := range files {
+		if !f.lib {
+			continue
+		}
+		if d := path.Dir(f.path); !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+	}
+	return dirs
+}
+
 // PruneImages removes latlab's images (those carrying LabelBinary) except
 // keep (a reference; "" keeps the newest) and returns the references it
 // removed. An image a container still uses (even a stopped one) is left:
@@ -108,10 +149,11 @@ func (e *Engine) EnsureImage(ctx context.Context, path string) (string, error) {
 // Only latlab's own tags are removed; an image someone tagged otherwise
 // as well keeps that tag.
 func (e *Engine) PruneImages(ctx context.Context, keep string) ([]string, error) {
-	imgs, err := e.c.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(filters.Arg("label", LabelBinary))})
+	res, err := e.c.ImageList(ctx, client.ImageListOptions{Filters: make(client.Filters).Add("label", LabelBinary)})
 	if err != nil {
 		return nil, fmt.Errorf("list latlab images: %w", err)
 	}
+	imgs := res.Items
 	// Newest first; the first is kept when keep is "".
 	slices.SortFunc(imgs, func(a, b image.Summary) int {
 		if c := cmp.Compare(b.Created, a.Created); c != 0 {
@@ -127,8 +169,8 @@ func (e *Engine) PruneImages(ctx context.Context, keep string) ([]string, error)
 			continue
 		}
 		for _, ref := range ours {
-			if _, err := e.c.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true}); err != nil {
-				if errdefs.IsConflict(err) || client.IsErrNotFound(err) {
+			if _, err := e.c.ImageRemove(ctx, ref, client.ImageRemoveOptions{PruneChildren: true}); err != nil {
+				if errdefs.IsConflict(err) || errdefs.IsNotFound(err) {
 					continue // in use by a container, or gone already
 				}
 				errs = append(errs, fmt.Errorf("remove image %s: %w", ref, err))
@@ -140,12 +182,23 @@ func (e *Engine) PruneImages(ctx context.Context, keep string) ([]string, error)
 	return removed, errors.Join(errs...)
 }
 
-// writeRootFS writes the image's root filesystem: the latlab binary and
-// the empty directories a container expects.
-func writeRootFS(w io.Writer, bin []byte) error {
+// writeRootFS writes the image's root filesystem: the empty directories
+// a container expects, then every file (the first is the binary), each
+// after the directories above it.
+func writeRootFS(w io.Writer, files []imageFile) error {
 	tw := tar.NewWriter(w)
 	now := time.Unix(0, 0)
-	for _, d := range []string{"etc/", "tmp/", "proc/", "sys/", "dev/"} {
+	dirs := []string{"etc/", "tmp/", "proc/", "sys/", "dev/"}
+	for _, f := range files {
+		for d := path.Dir(f.path); d != "/" && d != "."; d = path.Dir(d) {
+			if name := d[1:] + "/"; !slices.Contains(dirs, name) {
+				dirs = append(dirs, name)
+			}
+		}
+	}
+	// Parents before children: a shorter prefix sorts first.
+	slices.Sort(dirs)
+	for _, d := range dirs {
 		mode := int64(0o755)
 		if d == "tmp/" {
 			mode = 0o1777
@@ -154,11 +207,13 @@ func writeRootFS(w io.Writer, bin []byte) error {
 			return err
 		}
 	}
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: BinaryPath[1:], Mode: 0o755, Size: int64(len(bin)), ModTime: now}); err != nil {
-		return err
-	}
-	if _, err := tw.Write(bin); err != nil {
-		return err
+	for _, f := range files {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: f.path[1:], Mode: 0o755, Size: int64(len(f.data)), ModTime: now}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			return err
+		}
 	}
 	return tw.Close()
 }

@@ -24,7 +24,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
+	"github.com/moby/moby/client"
 
 	"github.com/latlab/latlab/internal/docker"
 	"github.com/latlab/latlab/internal/experiment"
@@ -61,8 +61,9 @@ type Spec struct {
 	// Host is the daemon address (unix:///...); "" means $DOCKER_HOST or
 	// the default socket.
 	Host string
-	// Binary is a static latlab to put in the image ("": this process's
-	// executable, which must be static).
+	// Binary is the latlab to put in the image ("": this process's
+	// executable); a dynamically linked one is bundled with its
+	// interpreter and shared libraries (docker.RootFiles).
 	Binary string
 	// Modes to compare (nil: all; macvlan only with MacvlanParent).
 	Modes []string
@@ -216,7 +217,7 @@ func RunLab(ctx context.Context, spec Spec, onEvent func(experiment.Event)) (out
 		if bin, err = docker.SelfBinary(); err != nil {
 			return nil, err
 		}
-	} else if err := docker.CheckStatic(bin); err != nil {
+	} else if err := docker.CheckBinary(bin); err != nil {
 		return nil, err
 	}
 	journal.Sweep(spec.JournalDir, journal.SweepOptions{Handlers: experiment.UndoHandlers()})
@@ -387,7 +388,7 @@ func setup(ctx context.Context, eng *docker.Engine, spec *Spec, img, runID strin
 func waitServing(ctx context.Context, eng *docker.Engine, id string) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		rc, err := eng.Client().ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+		rc, err := eng.Client().ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true})
 		if err == nil {
 			var b strings.Builder
 			buf := make([]byte, 4096)

@@ -16,6 +16,7 @@ package dockertest
 import (
 	"bufio"
 	"context"
+	"debug/elf"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -156,15 +157,59 @@ func (d *Daemon) Veth(t testing.TB, a, b string) {
 // binary is not latlab). The build cache makes repeated builds quick.
 func Latlab(t testing.TB) string {
 	t.Helper()
+	return buildLatlab(t, goTool(), "CGO_ENABLED=0")
+}
+
+// LatlabCgo builds latlab with CGO_ENABLED=1, as a plain `go build` does
+// on a machine with a C compiler, and returns its path: a dynamically
+// linked binary (it fails the test if the result has no program
+// interpreter). It skips (fails under CI=true) without the C compiler
+// `go env CC` names.
+func LatlabCgo(t testing.TB) string {
+	t.Helper()
+	goBin := goTool()
+	out, err := exec.Command(goBin, "env", "CC").Output()
+	if err != nil {
+		t.Fatalf("go env CC: %v", err)
+	}
+	cc := strings.Fields(strings.TrimSpace(string(out)))
+	if len(cc) == 0 {
+		cc = []string{"gcc"}
+	}
+	testutil.RequireTool(t, cc[0])
+	path := buildLatlab(t, goBin, "CGO_ENABLED=1")
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return path
+		}
+	}
+	t.Fatalf("go build with CGO_ENABLED=1 gave a static binary: no dynamically linked latlab to test with")
+	return ""
+}
+
+// goTool is the go command of the toolchain running the test.
+func goTool() string {
 	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
 	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
+		return "go"
 	}
+	return goBin
+}
+
+// buildLatlab builds cmd/latlab into the test's temporary directory with
+// the extra environment variables.
+func buildLatlab(t testing.TB, goBin string, env ...string) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "latlab")
 	cmd := exec.Command(goBin, "build", "-o", path, "github.com/latlab/latlab/cmd/latlab")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = append(os.Environ(), env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build latlab: %v\n%s", err, out)
+		t.Fatalf("go build latlab (%s): %v\n%s", strings.Join(env, " "), err, out)
 	}
 	return path
 }
