@@ -9,6 +9,10 @@
 # PATHS=loopback,veth. E.g. `bench/compare-peers.sh 9 5 tcp_stream loopback`.
 # CONGESTION=ALGO runs both stream tools with that congestion control (latlab
 # --congestion, iperf3 -C); unset keeps the namespaces' default.
+# PLACEMENTS picks from cross-core,same-core,taskset-1cpu (default all three,
+# interleaved in the same rounds; tcp_stream runs cross-core only).
+# ATTRIBUTE=1 adds latlab tcp_rr/udp_rr runs with --attribute, printed as
+# their rate over the same round's untraced run.
 #
 # Prints one table per path: median of each figure over the rounds, the
 # latlab/peer ratio of the medians, and the ratio in each round. See
@@ -45,4 +49,6 @@ esac
 [ ${#args[@]} -gt 0 ] || { echo "PATHS must name loopback and/or veth" >&2; exit 2; }
 
 bench/out/peers -latlab bench/out/latlab -rounds "$rounds" -duration "$secs" \
-  -workloads "$workloads" -congestion "${CONGESTION:-}" "${args[@]}"
+  -workloads "$workloads" -congestion "${CONGESTION:-}" \
+  -placements "${PLACEMENTS:-cross-core,same-core,taskset-1cpu}" \
+  -attribute="$([ -n "${ATTRIBUTE:-}" ] && echo true || echo false)" "${args[@]}"

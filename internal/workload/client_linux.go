@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -227,6 +228,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("server %s refused the run: %s: %s", target, StatusText(rep.Status), rep.Message)
 	}
 	ctrl.SetDeadline(time.Time{})
+
+	// One P per flow thread and two more. tcp_rr and udp_rr flows block in
+	// raw read(2)/write(2) (rawRead), keeping their P, so the rest of the
+	// process (progress, the end of the run, a server in the same process)
+	// needs Ps of its own; and with a P idle, sysmon leaves a P in a
+	// blocking runtime call alone instead of handing it away after 20µs.
+	// Under `taskset -c 0` the runtime starts with GOMAXPROCS=1, where each
+	// such handoff woke a runtime thread on the flow's only CPU.
+	// (Process-wide: overlapping runs in one process may restore it early;
+	// the lab runs one at a time.)
+	if need := cfg.Flows + 2; runtime.GOMAXPROCS(0) < need {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(need))
+	}
 
 	var stop atomic.Bool
 	watchDone := make(chan struct{})
@@ -513,6 +527,7 @@ func aggregate(cfg *Config, recs []*recorder, end EndReply, allowed, cpus []int)
 type tcpRR struct {
 	fd        int
 	req, resp []byte
+	timeout   time.Duration // the socket's SO_RCVTIMEO (readFull's raw)
 }
 
 // dialTCP opens a blocking TCP connection to target and sends an Attach.
@@ -543,7 +558,7 @@ func dialTCP(cfg *Config, target netip.AddrPort, a Attach, nodelay bool) (int, e
 		return -1, err
 	}
 	hdr, _ := a.MarshalBinary()
-	if err := writeFull(fd, hdr, 0); err != nil {
+	if err := writeFull(fd, hdr, 0, false); err != nil {
 		unix.Close(fd)
 		return -1, fmt.Errorf("attach data socket: %w", err)
 	}
@@ -555,7 +570,7 @@ func dialTCPRR(cfg *Config, target netip.AddrPort, session uint64, idx int) (flo
 	if err != nil {
 		return nil, err
 	}
-	return &tcpRR{fd: fd, req: make([]byte, cfg.ReqSize), resp: make([]byte, cfg.RespSize)}, nil
+	return &tcpRR{fd: fd, req: make([]byte, cfg.ReqSize), resp: make([]byte, cfg.RespSize), timeout: cfg.IOTimeout}, nil
 }
 
 func (f *tcpRR) run(r *recorder) error {
@@ -564,10 +579,10 @@ func (f *tcpRR) run(r *recorder) error {
 		if !ok {
 			return nil
 		}
-		if err := writeFull(f.fd, f.req, 0); err != nil {
+		if err := writeFull(f.fd, f.req, 0, true); err != nil {
 			return fmt.Errorf("send request: %w", err)
 		}
-		if err := readFull(f.fd, f.resp, 0); err != nil {
+		if err := readFull(f.fd, f.resp, 0, f.timeout); err != nil {
 			return fmt.Errorf("read response: %w", err)
 		}
 		t1 := nanotime()
@@ -652,11 +667,11 @@ func (f *tcpCRR) once() error {
 		}
 		return fmt.Errorf("connect: %w", err)
 	}
-	if err := writeFull(fd, f.req, 0); err != nil {
+	if err := writeFull(fd, f.req, 0, false); err != nil {
 		return fmt.Errorf("send request: %w", err)
 	}
 	want := len(f.resp) - 1
-	if err := readFull(fd, f.resp[:want], 0); err != nil {
+	if err := readFull(fd, f.resp[:want], 0, 0); err != nil {
 		return fmt.Errorf("read response: %w", err)
 	}
 	for {
@@ -681,6 +696,7 @@ func (f *tcpCRR) close() {}
 type udpRR struct {
 	fd        int
 	req, resp []byte
+	timeout   int64 // ns: the socket's SO_RCVTIMEO, --udp-timeout
 }
 
 func dialUDPRR(cfg *Config, target netip.AddrPort, session uint64, idx int) (flow, error) {
@@ -725,7 +741,7 @@ func dialUDPRR(cfg *Config, target netip.AddrPort, session uint64, idx int) (flo
 	if err := setTimeouts(fd, cfg.UDPTimeout, cfg.IOTimeout); err != nil {
 		return fail(err)
 	}
-	return &udpRR{fd: fd, req: make([]byte, cfg.ReqSize), resp: make([]byte, max(cfg.RespSize, 2048))}, nil
+	return &udpRR{fd: fd, req: make([]byte, cfg.ReqSize), resp: make([]byte, max(cfg.RespSize, 2048)), timeout: int64(cfg.UDPTimeout)}, nil
 }
 
 func (f *udpRR) run(r *recorder) error {
@@ -737,7 +753,11 @@ func (f *udpRR) run(r *recorder) error {
 		}
 		seq++
 		binary.LittleEndian.PutUint64(f.req, seq)
-		if _, err := unix.Write(f.fd, f.req); err != nil {
+		_, err := rawWrite(f.fd, f.req)
+		for err == unix.EINTR { // a signal before the datagram went out
+			_, err = rawWrite(f.fd, f.req)
+		}
+		if err != nil {
 			if err == unix.ECONNREFUSED || err == unix.ENOBUFS || err == unix.EAGAIN {
 				r.lose(nanotime())
 				continue
@@ -745,10 +765,16 @@ func (f *udpRR) run(r *recorder) error {
 			return fmt.Errorf("send datagram: %w", err)
 		}
 		for {
-			n, err := unix.Read(f.fd, f.resp)
+			n, err := rawRead(f.fd, f.resp)
 			if err != nil {
-				if err == unix.EINTR {
+				// A signal's EINTR restarts the wait with a whole
+				// timeout: past the timeout since the turn began (the
+				// send, or its scheduled time) it is one.
+				if err == unix.EINTR && nanotime()-t0 <= f.timeout {
 					continue
+				}
+				if err == unix.EINTR {
+					err = unix.EAGAIN
 				}
 				if err == unix.EAGAIN || err == unix.ECONNREFUSED {
 					r.lose(nanotime())

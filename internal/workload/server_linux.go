@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -194,6 +195,15 @@ func (s *Server) Close() error {
 // Serve answers clients until ctx is cancelled or Close is called.
 func (s *Server) Serve(ctx context.Context) error {
 	s.cfg.Logger.Info("serving", "addr", s.Addr().String(), "allowed_cpus", s.allowed)
+	// At least two Ps, even in a one-CPU cpuset (where the runtime starts
+	// with GOMAXPROCS=1): a flow thread blocked in read(2) keeps its P in
+	// the syscall state, and with no P idle sysmon takes it away after
+	// 20µs and wakes another runtime thread to hold it, on that same CPU,
+	// once per round trip that waits that long. With a P idle it leaves
+	// the waiting P alone. (Process-wide, restored when Serve returns.)
+	if runtime.GOMAXPROCS(0) < 2 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	}
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -641,7 +651,7 @@ func (s *Server) rrLoop(fd int, ss *session) {
 			}
 			return
 		}
-		if err := writeFull(fd, ss.resp, maxStalls); err != nil {
+		if err := writeFull(fd, ss.resp, maxStalls, false); err != nil {
 			return
 		}
 		n++

@@ -198,18 +198,41 @@ var errTimeout = errors.New("i/o timeout")
 // byte returns errTimeout; a timeout mid-message keeps reading, up to
 // maxStalls times, so a message is never torn. io.EOF means the peer closed
 // before the first byte; io.ErrUnexpectedEOF after it.
-func readFull(fd int, buf []byte, maxStalls int) error {
+//
+// raw > 0 makes the reads skip the runtime's syscall bookkeeping (rawRead),
+// only for a thread that may keep its P while it waits; raw is then the
+// socket's receive timeout. A signal (the runtime preempting a goroutine
+// that has run for 10ms) interrupts a raw read with EINTR, and a read
+// restarted after it would wait a whole timeout again: signals every 10ms
+// would keep it from ever timing out, so EINTRs later than raw after the
+// first read count as its timeout.
+func readFull(fd int, buf []byte, maxStalls int, raw time.Duration) error {
 	got, stalls := 0, 0
+	var since int64
 	for got < len(buf) {
-		n, err := unix.Read(fd, buf[got:])
+		var n int
+		var err error
+		if raw > 0 {
+			if since == 0 {
+				since = nanotime()
+			}
+			n, err = rawRead(fd, buf[got:])
+		} else {
+			n, err = unix.Read(fd, buf[got:])
+		}
 		if n > 0 {
 			got += n
+			since = 0
 			continue
+		}
+		if err == unix.EINTR && raw > 0 && nanotime()-since > int64(raw) {
+			err = unix.EAGAIN
 		}
 		switch {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN:
+			since = 0
 			if got == 0 {
 				return errTimeout
 			}
@@ -233,11 +256,11 @@ func readFull(fd int, buf []byte, maxStalls int) error {
 // larger than the buffer.
 func readDiscard(fd int, buf []byte, size, maxStalls int) error {
 	if size <= len(buf) {
-		return readFull(fd, buf[:size], maxStalls)
+		return readFull(fd, buf[:size], maxStalls, 0)
 	}
 	for got := 0; got < size; {
 		k := min(len(buf), size-got)
-		err := readFull(fd, buf[:k], maxStalls)
+		err := readFull(fd, buf[:k], maxStalls, 0)
 		if got > 0 && (err == errTimeout || err == io.EOF) {
 			if err == io.EOF {
 				return io.ErrUnexpectedEOF
@@ -245,7 +268,7 @@ func readDiscard(fd int, buf []byte, size, maxStalls int) error {
 			// Mid-message: keep waiting, within the stall bound.
 			stalled := 1
 			for err == errTimeout && stalled <= maxStalls {
-				err = readFull(fd, buf[:k], maxStalls)
+				err = readFull(fd, buf[:k], maxStalls, 0)
 				stalled++
 			}
 			if err == errTimeout {
@@ -262,11 +285,19 @@ func readDiscard(fd int, buf []byte, size, maxStalls int) error {
 
 // writeFull writes all of buf to the blocking socket fd. A write to a peer
 // that has gone returns EPIPE: the Go runtime ignores SIGPIPE for every file
-// descriptor but stdout and stderr.
-func writeFull(fd int, buf []byte, maxStalls int) error {
+// descriptor but stdout and stderr. raw: rawWrite instead (a signal's EINTR
+// is retried: a blocked write of a small message waits only for buffer
+// space, which the peer's reading frees).
+func writeFull(fd int, buf []byte, maxStalls int, raw bool) error {
 	put, stalls := 0, 0
 	for put < len(buf) {
-		n, err := unix.Write(fd, buf[put:])
+		var n int
+		var err error
+		if raw {
+			n, err = rawWrite(fd, buf[put:])
+		} else {
+			n, err = unix.Write(fd, buf[put:])
+		}
 		if n > 0 {
 			put += n
 			continue
@@ -294,8 +325,10 @@ func writeFull(fd int, buf []byte, maxStalls int) error {
 // a write blocks on a full socket buffer, cost tcp_stream ~15% of its
 // throughput. The price: while the call blocks, this thread keeps its P, so
 // other goroutines wait up to the socket timeout (async preemption lets them
-// in between calls). Only the bulk stream loops use them, where each call
-// returns within microseconds while data flows.
+// in between calls). The client's timed loops use them (stream, HTTP, and
+// tcp_rr/udp_rr, whose Run gives every flow thread a P of its own), where
+// each call returns within microseconds while data flows; the server never
+// blocks in them.
 func rawRead(fd int, buf []byte) (int, error) {
 	r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(buf))), uintptr(len(buf)))
 	if e != 0 {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/latlab/latlab/internal/stats"
 )
@@ -94,4 +95,36 @@ func CPUModel() string {
 		}
 	}
 	return "unknown CPU"
+}
+
+// StartPID starts argv in the background, its output discarded, and
+// returns its PID (`ip netns exec` and `taskset` exec the command, so it
+// is the command's own).
+func (p *Procs) StartPID(argv ...string) (int, error) {
+	if err := p.Start(argv...); err != nil {
+		return 0, err
+	}
+	return p.cmds[len(p.cmds)-1].Process.Pid, nil
+}
+
+// ProcCPU is the CPU time (user + system, every thread) process pid has
+// used so far, from /proc/PID/stat (0 if it cannot be read).
+func ProcCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces: fields count from ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64) // utime, field 14
+	st, _ := strconv.ParseInt(f[12], 10, 64) // stime, field 15
+	// USER_HZ is 100 on every Linux architecture Go supports.
+	return time.Duration(ut+st) * (time.Second / 100)
 }
