@@ -13,11 +13,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"slices"
 	"time"
 
 	"github.com/latlab/latlab/internal/journal"
 	"github.com/latlab/latlab/internal/probe"
+	"github.com/latlab/latlab/internal/stats"
 	"github.com/latlab/latlab/internal/topo"
 	"github.com/latlab/latlab/internal/workload"
 )
@@ -32,13 +32,13 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Printf("tcp_rr over the lab's host path (veth wire), %d interleaved rounds of %v, eBPF tier %s\n", *rounds, *dur, res.tier)
-	fmt.Printf("  probes off: median %.0f txn/s\n", median(res.off))
-	fmt.Printf("  probes on:  median %.0f txn/s\n", median(res.on))
+	fmt.Printf("  probes off: median %.0f txn/s\n", stats.Median(res.off))
+	fmt.Printf("  probes on:  median %.0f txn/s\n", stats.Median(res.on))
 	var ratios []float64
 	for i := range res.on {
 		ratios = append(ratios, res.on[i]/res.off[i])
 	}
-	fmt.Printf("  ratio on/off: %.3f (median of per-round ratios %.3f; target >= 0.95)\n", median(res.on)/median(res.off), median(ratios))
+	fmt.Printf("  ratio on/off: %.3f (median of per-round ratios %.3f; target >= 0.95)\n", stats.Median(res.on)/stats.Median(res.off), stats.Median(ratios))
 }
 
 type result struct {
@@ -110,13 +110,4 @@ func measure(rounds int, dur time.Duration) (*result, error) {
 		}
 	}
 	return res, nil
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/latlab/latlab/internal/probe"
+	"github.com/latlab/latlab/internal/stats"
 )
 
 // AttributionSummary is a configuration's kernel evidence over its trials:
@@ -52,8 +53,8 @@ func summarizeAttribution(as []*probe.Attribution) *AttributionSummary {
 		}
 		s.EBPFTier, s.SoftirqTimeSource = a.EBPFTier, a.SoftirqTimeSource
 	}
-	s.NetRXSoftirqsPerTxn, s.NetTXSoftirqsPerTxn, s.SoftirqUsPerTxn = median(rx), median(tx), median(us)
-	s.RunqDelayUsMean, s.SoftirqRaiseDelayUs = median(rq), median(rd)
+	s.NetRXSoftirqsPerTxn, s.NetTXSoftirqsPerTxn, s.SoftirqUsPerTxn = stats.Median(rx), stats.Median(tx), stats.Median(us)
+	s.RunqDelayUsMean, s.SoftirqRaiseDelayUs = stats.Median(rq), stats.Median(rd)
 	return s
 }
 

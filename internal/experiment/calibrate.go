@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/latlab/latlab/internal/stats"
 	"github.com/latlab/latlab/internal/workload"
 )
 
@@ -128,7 +129,7 @@ func Calibrate(ctx context.Context, workloads []workload.Workload, allowed []int
 		cal := Calibration{Workload: w}
 		for i, p := range cands {
 			k := key{w, i}
-			pr := Probe{Placement: p, Probes: len(rates[k]), RatePerSec: median(rates[k]), CV: cv(rates[k]), RoundTripUs: median(rtts[k]), Error: errs[k]}
+			pr := Probe{Placement: p, Probes: len(rates[k]), RatePerSec: stats.Median(rates[k]), CV: cv(rates[k]), RoundTripUs: stats.Median(rtts[k]), Error: errs[k]}
 			cal.Candidates = append(cal.Candidates, pr)
 		}
 		cal.Chosen, cal.Reason = choosePlacement(w, cal.Candidates, len(allowed))

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/latlab/latlab/internal/hist"
 	"github.com/latlab/latlab/internal/probe"
 	"github.com/latlab/latlab/internal/store"
@@ -137,10 +135,7 @@ func (r *StoreRecorder) End(o *Outcome) error {
 // metadata.
 func Environment(runID int64, version string, o *Outcome) *store.Environment {
 	e := &store.Environment{RunID: runID, Version: version, Cores: runtime.NumCPU(), CPUModel: cpuModel()}
-	var u unix.Utsname
-	if unix.Uname(&u) == nil {
-		e.Kernel = unix.ByteSliceToString(u.Release[:])
-	}
+	e.Kernel = kernelRelease()
 	sys := map[string]string{}
 	for _, k := range []string{"net.core.busy_poll", "net.core.busy_read", "net.core.default_qdisc", "net.core.netdev_budget",
 		"net.ipv4.tcp_congestion_control", "net.ipv4.tcp_autocorking", "net.ipv4.tcp_low_latency"} {

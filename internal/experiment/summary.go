@@ -348,7 +348,7 @@ func summarizeGroup(o *Outcome, g Config, rng *rand.Rand) []ModeResult {
 		if mi.Name != o.Spec.Baseline && r.Attribution != nil {
 			r.Attribution.Explanation = explain(r.Attribution, summarizeAttribution(base.attrs), o.Spec.Baseline)
 		}
-		r.CPUPerTxn = &workload.CPUCost{Client: median(c.cpuClient), Server: median(c.cpuServer)}
+		r.CPUPerTxn = &workload.CPUCost{Client: stats.Median(c.cpuClient), Server: stats.Median(c.cpuServer)}
 		switch cmp, found := cmps[mi.Name]; {
 		case mi.Name == o.Spec.Baseline:
 			r.RatioVsHost = &Interval{Median: 1, CILow: 1, CIHigh: 1, Confidence: 1}
@@ -403,12 +403,12 @@ func outliers(a, b series) []Outlier {
 	for i := range num {
 		lr[i] = math.Log(num[i] / den[i])
 	}
-	med := median(lr)
+	med := stats.Median(lr)
 	dev := make([]float64, len(lr))
 	for i, x := range lr {
 		dev[i] = math.Abs(x - med)
 	}
-	mad := 1.4826 * median(dev)
+	mad := 1.4826 * stats.Median(dev)
 	var out []Outlier
 	for i, x := range lr {
 		if d := math.Abs(x - med); d > 3.5*mad && d > 0.01 {
@@ -537,19 +537,6 @@ func pairByRound(a, b series) (num, den []float64) {
 		}
 	}
 	return num, den
-}
-
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
 }
 
 // String renders an interval compactly, for logs.

@@ -3,15 +3,16 @@
 package journal
 
 import (
-	"errors"
 	"fmt"
 	"os"
+
+	"github.com/latlab/latlab/internal/netns"
 )
 
 // lock is not available here: latlab's journals (and everything they
 // record) are for Unix hosts, so Create fails cleanly instead.
 func lock(f *os.File) error {
-	return fmt.Errorf("lock %s: %w", f.Name(), errors.ErrUnsupported)
+	return fmt.Errorf("lock %s: %w", f.Name(), netns.ErrNotSupported)
 }
 
 // isBusy is false: lock never reports a held lock here.

@@ -21,12 +21,15 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/latlab/latlab/internal/netns"
 )
 
 // Sentinel errors, wrapped with %w: test them with errors.Is.
 var (
-	// ErrNotSupported: the platform, kernel or driver lacks the operation.
-	ErrNotSupported = errors.New("not supported")
+	// ErrNotSupported: the platform, kernel or driver lacks the operation
+	// (netns.ErrNotSupported, so errors.Is works across packages).
+	ErrNotSupported = netns.ErrNotSupported
 	// ErrNoDevice: the device does not exist in the namespace.
 	ErrNoDevice = errors.New("no such device")
 	// ErrUnknownFeature: a feature name neither the kernel nor ethtool knows.

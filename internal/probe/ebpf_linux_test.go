@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/latlab/latlab/internal/netns"
 	"github.com/latlab/latlab/internal/testutil"
 )
 
@@ -88,7 +89,7 @@ func TestEBPFDropReason(t *testing.T) {
 	}
 	pa, _ := NewRegistry(NetStat{NetNS: ns}).Snapshot()
 	const n = 50
-	err = inNetNS(ns, func() error {
+	err = netns.Do(ns, func() error {
 		// Unconnected, so the ICMP errors do not fail the next send.
 		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
 		if err != nil {

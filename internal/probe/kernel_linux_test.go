@@ -5,6 +5,7 @@ import (
 	"net"
 	"testing"
 
+	"github.com/latlab/latlab/internal/netns"
 	"github.com/latlab/latlab/internal/testutil"
 )
 
@@ -14,7 +15,7 @@ func loopbackTCP(t *testing.T, nsPath string, n int) {
 	t.Helper()
 	var ln net.Listener
 	var c net.Conn
-	err := inNetNS(nsPath, func() error {
+	err := netns.Do(nsPath, func() error {
 		var err error
 		if ln, err = net.Listen("tcp4", "127.0.0.1:0"); err != nil {
 			return err

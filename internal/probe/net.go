@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/latlab/latlab/internal/netns"
 )
 
 // snmpGauges are snmp fields that are not counters.
@@ -56,7 +58,7 @@ func (c NetStat) Collect(s *Sample) error {
 		}
 		return nil
 	}
-	if err := inNetNS(c.NetNS, read); err != nil {
+	if err := netns.Do(c.NetNS, read); err != nil {
 		return err
 	}
 	for _, f := range files {

@@ -55,6 +55,24 @@ type Estimate struct {
 	Skipped int
 }
 
+// Median returns the sample median of xs: the middle value, or the mean of
+// the two middle values for an even count. xs is not modified; NaN values
+// are dropped, and an empty (or all-NaN) input gives 0. Use MedianCI when
+// the median is reported; Median is for summaries and robust centres (MAD)
+// that need no interval.
+func Median(xs []float64) float64 {
+	s, _ := dropNaN(xs)
+	n := len(s)
+	if n == 0 {
+		return 0
+	}
+	slices.Sort(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
 // MedianCI returns the sample median of xs and the order-statistic
 // confidence interval of the population median at the given confidence
 // (in (0, 1), e.g. 0.95), computed as benchstat does (benchmath's

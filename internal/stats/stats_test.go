@@ -13,6 +13,39 @@ func near(a, b, tol float64) bool {
 	return math.Abs(a-b) <= tol*math.Max(math.Abs(a), math.Abs(b))
 }
 
+func TestMedian(t *testing.T) {
+	nan := math.NaN()
+	for _, c := range []struct {
+		in   []float64
+		want float64
+	}{
+		{nil, 0},
+		{[]float64{nan}, 0},
+		{[]float64{3}, 3},
+		{[]float64{3, 1, 2}, 2},
+		{[]float64{4, 1, 3, 2}, 2.5},
+		{[]float64{nan, 5, 1, nan, 3}, 3},
+	} {
+		in := slices.Clone(c.in)
+		if got := Median(in); got != c.want {
+			t.Errorf("Median(%v) = %v, want %v", c.in, got, c.want)
+		}
+		if !slices.EqualFunc(in, c.in, func(a, b float64) bool { return a == b || math.IsNaN(a) && math.IsNaN(b) }) {
+			t.Errorf("Median modified its input: %v, was %v", in, c.in)
+		}
+	}
+	// The same centre MedianCI reports.
+	for n := 1; n <= 12; n++ {
+		xs := make([]float64, n)
+		for i := range xs {
+			xs[i] = float64((i*7919)%13) + 0.5*float64(i%3)
+		}
+		if got, want := Median(xs), MedianCI(xs, 0.95).Center; got != want {
+			t.Errorf("n=%d: Median %v, MedianCI center %v", n, got, want)
+		}
+	}
+}
+
 func TestMedianCI(t *testing.T) {
 	nan := math.NaN()
 	// Intervals follow benchmath: accumulate Binomial(n, 1/2) mass from

@@ -9,16 +9,16 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/latlab/latlab/internal/journal"
+	"github.com/latlab/latlab/internal/netns"
 )
 
 // builder holds the netlink handles of one Build.
@@ -26,7 +26,7 @@ type builder struct {
 	lab     *Lab
 	nat     *natInstaller
 	handles map[string]*netlink.Handle // logical ns -> handle
-	fds     map[string]netns.NsHandle
+	fds     map[string]vnetns.NsHandle
 }
 
 // Build creates the topology's base objects and the selected modes. Every
@@ -65,7 +65,7 @@ func Build(ctx context.Context, t *Topology, opts BuildOptions) (*Lab, error) {
 		lab:     lab,
 		nat:     &natInstaller{backend: opts.NAT},
 		handles: map[string]*netlink.Handle{},
-		fds:     map[string]netns.NsHandle{},
+		fds:     map[string]vnetns.NsHandle{},
 	}
 	defer b.close()
 	if err := b.objects(ctx, &t.Base); err != nil {
@@ -166,7 +166,7 @@ func (b *builder) handle(ns string) (*netlink.Handle, error) {
 	if h, ok := b.handles[ns]; ok {
 		return h, nil
 	}
-	fd, err := netns.GetFromPath(b.lab.NSPath(ns))
+	fd, err := vnetns.GetFromPath(b.lab.NSPath(ns))
 	if err != nil {
 		return nil, fmt.Errorf("open netns %s: %w", b.lab.NSName(ns), err)
 	}
@@ -462,43 +462,17 @@ func SetSysctl(nsPath, key, value string) error {
 	if !strings.HasPrefix(key, "net.") {
 		return fmt.Errorf("%s: only net.* keys are per namespace", what)
 	}
-	if err := inNetNS(nsPath, func() error {
+	if nsPath == "" {
+		// netns.Do would write the caller's (the host's) sysctl.
+		return fmt.Errorf("%s: no namespace given (never the caller's own)", what)
+	}
+	if err := netns.Do(nsPath, func() error {
 		p := "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
 		return os.WriteFile(p, []byte(value), 0o644)
 	}); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
-}
-
-// inNetNS runs fn on a fresh OS thread inside the namespace at nsPath. The
-// thread is never returned to the runtime (it stays locked and exits with
-// its goroutine), so the namespace cannot leak into other goroutines.
-func inNetNS(nsPath string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		fd, err := unix.Open(nsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- fmt.Errorf("open netns: %w", err)
-			return
-		}
-		err = unix.Setns(fd, unix.CLONE_NEWNET)
-		unix.Close(fd)
-		if err != nil {
-			errc <- fmt.Errorf("enter netns: %w", err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
-
-// Iface is one interface of a built lab.
-type Iface struct {
-	NS   string // real namespace name
-	Name string
-	Kind string // netlink type: veth, bridge, macvlan, vxlan...
 }
 
 // Interfaces lists every interface in the lab's namespaces except loopback.
@@ -510,7 +484,7 @@ func (l *Lab) Interfaces() ([]Iface, error) {
 		if _, err := os.Stat(NetNSPath(ns)); err != nil {
 			continue // a mode that failed to build removed its namespaces
 		}
-		h, err := netns.GetFromPath(NetNSPath(ns))
+		h, err := vnetns.GetFromPath(NetNSPath(ns))
 		if err != nil {
 			return nil, fmt.Errorf("list interfaces of %s: %w", ns, err)
 		}

@@ -18,6 +18,11 @@ func (l *Lab) Teardown() error { return fmt.Errorf("teardown: %w", ErrNotSupport
 // Keep returns ErrNotSupported.
 func (l *Lab) Keep() error { return fmt.Errorf("keep: %w", ErrNotSupported) }
 
+// Interfaces returns ErrNotSupported.
+func (l *Lab) Interfaces() ([]Iface, error) {
+	return nil, fmt.Errorf("list interfaces: %w", ErrNotSupported)
+}
+
 // SetSysctl returns ErrNotSupported.
 func SetSysctl(nsPath, key, value string) error {
 	return fmt.Errorf("set sysctl %s: %w", key, ErrNotSupported)

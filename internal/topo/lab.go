@@ -70,6 +70,13 @@ type Lab struct {
 	namespaces []string // real names, in creation order
 }
 
+// Iface is one interface of a built lab.
+type Iface struct {
+	NS   string // real namespace name
+	Name string
+	Kind string // netlink type: veth, bridge, macvlan, vxlan...
+}
+
 // NewPrefix returns "latlab-" plus 6 random hex digits.
 func NewPrefix() string {
 	var b [3]byte

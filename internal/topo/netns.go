@@ -2,17 +2,15 @@
 // macvlan, vxlan) through netlink and tears them down.
 package topo
 
-import (
-	"errors"
-	"path/filepath"
-)
+import "github.com/latlab/latlab/internal/netns"
 
 // NetNSDir is where named network namespaces are bind-mounted, as iproute2
-// does.
-const NetNSDir = "/var/run/netns"
+// does (netns.Dir).
+const NetNSDir = netns.Dir
 
-// ErrNotSupported is returned where the platform or kernel lacks a feature.
-var ErrNotSupported = errors.New("not supported")
+// ErrNotSupported is returned where the platform or kernel lacks a feature:
+// netns.ErrNotSupported, so errors.Is works across packages.
+var ErrNotSupported = netns.ErrNotSupported
 
-// NetNSPath returns the path of the named namespace.
-func NetNSPath(name string) string { return filepath.Join(NetNSDir, name) }
+// NetNSPath returns the path of the named namespace (netns.Path).
+func NetNSPath(name string) string { return netns.Path(name) }

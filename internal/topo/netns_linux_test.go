@@ -2,8 +2,10 @@ package topo_test
 
 import (
 	"os"
+	"strings"
 	"testing"
 
+	"github.com/latlab/latlab/internal/netns"
 	"github.com/latlab/latlab/internal/testutil"
 	"github.com/latlab/latlab/internal/topo"
 )
@@ -65,5 +67,30 @@ func TestSameNetNSByIdentity(t *testing.T) {
 	}
 	if host, err := topo.IsHostNetNS(missing); err != nil || host {
 		t.Errorf("IsHostNetNS(%s) of a namespace that does not exist = %v, %v; want false, nil", missing, host, err)
+	}
+}
+
+// SetSysctl writes inside a lab namespace and never in the caller's: an
+// empty path (which netns.Do would run in the caller's namespace) is
+// refused before anything is written. The key does not exist anywhere, so
+// even a broken guard could not change a host sysctl.
+func TestSetSysctlRefusesCallerNetNS(t *testing.T) {
+	err := topo.SetSysctl("", "net.latlab.no_such_key", "1")
+	if err == nil || !strings.Contains(err.Error(), "no namespace given") {
+		t.Fatalf(`SetSysctl("") = %v, want a refusal`, err)
+	}
+	_, path := testutil.NewNetNS(t)
+	if err := topo.SetSysctl(path, "net.ipv4.ip_forward", "1"); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	if err := netns.Do(path, func() (err error) {
+		got, err = os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(string(got)) != "1" {
+		t.Errorf("ip_forward in %s = %q after SetSysctl, want 1", path, got)
 	}
 }

@@ -1,14 +1,16 @@
 package workload
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/latlab/latlab/internal/netns"
 )
 
-// ErrNotSupported is returned on platforms without the raw-socket engine.
-var ErrNotSupported = errors.New("not supported on this platform")
+// ErrNotSupported is returned on platforms without the raw-socket engine:
+// netns.ErrNotSupported, so errors.Is works across packages.
+var ErrNotSupported = netns.ErrNotSupported
 
 // ServerConfig configures a latlab server. Every limit has a default (the
 // Default* constants) that applies when the field is zero; docs/security.md

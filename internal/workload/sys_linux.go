@@ -13,6 +13,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/latlab/latlab/internal/netns"
 )
 
 // lockThread wires the calling goroutine to its OS thread for the rest of
@@ -22,7 +24,7 @@ import (
 func lockThread(nsPath string, cpu int) error {
 	runtime.LockOSThread()
 	if nsPath != "" {
-		if err := setns(nsPath); err != nil {
+		if err := netns.Enter(nsPath); err != nil {
 			return err
 		}
 	}
@@ -36,37 +38,10 @@ func lockThread(nsPath string, cpu int) error {
 	return nil
 }
 
-func setns(nsPath string) error {
-	f, err := os.Open(nsPath)
-	if err != nil {
-		return fmt.Errorf("open network namespace: %w", err)
-	}
-	defer f.Close()
-	if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-		return fmt.Errorf("enter network namespace %s: %w", nsPath, err)
-	}
-	return nil
-}
-
 // inNetNS runs fn on a thread inside the network namespace at nsPath. Sockets
 // fn creates belong to that namespace for their whole life. With an empty
 // path fn runs on the caller's goroutine.
-func inNetNS(nsPath string, fn func() error) error {
-	if nsPath == "" {
-		return fn()
-	}
-	done := make(chan error, 1)
-	go func() {
-		// The thread is never unlocked: it dies with this goroutine, so the
-		// namespace switch cannot leak into the runtime's thread pool.
-		if err := lockThread(nsPath, -1); err != nil {
-			done <- err
-			return
-		}
-		done <- fn()
-	}()
-	return <-done
-}
+func inNetNS(nsPath string, fn func() error) error { return netns.Do(nsPath, fn) }
 
 // AllowedCPUs returns the CPUs this process may run on: the mask inherited
 // from taskset, cgroup cpusets or the parent. latlab only ever pins inside it.

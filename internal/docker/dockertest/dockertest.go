@@ -31,7 +31,6 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 
 	"github.com/latlab/latlab/internal/docker"
 	"github.com/latlab/latlab/internal/testutil"
@@ -82,7 +81,7 @@ func Start(t testing.TB) *Daemon {
 		"-H", d.Host, "--pidfile", filepath.Join(dir, "d.pid"),
 		"--bip", d.Bridge+"/24", "--iptables=true", "--ip-masq=true")
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = ownProcessGroup()
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		t.Fatalf("start dockerd: %v", err)
@@ -95,7 +94,7 @@ func Start(t testing.TB) *Daemon {
 		case <-exited:
 		case <-time.After(30 * time.Second):
 			t.Errorf("dockerd did not stop within 30s; killing its process group")
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			killProcessGroup(cmd.Process)
 			<-exited
 		}
 	})
@@ -230,7 +229,7 @@ func removeDir(t testing.TB, dir string) {
 	// Deepest first.
 	slices.SortFunc(mounts, func(a, b string) int { return len(b) - len(a) })
 	for _, m := range mounts {
-		unix.Unmount(m, unix.MNT_DETACH)
+		unmountDetach(m)
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		t.Errorf("remove dockerd dir: %v", err)
