@@ -44,8 +44,9 @@ type scenario struct {
 
 // TestKill9Chaos kills latlab with SIGKILL at random moments of a lab (with
 // and without --attribute's eBPF programs), of an offload matrix on a
-// pre-existing interface (sometimes with --keep) and of a watch --once run,
-// 40 times in a random order, and after every kill runs `latlab cleanup` on
+// pre-existing interface (sometimes with --keep) and of watch --once runs
+// (a target job, and a lab job journalled under --journal-dir), 46 times in
+// a random order, and after every kill runs `latlab cleanup` on
 // the private journal directory and checks that nothing is left: no
 // namespace with the run's prefix, no journal, the host namespace's links
 // and nft tables as they were, no eBPF program or link more than before,
@@ -87,6 +88,12 @@ func TestKill9Chaos(t *testing.T) {
 	write(t, watchCfg, "jobs:\n  - name: chaos\n    schedule: \"@every 1h\"\n    target:\n      address: "+srv.Addr().String()+
 		"\n      workloads: [tcp_rr]\n      trials: 8\n      duration: 60ms\n      warmup: 0s\n")
 
+	// A watch lab job: its namespaces are journalled under --journal-dir.
+	labSpec := filepath.Join(dir, "watchlab.yaml")
+	write(t, labSpec, "name: chaos-watch-lab\nmodes: [host, veth-routed]\nworkloads: [tcp_rr]\nplacements: [{name: auto}]\ntrials: 2\nduration: 60ms\nwarmup: 0s\n")
+	watchLabCfg := filepath.Join(dir, "watch-lab.yaml")
+	write(t, watchLabCfg, "jobs:\n  - name: chaos-lab\n    schedule: \"@every 1h\"\n    spec: "+labSpec+"\n")
+
 	common := []string{"--journal-dir", jdir, "--db", db, "-q"}
 	scenarios := []scenario{
 		{name: "lab", runs: 14, maxDelay: 800 * time.Millisecond,
@@ -103,6 +110,8 @@ func TestKill9Chaos(t *testing.T) {
 			args: append([]string{"run", spec, "--keep"}, common...)},
 		{name: "watch", runs: 10, maxDelay: 600 * time.Millisecond,
 			args: []string{"watch", "--config", watchCfg, "--once", "--db", db}},
+		{name: "watch-lab", runs: 6, maxDelay: 1200 * time.Millisecond,
+			args: []string{"watch", "--config", watchLabCfg, "--once", "--db", db, "--journal-dir", jdir}},
 	}
 	var order []*scenario
 	for i := range scenarios {

@@ -13,6 +13,7 @@ import (
 	"github.com/latlab/latlab/internal/experiment"
 	"github.com/latlab/latlab/internal/report"
 	"github.com/latlab/latlab/internal/store"
+	"github.com/latlab/latlab/internal/watch"
 )
 
 // openStore opens the database named by --db (or the default path) and
@@ -288,12 +289,18 @@ func newShowCmd(e *env, db *string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return withRun(cmd.Context(), *db, argOr(args, 0), func(_ *store.Store, run store.Run, o *experiment.Outcome) error {
+			return withRun(cmd.Context(), *db, argOr(args, 0), func(st *store.Store, run store.Run, o *experiment.Outcome) error {
 				if format == report.FormatTable {
 					fmt.Fprintf(e.stdout, "run %d (%s, %s, spec %s), started %s\n", run.ID, run.Kind, run.Status, run.SpecName,
 						run.Started.Local().Format("2006-01-02 15:04:05"))
 				}
-				return report.WriteLab(e.stdout, format, experiment.Summarize(o))
+				if err := report.WriteLab(e.stdout, format, experiment.Summarize(o)); err != nil {
+					return err
+				}
+				if format != report.FormatTable {
+					return nil
+				}
+				return writeRunHistory(cmd.Context(), e, st, run)
 			})
 		},
 	}
@@ -342,8 +349,9 @@ or 'latlab compare latest offload=all-on offload=seg-off'.`,
 				var rows []experiment.ComparisonRow
 				var an, bn string
 				var err error
+				var rb store.Run
 				if len(args) == 2 {
-					rb, err := resolveRun(ctx, st, args[1])
+					rb, err = resolveRun(ctx, st, args[1])
 					if err != nil {
 						return err
 					}
@@ -364,7 +372,13 @@ or 'latlab compare latest offload=all-on offload=seg-off'.`,
 						return err
 					}
 				}
-				return report.WriteComparison(e.stdout, format, an, bn, rows)
+				if err := report.WriteComparison(e.stdout, format, an, bn, rows); err != nil {
+					return err
+				}
+				if len(args) == 2 && format == report.FormatTable {
+					return writeEnvDiff(ctx, e, st, ra, rb)
+				}
+				return nil
 			})
 		},
 	}
@@ -405,4 +419,78 @@ func argOr(args []string, i int) string {
 		return args[i]
 	}
 	return ""
+}
+
+// writeEnvDiff prints, under a comparison of two runs, what differs in
+// their environments — the suspects, in the words watch alerts use
+// (kernel, CPU, cores, latlab version, sysctls, offload features and
+// qdiscs of the interfaces measured through) — and the notes made
+// between the two runs, as the dashboard's diff and history pages show
+// them.
+func writeEnvDiff(ctx context.Context, e *env, st *store.Store, a, b store.Run) error {
+	var fps [2]watch.Fingerprint
+	for i, r := range []store.Run{a, b} {
+		env, err := st.Environment(ctx, r.ID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("read the environment of run %d: %w", r.ID, err)
+		}
+		fps[i] = watch.FingerprintOf(env)
+	}
+	diff := watch.Diff(fps[0], fps[1])
+	lo, hi := a, b
+	if hi.Started.Before(lo.Started) {
+		lo, hi = hi, lo
+	}
+	notes, err := st.Annotations(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("read annotations: %w", err)
+	}
+	for _, n := range notes {
+		if n.Time.After(lo.Started) && !n.Time.After(hi.Started) {
+			diff = append(diff, "note "+n.Time.UTC().Format("2006-01-02 15:04")+": "+n.Text)
+		}
+	}
+	if len(diff) == 0 {
+		fmt.Fprintf(e.stdout, "\nenvironment: no differences between run %d and run %d\n", a.ID, b.ID)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "\nenvironment, run %d → run %d (suspects):\n", a.ID, b.ID)
+	for _, d := range diff {
+		fmt.Fprintf(e.stdout, "  %s\n", d)
+	}
+	return nil
+}
+
+// writeRunHistory prints, under a run's tables, what watch made of it:
+// the alerts it opened or last showed, and the notes about it.
+func writeRunHistory(ctx context.Context, e *env, st *store.Store, run store.Run) error {
+	var lines []string
+	if run.JobName != "" {
+		as, err := st.Alerts(ctx, store.AlertFilter{Job: run.JobName})
+		if err != nil {
+			return fmt.Errorf("read the alerts of job %s: %w", run.JobName, err)
+		}
+		for _, a := range as {
+			switch run.ID {
+			case a.RunID:
+				lines = append(lines, fmt.Sprintf("alert %d (%s) opened by this run: %s", a.ID, a.State, a.Summary))
+			case a.LastRunID:
+				lines = append(lines, fmt.Sprintf("alert %d (%s, opened by run %d) seen in this run: %s", a.ID, a.State, a.RunID, a.Summary))
+			}
+		}
+	}
+	notes, err := st.Annotations(ctx, &run.ID)
+	if err != nil {
+		return fmt.Errorf("read the notes of run %d: %w", run.ID, err)
+	}
+	for _, n := range notes {
+		lines = append(lines, "note: "+n.Text)
+	}
+	if len(lines) > 0 {
+		fmt.Fprintln(e.stdout)
+		for _, l := range lines {
+			fmt.Fprintln(e.stdout, l)
+		}
+	}
+	return nil
 }

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"maps"
 	"os"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/latlab/latlab/internal/store"
 	"github.com/latlab/latlab/internal/testutil"
+	"github.com/latlab/latlab/internal/web/webtest"
 )
 
 func TestHistoryEmptyDatabase(t *testing.T) {
@@ -308,5 +311,56 @@ func TestParseAge(t *testing.T) {
 		if (err == nil) != c.ok || got != c.want {
 			t.Errorf("parseAge(%q) = %v, %v; want %v ok=%v", c.in, got, err, c.want, c.ok)
 		}
+	}
+}
+
+// compare A B prints the environment diff (the suspects) under its
+// table, and notes made in between; show prints the alerts and notes of
+// a watch run.
+func TestCompareEnvDiffAndShowHistory(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "d.db")
+	st, err := store.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	a := webtest.Record(t, st, webtest.Run{Started: t0, Kind: "watch", Job: "edge", Kernel: "6.1", Seed: 1})
+	b := webtest.Record(t, st, webtest.Run{Started: t0.Add(time.Hour), Kind: "watch", Job: "edge", Kernel: "6.6", Seed: 2})
+	for id, tso := range map[int64]bool{a: true, b: false} {
+		e, err := st.Environment(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Offload, _ = json.Marshal(map[string]map[string]bool{"client/c0": {"tx-tcp-segmentation": tso, "rx-gro-hw": false}})
+		if err := st.SetEnvironment(ctx, &e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Annotate(ctx, &b, "watch: noisy run: canary"); err != nil {
+		t.Fatal(err)
+	}
+	al := store.Alert{Job: "edge", ConfigKey: "mode=host/workload=tcp_rr/size=64/offload=default/placement=auto", Metric: "rate",
+		RunID: b, LastRunID: b, Summary: "rate regressed -40%"}
+	if _, err := st.OpenAlert(ctx, &al); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	code, out, errs := runCLI(t, "compare", strconv.FormatInt(a, 10), strconv.FormatInt(b, 10), "--db", db)
+	want := fmt.Sprintf("\nenvironment, run %d → run %d (suspects):\n  kernel 6.1→6.6\n  tx-tcp-segmentation on→off on client/c0\n", a, b)
+	if code != ExitOK || !strings.Contains(out, want) {
+		t.Errorf("compare: %d %s\n%s\nwant under the table:%s", code, errs, out, want)
+	}
+	if code, out, _ := runCLI(t, "compare", strconv.FormatInt(a, 10), strconv.FormatInt(a, 10), "--db", db); code != ExitOK ||
+		!strings.Contains(out, fmt.Sprintf("environment: no differences between run %d and run %d", a, a)) {
+		t.Errorf("compare a run with itself: %d\n%s", code, out)
+	}
+	if code, out, _ := runCLI(t, "compare", strconv.FormatInt(a, 10), strconv.FormatInt(b, 10), "--db", db, "--json"); code != ExitOK || strings.Contains(out, "suspects") {
+		t.Errorf("compare --json carries the text diff: %d\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, "show", strconv.FormatInt(b, 10), "--db", db)
+	if code != ExitOK || !strings.Contains(out, fmt.Sprintf("alert %d (open) opened by this run: rate regressed -40%%", al.ID)) ||
+		!strings.Contains(out, "note: watch: noisy run: canary") {
+		t.Errorf("show: %d\n%s", code, out)
 	}
 }

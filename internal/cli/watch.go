@@ -8,16 +8,18 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/latlab/latlab/internal/journal"
 	"github.com/latlab/latlab/internal/watch"
 )
 
 func newWatchCmd(e *env, db *string) *cobra.Command {
 	var (
-		config string
-		once   bool
-		check  bool
-		listen string
-		token  string
+		config     string
+		once       bool
+		check      bool
+		listen     string
+		token      string
+		journalDir string
 	)
 	cmd := &cobra.Command{
 		Use:   "watch --config FILE",
@@ -26,17 +28,21 @@ func newWatchCmd(e *env, db *string) *cobra.Command {
 time, records every run (kind "watch") and checks it against the job's
 baseline: per configuration and metric (rate, p50, p99) a Mann-Whitney test
 with a minimum effect (5% for p99, 3% for p50 and rate, or twice the
-baseline's run-to-run CV if larger), Holm-adjusted across the run, confirmed
-over consecutive runs; change points (E-Divisive) place the shift in the
-job's history and the environment differences across it are named as
-suspects (kernel, sysctls, offloads, qdiscs). In lab jobs the baseline mode
+robust run-to-run noise if larger), Holm-adjusted across the run, confirmed
+over consecutive runs or by a change point (E-Divisive) that places the
+shift in the job's history; the environment differences across it are
+named as suspects (kernel, sysctls, offloads, qdiscs). A run that
+regressed never enters a baseline, and a pending regression keeps the
+baseline its first run was judged against. In lab jobs the baseline mode
 is a canary: where it regressed too, the run is marked noisy and raises
 nothing. Alerts are deduplicated, sent to webhooks (JSON POST) or commands
 (JSON on stdin) and resolved when a later run is back within the baseline.
 
 A job either runs a lab spec (spec: FILE; needs root) or measures a server
-that already runs (target: {address: HOST:PORT, netns: NAME}). SIGINT or
-SIGTERM stop after the trial in progress. See docs/watch.md.`,
+that already runs (target: {address: HOST:PORT, netns: NAME}). Lab jobs
+journal every object they create under --journal-dir (as 'latlab lab'
+does; give 'latlab cleanup' the same one to undo what a crash left). SIGINT or SIGTERM stop
+after the trial in progress. See docs/watch.md.`,
 		Example: `  latlab watch --config /etc/latlab/watch.yaml
   latlab watch --config watch.yaml --once        # every job once, then exit
   latlab watch --config watch.yaml --check       # validate the file and exit`,
@@ -75,7 +81,7 @@ SIGTERM stop after the trial in progress. See docs/watch.md.`,
 				return err
 			}
 			defer st.Close()
-			w := &watch.Watcher{Store: st, Config: cfg, Version: Version(),
+			w := &watch.Watcher{Store: st, Config: cfg, Version: Version(), JournalDir: journalDir,
 				Logf: func(format string, a ...any) {
 					fmt.Fprintf(e.stderr, "%s %s\n", time.Now().Format("2006-01-02T15:04:05"), fmt.Sprintf(format, a...))
 				}}
@@ -94,6 +100,7 @@ SIGTERM stop after the trial in progress. See docs/watch.md.`,
 	f.BoolVar(&once, "once", false, "run every job once, check it, and exit")
 	f.BoolVar(&check, "check", false, "validate the configuration, print the jobs and exit")
 	f.StringVar(&listen, "listen", DefaultUIListen, "serve the dashboard and /metrics here while watching (\"\" to not serve)")
+	f.StringVar(&journalDir, "journal-dir", journal.DefaultDir, "where lab jobs journal the objects they create (as latlab lab --journal-dir)")
 	f.StringVar(&token, "token", os.Getenv("LATLAB_UI_TOKEN"), "require this bearer token on the dashboard (default $LATLAB_UI_TOKEN)")
 	return cmd
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/latlab/latlab/internal/journal"
 	"github.com/latlab/latlab/internal/store"
 )
 
@@ -90,3 +91,11 @@ func TestWatchOnceRecords(t *testing.T) {
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+// --journal-dir is offered, with journal.DefaultDir as its default.
+func TestWatchHelpJournalDir(t *testing.T) {
+	out, _, err := runWatch(t, filepath.Join(t.TempDir(), "db"), "--help")
+	if err != nil || !strings.Contains(out, "--journal-dir string") || !strings.Contains(out, `(default "`+journal.DefaultDir+`")`) {
+		t.Errorf("watch --help (%v):\n%s", err, out)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -151,7 +150,7 @@ const (
 // LoadConfig reads and validates a watch configuration. Spec files are
 // read relative to it.
 func LoadConfig(path string) (*Config, error) {
-	b, err := os.ReadFile(path)
+	b, err := topo.ReadSpecFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read watch config: %w", err)
 	}
@@ -249,7 +248,7 @@ func ParseConfig(b []byte, file string) (*Config, error) {
 			if !filepath.IsAbs(p) {
 				p = filepath.Join(filepath.Dir(file), p)
 			}
-			text, err := os.ReadFile(p)
+			text, err := topo.ReadSpecFile(p)
 			if err != nil {
 				return nil, fail(line("spec"), jf+".spec", "%v", err)
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -60,22 +61,36 @@ type Finding struct {
 	BaselineRuns []int64
 	Regression   stats.RegressionResult
 	// ChangePoint is the latest shift of the metric's run medians over
-	// the job's history, if one was found; ShiftRun the run it starts at
-	// (the current run when no change point places it).
+	// the job's history, if one was found after the baseline; ShiftRun
+	// the run it starts at (the streak's first run, FirstRun, when no
+	// change point places it).
 	ChangePoint *stats.ChangePoint
 	ShiftRun    int64
 	// Suspects: what differs in the environment across the shift.
 	Suspects []string
 	Summary  string
-	// Confirmed: the regression was also seen in the Job.Confirm-1 good
-	// runs before this one (each against its own baseline). Only
-	// confirmed regressions open alerts; FirstRun is the first run of the
-	// streak.
-	Confirmed bool
-	FirstRun  int64
+	// Confirmed: the regression was also seen in the Job.Confirm-1 runs
+	// before this one, each judged against the baseline the first of
+	// them was (Streak counts the regressed runs, this one included), or
+	// ByChangePoint: a change point after the baseline, whose
+	// after-segment is the latest runs, shifts the run medians by at
+	// least the minimum effect. Only confirmed regressions open alerts;
+	// FirstRun is the first run of the streak (or the change point's, if
+	// earlier).
+	Confirmed     bool
+	ByChangePoint bool
+	Streak        int
+	FirstRun      int64
 	// Suppressed: the canary regressed in the same scope (Report.Noisy);
 	// the finding neither opens nor resolves alerts.
 	Suppressed bool
+	// Lingering: not a regression, but the median is still worse by at
+	// least half the minimum effect. An open alert stays open on such a
+	// run (significant or not: a shift that lost its p-value to noisy
+	// trials has not come back), and so does a pending streak if the
+	// run is significantly worse; the streak keeps its baseline, and the
+	// run does not count towards confirmation.
+	Lingering bool
 }
 
 // Report is what detection made of one run.
@@ -108,20 +123,66 @@ type runData struct {
 	noisy  bool
 }
 
-// Analyze compares run runID of job with its baseline, configuration by
+// pairKey names a configuration and metric.
+func pairKey(configKey, metric string) string { return configKey + " " + metric }
+
+// pairState is what the replay of a job's history (Analyze) knows about
+// one configuration and metric.
+type pairState struct {
+	// pool: the runs that may serve as its baseline, oldest first —
+	// complete, not noisy, and not regressed in this configuration and
+	// metric.
+	pool []*runData
+	// streak: the consecutive runs that regressed, oldest first; frozen
+	// the baseline the first of them was judged against, which the
+	// streak keeps until a run is back within it.
+	streak []int64
+	frozen []*runData
+	// frozenNoise: the runs the streak's noise term comes from.
+	frozenNoise []*runData
+}
+
+// NoiseRuns is how many of the latest baseline-eligible runs the
+// run-to-run noise term is estimated from (at least the baseline's
+// runs): a MAD of five medians alone swings too much.
+const NoiseRuns = 20
+
+// pairHistory is one configuration and metric over the job's history:
+// the run medians, their runs, and the change points found in them.
+type pairHistory struct {
+	ids    []int64
+	series []float64
+	cps    []stats.ChangePoint
+	seg    map[int64]int // run → segment (0 before the first change point)
+}
+
+// Analyze compares run runID of job j with its baseline, configuration by
 // configuration and metric by metric (stats.Regression, Holm-adjusted
-// across the run), applies the host canary (lab jobs), and for every
-// regression looks for the shift in the job's history (change points
-// over run medians) and the environment differences across it.
+// across the run), applies the host canary (lab jobs), confirms
+// regressions over consecutive runs or by a change point, and for every
+// regression names the shift in the job's history (change points over
+// run medians) and the environment differences across it.
 //
-// While an alert is open for a configuration and metric, that pair keeps
-// the baseline it had when the alert opened (the runs before the opening
-// run), so a regression that persists does not become its own baseline.
+// Baselines are rebuilt by replaying the job's history (its latest
+// HistoryRuns runs) in order, with the same rules for every run:
+//   - a run that regressed in a configuration and metric, confirmed or
+//     not, never enters that pair's baseline;
+//   - while a pair's regressed streak lasts (pending confirmation or
+//     alerted), it keeps the baseline its first regressed run was judged
+//     against; a run back within that baseline (neither regressed nor
+//     Lingering) ends the streak, and a finding the canary suppressed
+//     leaves it as it is;
+//   - noisy runs (the canary regressed) and incomplete ones are never a
+//     baseline; a pinned baseline replaces all of this.
+//
+// The minimum effect's run-to-run term is robust: the MAD of the medians
+// of the last NoiseRuns baseline-eligible runs, each taken relative to its
+// own segment between change points (runNoise), so neither an outlier nor
+// a shift inside the window widens it.
 func Analyze(ctx context.Context, st *store.Store, j *Job, runID int64, cp stats.CPOptions, rng *rand.Rand) (*Report, error) {
-	rep := &Report{Job: j.Name, RunID: runID}
 	runs, err := st.Runs(ctx, store.RunFilter{JobName: j.Name, Limit: HistoryRuns})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read the runs of job %s: %w", j.Name, err)
 	}
 	slices.Reverse(runs) // oldest first
 	trials, err := st.JobTrials(ctx, j.Name, HistoryRuns)
@@ -130,7 +191,7 @@ func Analyze(ctx context.Context, st *store.Store, j *Job, runID int64, cp stats
 	}
 	notes, err := st.Annotations(ctx, nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read annotations: %w", err)
 	}
 	noisy := map[int64]bool{}
 	for _, a := range notes {
@@ -155,38 +216,16 @@ func Analyze(ctx context.Context, st *store.Store, j *Job, runID int64, cp stats
 	if cur == nil {
 		return nil, fmt.Errorf("run %d is not among the latest %d runs of job %s", runID, HistoryRuns, j.Name)
 	}
-	// Candidate baseline runs: complete, not noisy, before this one.
-	var good []*runData
+	var pin *runData
 	pinned, err := st.Baseline(ctx, j.Name)
 	switch {
 	case err == nil:
-		d := byID[pinned]
-		if d == nil {
-			r, err := st.Run(ctx, pinned)
-			if err != nil {
+		if pin = byID[pinned]; pin == nil {
+			if pin, err = loadRun(ctx, st, pinned); err != nil {
 				return nil, err
-			}
-			d = &runData{run: r, trials: map[string][]*store.Trial{}}
-			ts, err := st.Trials(ctx, pinned)
-			if err != nil {
-				return nil, err
-			}
-			for i := range ts {
-				if ts[i].Error == "" {
-					d.trials[ts[i].ConfigKey] = append(d.trials[ts[i].ConfigKey], &ts[i])
-				}
 			}
 		}
-		good = []*runData{d}
 	case errors.Is(err, store.ErrNotFound):
-		for _, d := range order {
-			if d == cur {
-				break
-			}
-			if d.run.Status == store.StatusComplete && !d.noisy {
-				good = append(good, d)
-			}
-		}
 	default:
 		return nil, err
 	}
@@ -196,61 +235,264 @@ func Analyze(ctx context.Context, st *store.Store, j *Job, runID int64, cp stats
 	}
 	openBy := map[string]store.Alert{}
 	for _, a := range open {
-		openBy[a.DedupeKey] = a
+		openBy[pairKey(a.ConfigKey, a.Metric)] = a
 	}
 	last := j.Baseline.Last
 	if last <= 0 {
 		last = DefaultBaselineRuns
 	}
 
-	keys := make([]string, 0, len(cur.trials))
-	for k := range cur.trials {
-		keys = append(keys, k)
+	// History: the complete runs before this one (noisy ones too: the
+	// canary only suppresses its own scope) and this one. Change points
+	// over each pair's run medians, for the noise term, confirmation and
+	// suspects.
+	var hist []*runData
+	for _, d := range order {
+		if d != cur && d.run.Status == store.StatusComplete {
+			hist = append(hist, d)
+		}
+		if d == cur {
+			break
+		}
 	}
-	slices.Sort(keys)
+	hist = append(hist, cur)
+	ph := map[string]*pairHistory{}
+	for _, key := range sortedKeys(cur.trials) {
+		for _, m := range Metrics {
+			if len(values(cur.trials[key], m)) == 0 {
+				continue
+			}
+			h := &pairHistory{seg: map[int64]int{}}
+			for _, d := range hist {
+				if vs := values(d.trials[key], m); len(vs) > 0 {
+					h.series = append(h.series, median(vs))
+					h.ids = append(h.ids, d.run.ID)
+				}
+			}
+			h.cps = stats.ChangePoints(h.series, cp, rng)
+			s := 0
+			for i, id := range h.ids {
+				for s < len(h.cps) && h.cps[s].Index <= i {
+					s++
+				}
+				h.seg[id] = s
+			}
+			ph[pairKey(key, m.Name)] = h
+		}
+	}
+
+	// Replay: judge every run of the history in order against the
+	// baseline the rules give it, and carry each pair's state forward.
+	state := map[string]*pairState{}
+	stateOf := func(k string) *pairState {
+		if s := state[k]; s != nil {
+			return s
+		}
+		s := &pairState{}
+		state[k] = s
+		return s
+	}
+	confirm := max(j.Confirm, 1)
+	alerted := func(ps *pairState, f *Finding, id int64) bool { return alertedAt(ps, confirm, openBy, f, id) }
+	var rep *Report
+	for _, d := range hist {
+		baseFor := func(key string, m Metric) (base, noise []*runData) {
+			ps := stateOf(pairKey(key, m.Name))
+			if pin != nil {
+				return []*runData{pin}, nil
+			}
+			if ps.frozen != nil {
+				return ps.frozen, ps.frozenNoise
+			}
+			pool := ps.pool
+			if a, ok := openBy[pairKey(key, m.Name)]; ok && d == cur {
+				// An open alert the replay no longer sees (its streak
+				// began before the history read, or was judged
+				// differently then): the baseline before it opened.
+				pool = nil
+				for _, r := range ps.pool {
+					if r.run.ID < a.RunID {
+						pool = append(pool, r)
+					}
+				}
+			}
+			return lastN(pool, last), lastN(pool, max(last, NoiseRuns))
+		}
+		r, used, usedNoise := judge(j, d, baseFor, ph)
+		eligible := d.run.Status == store.StatusComplete && !d.noisy && !r.Noisy && d != cur
+		for i := range r.Findings {
+			f := &r.Findings[i]
+			ps := stateOf(pairKey(f.ConfigKey, f.Metric))
+			switch {
+			case f.Suppressed:
+				// The machine moved: no evidence either way.
+			case f.Regression.Regressed:
+				if len(ps.streak) == 0 {
+					ps.frozen, ps.frozenNoise = used[i], usedNoise[i]
+				}
+				ps.streak = append(ps.streak, d.run.ID)
+			case f.Lingering && len(ps.streak) > 0 && (f.Regression.Significant || alerted(ps, f, d.run.ID)):
+				// Not back within the baseline yet: the streak and its
+				// baseline stay, without counting this run. A pending
+				// streak needs the run to be significantly worse still;
+				// an alerted one only that its median has not come back.
+			default:
+				ps.streak, ps.frozen = nil, nil
+			}
+		}
+		if eligible {
+			// Pairs that did not regress (or had nothing to compare
+			// with yet) take this run into their baseline pool.
+			regressed := map[string]bool{}
+			for _, f := range r.Findings {
+				if f.Regression.Regressed || len(stateOf(pairKey(f.ConfigKey, f.Metric)).streak) > 0 {
+					regressed[pairKey(f.ConfigKey, f.Metric)] = true
+				}
+			}
+			for key, ts := range d.trials {
+				for _, m := range Metrics {
+					k := pairKey(key, m.Name)
+					if !regressed[k] && len(values(ts, m)) > 0 {
+						ps := stateOf(k)
+						ps.pool = append(ps.pool, d)
+					}
+				}
+			}
+		}
+		if d == cur {
+			rep = r
+		}
+	}
+
+	// Confirmation: an open alert continues; otherwise Confirm
+	// consecutive regressed runs (each judged against the baseline of
+	// the first), or a change point after the baseline whose
+	// after-segment is the latest runs and whose shift reaches the
+	// minimum effect.
+	for i := range rep.Findings {
+		f := &rep.Findings[i]
+		if !f.Regression.Regressed || f.Suppressed {
+			continue
+		}
+		k := pairKey(f.ConfigKey, f.Metric)
+		ps := state[k]
+		f.Streak = len(ps.streak)
+		f.FirstRun = ps.streak[0]
+		h := ph[k]
+		if c := lastChangePoint(h, f); c != nil {
+			f.ChangePoint = c
+			f.ShiftRun = h.ids[c.Index]
+		}
+		if a, ok := openBy[k]; ok {
+			f.Confirmed, f.FirstRun = true, a.RunID // continues an open alert: nothing to confirm
+			continue
+		}
+		switch {
+		case f.Streak >= confirm:
+			f.Confirmed = true
+		case f.ChangePoint != nil && shiftEffect(f.ChangePoint, metricByName(f.Metric)) >= f.Regression.MinEffect:
+			f.Confirmed, f.ByChangePoint = true, true
+			f.FirstRun = min(f.FirstRun, f.ShiftRun)
+		}
+	}
+
+	envs := map[int64]Fingerprint{}
+	fp := func(id int64) Fingerprint {
+		if f, ok := envs[id]; ok {
+			return f
+		}
+		e, err := st.Environment(ctx, id)
+		if err != nil {
+			e = store.Environment{}
+		}
+		envs[id] = FingerprintOf(e)
+		return envs[id]
+	}
+	for i := range rep.Findings {
+		f := &rep.Findings[i]
+		if !f.Regression.Regressed {
+			continue
+		}
+		if f.ShiftRun == 0 {
+			f.ShiftRun = f.FirstRun
+		}
+		before := int64(0)
+		for _, d := range hist {
+			if d.run.ID < f.ShiftRun && len(d.trials[f.ConfigKey]) > 0 {
+				before = d.run.ID
+			}
+		}
+		if f.ChangePoint != nil {
+			h := ph[pairKey(f.ConfigKey, f.Metric)]
+			before = h.ids[f.ChangePoint.Index-1]
+		}
+		if before != 0 {
+			f.Suspects = Diff(fp(before), fp(f.ShiftRun))
+		}
+		f.Summary = summary(f)
+	}
+	return rep, nil
+}
+
+// judge compares run d with the baselines baseFor gives each of its
+// configurations and metrics, Holm-adjusts across the run and applies
+// the canary. used[i] is the baseline of Findings[i], noise[i] the runs
+// its noise term came from (nil: the baseline's).
+func judge(j *Job, d *runData, baseFor func(key string, m Metric) (base, noise []*runData), ph map[string]*pairHistory) (*Report, [][]*runData, [][]*runData) {
+	rep := &Report{Job: j.Name, RunID: d.run.ID}
+	var used, usedNoise [][]*runData
 	var results []stats.RegressionResult
-	for _, key := range keys {
-		newTrials := cur.trials[key]
+	for _, key := range sortedKeys(d.trials) {
+		newTrials := d.trials[key]
 		for _, m := range Metrics {
 			newVals := values(newTrials, m)
 			if len(newVals) == 0 {
 				continue
 			}
-			base := good
-			if a, ok := openBy[store.AlertKey(j.Name, key, m.Name)]; ok && pinned == 0 {
-				base = nil
-				for _, d := range good {
-					if d.run.ID < a.RunID {
-						base = append(base, d)
-					}
-				}
-			}
-			if pinned == 0 && len(base) > last {
-				base = base[len(base)-last:]
-			}
-			var baseVals, runMedians []float64
+			base, noise := baseFor(key, m)
+			var baseVals []float64
 			var baseIDs []int64
-			for _, d := range base {
-				vs := values(d.trials[key], m)
+			for _, b := range base {
+				vs := values(b.trials[key], m)
 				if len(vs) == 0 {
 					continue
 				}
 				baseVals = append(baseVals, vs...)
-				runMedians = append(runMedians, median(vs))
-				baseIDs = append(baseIDs, d.run.ID)
+				baseIDs = append(baseIDs, b.run.ID)
 			}
 			if len(baseVals) == 0 {
 				continue
 			}
+			if noise == nil {
+				noise = base
+			}
+			var runMedians []float64
+			var segs []int
+			h := ph[pairKey(key, m.Name)]
+			for _, b := range noise {
+				if vs := values(b.trials[key], m); len(vs) > 0 {
+					runMedians = append(runMedians, median(vs))
+					seg := 0
+					if h != nil {
+						seg = h.seg[b.run.ID]
+					}
+					segs = append(segs, seg)
+				}
+			}
+			minEffect := max(m.Floor, 2*runNoise(runMedians, segs))
 			f := Finding{ConfigKey: key, Mode: newTrials[0].Mode, Workload: newTrials[0].Workload, Metric: m.Name, BaselineRuns: baseIDs,
-				Regression: stats.Regression(baseVals, newVals, m.HigherIsBetter, stats.MinEffect(m.Floor, runMedians))}
+				Regression: stats.Regression(baseVals, newVals, m.HigherIsBetter, minEffect)}
 			rep.Findings = append(rep.Findings, f)
+			used, usedNoise = append(used, base), append(usedNoise, noise)
 			results = append(results, f.Regression)
 		}
 	}
 	stats.AdjustRegressions(results)
 	for i := range rep.Findings {
-		rep.Findings[i].Regression = results[i]
+		f := &rep.Findings[i]
+		f.Regression = results[i]
+		r := f.Regression
+		f.Lingering = !r.Regressed && r.Effect >= r.MinEffect/2
 	}
 
 	// The canary: in a lab job the baseline mode measures the machine
@@ -284,118 +526,125 @@ func Analyze(ctx context.Context, st *store.Store, j *Job, runID int64, cp stats
 			rep.Noisy, rep.NoisyReason = true, strings.Join(why, "; ")
 		}
 	}
+	return rep, used, usedNoise
+}
 
-	// Confirmation: the same configuration and metric must have regressed
-	// in the previous Confirm-1 good runs too, each against the last runs
-	// before it (or the pin).
-	confirm := max(j.Confirm, 1)
-	var prev []*runData // complete runs before this one, noisy ones too
-	for _, d := range order {
-		if d == cur {
-			break
-		}
-		if d.run.Status == store.StatusComplete {
-			prev = append(prev, d)
-		}
+// alertedAt reports whether finding f's pair was alerted at run id of the
+// replay: its streak reached the job's confirm, or an alert that is open
+// now had opened by then.
+func alertedAt(ps *pairState, confirm int, open map[string]store.Alert, f *Finding, id int64) bool {
+	if len(ps.streak) >= confirm {
+		return true
 	}
-	for i := range rep.Findings {
-		f := &rep.Findings[i]
-		if !f.Regression.Regressed || f.Suppressed {
-			continue
-		}
-		f.Confirmed, f.FirstRun = true, runID
-		if a, ok := openBy[store.AlertKey(j.Name, f.ConfigKey, f.Metric)]; ok {
-			f.FirstRun = a.RunID // continues an open alert: nothing to confirm
-			continue
-		}
-		m := metricByName(f.Metric)
-		for k := 1; k < confirm; k++ {
-			pi := len(prev) - k
-			if pi < 0 {
-				f.Confirmed = false
-				break
-			}
-			bs := good
-			if pinned == 0 {
-				bs = nil
-				for _, d := range good {
-					if d.run.ID < prev[pi].run.ID {
-						bs = append(bs, d)
-					}
-				}
-				bs = bs[max(0, len(bs)-last):]
-			}
-			var bv, rm []float64
-			for _, d := range bs {
-				if vs := values(d.trials[f.ConfigKey], m); len(vs) > 0 {
-					bv = append(bv, vs...)
-					rm = append(rm, median(vs))
-				}
-			}
-			nv := values(prev[pi].trials[f.ConfigKey], m)
-			if len(bv) == 0 || len(nv) == 0 || !stats.Regression(bv, nv, m.HigherIsBetter, stats.MinEffect(m.Floor, rm)).Regressed {
-				f.Confirmed = false
-				break
-			}
-			f.FirstRun = prev[pi].run.ID
-		}
-	}
+	a, ok := open[pairKey(f.ConfigKey, f.Metric)]
+	return ok && a.RunID <= id
+}
 
-	envs := map[int64]Fingerprint{}
-	fp := func(id int64) Fingerprint {
-		if f, ok := envs[id]; ok {
-			return f
-		}
-		e, err := st.Environment(ctx, id)
-		if err != nil {
-			e = store.Environment{}
-		}
-		envs[id] = FingerprintOf(e)
-		return envs[id]
+// lastChangePoint returns the pair's latest change point if it places
+// finding f's shift: it lies after every baseline run (a shift inside
+// the baseline was judged normal then; with a short after-segment the
+// search also tends to put the point too early), so its after-segment
+// is the latest runs, this one included.
+func lastChangePoint(h *pairHistory, f *Finding) *stats.ChangePoint {
+	if h == nil || len(h.cps) == 0 {
+		return nil
 	}
-	// History for change points: the complete runs (noisy ones too: the
-	// canary only suppresses its own scope) and this one.
-	hist := append(slices.Clone(prev), cur)
-	for i := range rep.Findings {
-		f := &rep.Findings[i]
-		if !f.Regression.Regressed {
+	c := h.cps[len(h.cps)-1]
+	if len(f.BaselineRuns) > 0 && h.ids[c.Index] <= slices.Max(f.BaselineRuns) {
+		return nil
+	}
+	return &c
+}
+
+// shiftEffect is a change point's shift in metric m's bad direction, as
+// a fraction of the before-segment's median (negative: an improvement).
+func shiftEffect(c *stats.ChangePoint, m Metric) float64 {
+	if c.BeforeMedian == 0 {
+		return 0
+	}
+	e := (c.AfterMedian - c.BeforeMedian) / math.Abs(c.BeforeMedian)
+	if m.HigherIsBetter {
+		e = -e
+	}
+	return e
+}
+
+// madConsistency makes 1.4826·MAD an unbiased estimate of a normal
+// standard deviation for n values (Croux & Rousseeuw 1992: their small
+// sample factors up to 9, n/(n-0.8) beyond).
+func madConsistency(n int) float64 {
+	small := [...]float64{2: 1.196, 3: 1.495, 4: 1.363, 5: 1.206, 6: 1.200, 7: 1.140, 8: 1.129, 9: 1.107}
+	if n < len(small) {
+		return small[max(n, 2)]
+	}
+	return float64(n) / (float64(n) - 0.8)
+}
+
+// runNoise is the baseline's run-to-run coefficient of variation,
+// robustly: 1.4826 × the MAD of the runs' medians, each taken relative to
+// the median of its own segment (segs: runs between the same change
+// points; a segment with one baseline run says nothing about noise and is
+// left out), over the median of all of them. One outlying run cannot
+// move it much, and a shift between segments not at all. 0 when fewer
+// than two runs remain (the floor applies).
+func runNoise(meds []float64, segs []int) float64 {
+	bySeg := map[int][]float64{}
+	for i, v := range meds {
+		bySeg[segs[i]] = append(bySeg[segs[i]], v)
+	}
+	var dev []float64
+	for _, vs := range bySeg {
+		if len(vs) < 2 {
 			continue
 		}
-		m := metricByName(f.Metric)
-		var series []float64
-		var ids []int64
-		for _, d := range hist {
-			if vs := values(d.trials[f.ConfigKey], m); len(vs) > 0 {
-				series = append(series, median(vs))
-				ids = append(ids, d.run.ID)
-			}
+		c := median(vs)
+		for _, v := range vs {
+			dev = append(dev, math.Abs(v-c))
 		}
-		f.ShiftRun = f.FirstRun
-		if cps := stats.ChangePoints(series, cp, rng); len(cps) > 0 {
-			c := cps[len(cps)-1]
-			// Only a shift inside the baseline window or after it explains
-			// this regression; older ones were absorbed long ago.
-			if len(f.BaselineRuns) == 0 || ids[c.Index] >= f.BaselineRuns[0] {
-				f.ChangePoint = &c
-				f.ShiftRun = ids[c.Index]
-			}
-		}
-		before := int64(0)
-		if f.ChangePoint != nil {
-			before = ids[f.ChangePoint.Index-1]
-		} else {
-			for _, d := range hist {
-				if d.run.ID < f.ShiftRun {
-					before = d.run.ID
-				}
-			}
-		}
-		if before != 0 {
-			f.Suspects = Diff(fp(before), fp(f.ShiftRun))
-		}
-		f.Summary = summary(f)
 	}
-	return rep, nil
+	if len(dev) < 2 || len(meds) == 0 {
+		return 0
+	}
+	center := math.Abs(median(meds))
+	if center == 0 {
+		return 0
+	}
+	return 1.4826 * madConsistency(len(dev)) * median(dev) / center
+}
+
+// loadRun reads one run and its successful trials.
+func loadRun(ctx context.Context, st *store.Store, id int64) (*runData, error) {
+	r, err := st.Run(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("read pinned baseline run %d: %w", id, err)
+	}
+	d := &runData{run: r, trials: map[string][]*store.Trial{}}
+	ts, err := st.Trials(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("read trials of pinned baseline run %d: %w", id, err)
+	}
+	for i := range ts {
+		if ts[i].Error == "" {
+			d.trials[ts[i].ConfigKey] = append(d.trials[ts[i].ConfigKey], &ts[i])
+		}
+	}
+	return d, nil
+}
+
+func lastN(rs []*runData, n int) []*runData {
+	if len(rs) > n {
+		return rs[len(rs)-n:]
+	}
+	return rs
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // canaryScope is a finding's configuration without its mode, and its
@@ -444,6 +693,8 @@ func describe(r stats.RegressionResult) string {
 
 func fmtVal(v float64) string {
 	switch {
+	case v >= 1e9:
+		return fmt.Sprintf("%.3gG", v/1e9)
 	case v >= 1e6:
 		return fmt.Sprintf("%.3gM", v/1e6)
 	case v >= 1e3:
@@ -461,6 +712,9 @@ func summary(f *Finding) string {
 	if f.ChangePoint != nil {
 		s += fmt.Sprintf("; shift at run %d (run medians %s → %s, p=%.2g)", f.ShiftRun,
 			fmtVal(f.ChangePoint.BeforeMedian), fmtVal(f.ChangePoint.AfterMedian), f.ChangePoint.P)
+	}
+	if f.ByChangePoint {
+		s += "; confirmed by the change point"
 	}
 	if len(f.Suspects) > 0 {
 		s += "; suspects: " + strings.Join(f.Suspects, ", ")

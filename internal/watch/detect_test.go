@@ -26,6 +26,11 @@ type synth struct {
 	rng   *rand.Rand
 	clock *FakeClock
 	w     *Watcher
+	// trialNoise and runDrift are the relative standard deviations of
+	// each trial and of each run's level (defaults 2% and 1%).
+	trialNoise, runDrift float64
+	// trials per mode and run (default 7).
+	trials int
 }
 
 // shift scales a mode's metrics in one run: p99 1.2 means 20% slower p99.
@@ -42,7 +47,7 @@ func newSynth(t *testing.T, alerts []AlertSpec) *synth {
 	t.Cleanup(func() { st.Close() })
 	job := &Job{Name: "lab-job", Spec: &experiment.LabSpec{Baseline: "host"}, Baseline: BaselineSpec{Last: 5}, Confirm: DefaultConfirm, Alerts: alerts}
 	clock := NewFakeClock(time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC))
-	s := &synth{t: t, st: st, job: job, rng: rand.New(rand.NewPCG(5, 5)), clock: clock}
+	s := &synth{t: t, st: st, job: job, rng: rand.New(rand.NewPCG(5, 5)), clock: clock, trialNoise: 0.02, runDrift: 0.01, trials: 7}
 	s.w = &Watcher{Store: st, Config: &Config{Jobs: []*Job{job}}, Clock: clock, Seed: 1,
 		Logf: func(f string, a ...any) { t.Logf(f, a...) }}
 	return s
@@ -59,15 +64,15 @@ func (s *synth) run(kernel string, tso bool, sh *shift) (*Report, int64) {
 	if _, err := s.st.CreateRun(ctx, &r); err != nil {
 		s.t.Fatal(err)
 	}
-	drift := 1 + 0.01*s.rng.NormFloat64()
-	for round := range 7 {
+	drift := 1 + s.runDrift*s.rng.NormFloat64()
+	for round := range s.trials {
 		for i, mode := range []string{"host", "veth-routed"} {
 			base := map[string]float64{"host": 40_000, "veth-routed": 50_000}[mode]
 			k := [3]float64{1, 1, 1}
 			if sh != nil && sh.mode == mode {
 				k = [3]float64{sh.rate, sh.p50, sh.p99}
 			}
-			noise := func() float64 { return drift * (1 + 0.02*s.rng.NormFloat64()) }
+			noise := func() float64 { return drift * (1 + s.trialNoise*s.rng.NormFloat64()) }
 			tr := store.Trial{RunID: r.ID, Round: round, Order: i, Mode: mode, Workload: "tcp_rr", Size: 64,
 				ConfigKey:  experiment.Config{Mode: mode, Workload: "tcp_rr", Size: 64, Offload: "default", Placement: "auto"}.Key(),
 				RatePerSec: 1e9 / base * k[0] / noise(), P50Ns: int64(base * k[1] * noise()), P99Ns: int64(3 * base * k[2] * noise()),

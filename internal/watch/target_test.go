@@ -3,6 +3,7 @@ package watch
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,5 +62,31 @@ func TestTargetJobRecorded(t *testing.T) {
 	}
 	if as, _ := st.Alerts(context.Background(), store.AlertFilter{}); len(as) != 0 {
 		t.Errorf("alerts: %+v", as)
+	}
+}
+
+// Watcher.JournalDir (latlab watch --journal-dir) reaches every lab
+// job's spec; without it the spec keeps its own.
+func TestLabJobJournalDir(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "j.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	jobs := []*Job{{Name: "a", Spec: &experiment.LabSpec{}}, {Name: "b", Spec: &experiment.LabSpec{JournalDir: "/spec/own"}}}
+	for _, c := range []struct {
+		dir  string
+		want []string
+	}{{"/tmp/latlab-journal-test", []string{"/tmp/latlab-journal-test", "/tmp/latlab-journal-test"}}, {"", []string{"", "/spec/own"}}} {
+		var got []string
+		w := &Watcher{Store: st, Config: &Config{Jobs: jobs}, JournalDir: c.dir,
+			RunLab: func(ctx context.Context, spec experiment.LabSpec, onEvent func(experiment.Event)) (*experiment.Outcome, error) {
+				got = append(got, spec.JournalDir)
+				return nil, context.Canceled
+			}}
+		_ = w.RunOnce(context.Background()) // nothing is recorded: the fake runs nothing
+		if strings.Join(got, ",") != strings.Join(c.want, ",") {
+			t.Errorf("JournalDir %q: lab specs got %q, want %q", c.dir, got, c.want)
+		}
 	}
 }

@@ -44,6 +44,10 @@ type Watcher struct {
 	// — the hook for the dashboard (`latlab watch` sets it once the web
 	// half exists). Its error, unless ctx was cancelled, ends Run.
 	Serve func(ctx context.Context) error
+	// JournalDir is where lab jobs journal the objects they create
+	// (experiment.LabSpec.JournalDir; "" leaves the spec's, by default
+	// journal.DefaultDir).
+	JournalDir string
 	// ChangePoints tunes the change-point search; Seed its permutations
 	// (0: random).
 	ChangePoints stats.CPOptions
@@ -219,7 +223,8 @@ func (w *Watcher) Check(ctx context.Context, j *Job, runID int64) (*Report, erro
 			MinEffect: r.MinEffect, Time: now}
 		if r.Regressed && !f.Confirmed {
 			if _, ok := openBy[key]; !ok {
-				w.logf("job %s: %s %s regressed in this run only: waiting for %d consecutive runs before alerting", j.Name, f.ConfigKey, f.Metric, max(j.Confirm, 1))
+				w.logf("job %s: %s %s regressed %s: run %d of %d consecutive regressed runs before alerting; it stays out of the baseline, which stays runs %s until a run is back within it",
+					j.Name, f.ConfigKey, f.Metric, describe(r), f.Streak, max(j.Confirm, 1), runList(f.BaselineRuns))
 			}
 			continue // an open alert stays open
 		}
@@ -247,6 +252,10 @@ func (w *Watcher) Check(ctx context.Context, j *Job, runID int64) (*Report, erro
 		if !ok {
 			continue
 		}
+		if f.Lingering {
+			w.logf("job %s: alert %d stays open: %s %s not back within the baseline yet: %s", j.Name, a.ID, f.ConfigKey, f.Metric, describe(r))
+			continue
+		}
 		if err := w.Store.ResolveAlert(ctx, a.ID, runID, now); err != nil {
 			return rep, err
 		}
@@ -262,6 +271,15 @@ func (w *Watcher) Check(ctx context.Context, j *Job, runID int64) (*Report, erro
 		return rep, fmt.Errorf("alert hooks: %w", errors.Join(errs...))
 	}
 	return rep, nil
+}
+
+// runList formats run ids: "3, 4, 5".
+func runList(ids []int64) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = fmt.Sprint(id)
+	}
+	return strings.Join(s, ", ")
 }
 
 // setNetState adds the offload and qdisc state to run runID's
@@ -283,6 +301,9 @@ func (w *Watcher) setNetState(ctx context.Context, runID int64, ns *NetState) {
 
 func (w *Watcher) runLab(ctx context.Context, j *Job) (int64, bool, error) {
 	spec := *j.Spec
+	if w.JournalDir != "" {
+		spec.JournalDir = w.JournalDir
+	}
 	rec := &experiment.StoreRecorder{Store: w.Store, Kind: "watch", SpecName: j.SpecName, SpecText: j.SpecText,
 		Version: w.Version, JobName: j.Name}
 	spec.Recorder = rec

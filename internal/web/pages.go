@@ -485,12 +485,40 @@ type diffData struct {
 	All      bool
 	NChanged int
 	SpecSame bool
+	// NoPrev: only B was given and no earlier run of its kind and job
+	// exists to compare it with.
+	NoPrev bool
 }
 
 func (s *Server) handleDiff(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q := r.URL.Query()
 	d := diffData{AStr: q.Get("a"), BStr: q.Get("b"), All: q.Get("all") != ""}
+	if d.AStr == "" && d.BStr != "" {
+		// The runs page links /diff?b=N: compare with the run before
+		// N (same kind and job).
+		id, err := parseID(d.BStr)
+		if err != nil {
+			s.fail(w, r, http.StatusBadRequest, err)
+			return
+		}
+		run, err := s.opts.Store.Run(ctx, id)
+		if err != nil {
+			s.storeErr(w, r, err)
+			return
+		}
+		prev, err := s.opts.Store.PreviousRun(ctx, run)
+		if err != nil {
+			s.fail(w, r, http.StatusInternalServerError, err)
+			return
+		}
+		if prev == 0 {
+			d.NoPrev = true
+			s.render(w, http.StatusOK, "diff", "diff", "latlab diff", d)
+			return
+		}
+		d.AStr = strconv.FormatInt(prev, 10)
+	}
 	if d.AStr == "" || d.BStr == "" {
 		s.render(w, http.StatusOK, "diff", "diff", "latlab diff", d)
 		return

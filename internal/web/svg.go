@@ -63,6 +63,61 @@ type Marker struct {
 	Title string
 }
 
+// titleCharPx is a generous width of one character of a chart title
+// (12px, semibold), and titleLineH the height of one title line.
+const (
+	titleCharPx = 7
+	titleLineH  = 15
+)
+
+// wrapTitle breaks a title into lines of at most width characters: at
+// spaces, and inside a longer word (a configuration key) after a '/' or,
+// failing that, anywhere.
+func wrapTitle(title string, width int) []string {
+	if title == "" {
+		return nil
+	}
+	width = max(width, 8)
+	var lines []string
+	line := ""
+	add := func(word string) {
+		switch {
+		case line == "":
+			line = word
+		case len([]rune(line))+1+len([]rune(word)) <= width:
+			line += " " + word
+		default:
+			lines = append(lines, line)
+			line = word
+		}
+	}
+	for _, word := range strings.Fields(title) {
+		for len([]rune(word)) > width {
+			r := []rune(word)
+			cut := width
+			for i := width - 1; i > 0; i-- {
+				if r[i] == '/' {
+					cut = i + 1
+					break
+				}
+			}
+			if line != "" {
+				lines = append(lines, line)
+				line = ""
+			}
+			lines = append(lines, string(r[:cut]))
+			word = string(r[cut:])
+		}
+		if word != "" {
+			add(word)
+		}
+	}
+	if line != "" {
+		lines = append(lines, line)
+	}
+	return lines
+}
+
 // palette is colour-blind friendly (Okabe–Ito).
 var palette = []string{"#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#000000", "#f0e442"}
 
@@ -93,7 +148,12 @@ func (c *Chart) SVG() template.HTML {
 	if len(c.Series) > 1 {
 		legendH = 16 * ((len(c.Series) + 3) / 4)
 	}
-	pw, ph := float64(w-padLeft-padRight), float64(h-padTop-bottom-legendH)
+	// A title wider than the chart wraps onto more lines, which move the
+	// plot down.
+	titleLines := wrapTitle(c.Title, (w-padLeft-padRight)/titleCharPx)
+	topI := padTop + titleLineH*max(0, len(titleLines)-1)
+	top := float64(topI)
+	pw, ph := float64(w-padLeft-padRight), float64(h-topI-bottom-legendH)
 
 	// Ranges.
 	xmin, xmax := math.Inf(1), math.Inf(-1)
@@ -126,7 +186,15 @@ func (c *Chart) SVG() template.HTML {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" role="img">`, w, h, w, h)
 	if c.Title != "" {
-		fmt.Fprintf(&b, `<title>%s</title><text class="ct" x="%d" y="16">%s</text>`, esc(c.Title), padLeft, esc(c.Title))
+		fmt.Fprintf(&b, `<title>%s</title><text class="ct" x="%d" y="16">`, esc(c.Title), padLeft)
+		for i, l := range titleLines {
+			dy := 0
+			if i > 0 {
+				dy = titleLineH
+			}
+			fmt.Fprintf(&b, `<tspan x="%d" dy="%d">%s</tspan>`, padLeft, dy, esc(l))
+		}
+		b.WriteString(`</text>`)
 	}
 	if math.IsInf(xmin, 1) || math.IsInf(ymin, 1) {
 		fmt.Fprintf(&b, `<text class="nodata" x="%d" y="%d">no data</text></svg>`, w/2-25, h/2)
@@ -167,7 +235,7 @@ func (c *Chart) SVG() template.HTML {
 	xmin, xmax = xmin-xpad, xmax+xpad
 	X := func(v float64) float64 { return padLeft + (v-xmin)/(xmax-xmin)*pw }
 	Y := func(v float64) float64 {
-		return padTop + ph - (fy(v)-fy(ymin))/(fy(ymax)-fy(ymin))*ph
+		return top + ph - (fy(v)-fy(ymin))/(fy(ymax)-fy(ymin))*ph
 	}
 	yf := c.YFormat
 	if yf == nil {
@@ -189,7 +257,7 @@ func (c *Chart) SVG() template.HTML {
 			}
 		}
 	}
-	base := padTop + ph
+	base := top + ph
 	every := 1
 	if n := len(xticks); n > 0 && pw/float64(n) < 14 {
 		every = int(math.Ceil(14 * float64(n) / pw))
@@ -207,10 +275,10 @@ func (c *Chart) SVG() template.HTML {
 		}
 	}
 	// Axes.
-	fmt.Fprintf(&b, `<line class="axis" x1="%d" x2="%d" y1="%d" y2="%.1f"/>`, padLeft, padLeft, padTop, base)
+	fmt.Fprintf(&b, `<line class="axis" x1="%d" x2="%d" y1="%d" y2="%.1f"/>`, padLeft, padLeft, topI, base)
 	fmt.Fprintf(&b, `<line class="axis" x1="%d" x2="%.1f" y1="%.1f" y2="%.1f"/>`, padLeft, padLeft+pw, base, base)
 	if c.YLabel != "" {
-		fmt.Fprintf(&b, `<text class="yl" transform="translate(12,%.1f) rotate(-90)">%s</text>`, padTop+ph/2, esc(c.YLabel))
+		fmt.Fprintf(&b, `<text class="yl" transform="translate(12,%.1f) rotate(-90)">%s</text>`, top+ph/2, esc(c.YLabel))
 	}
 	if c.XLabel != "" {
 		y := base + 32
@@ -226,7 +294,7 @@ func (c *Chart) SVG() template.HTML {
 	for _, m := range c.Markers {
 		x := X(m.X)
 		fmt.Fprintf(&b, `<g class="marker"><title>%s</title><line x1="%.1f" x2="%.1f" y1="%d" y2="%.1f"/><text x="%.1f" y="%d">%s</text></g>`,
-			esc(m.Title), x, x, padTop, base, x+3, padTop+10, esc(m.Label))
+			esc(m.Title), x, x, topI, base, x+3, topI+10, esc(m.Label))
 	}
 	clampY := func(v float64) float64 {
 		if c.YLog && v <= 0 {

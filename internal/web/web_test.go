@@ -299,6 +299,45 @@ func TestDiffPage(t *testing.T) {
 	if code, _, _ := get(t, nil, fmt.Sprintf("%s/diff?a=%d&b=424242", ts.URL, a)); code != 404 {
 		t.Errorf("diff with a missing run: %d", code)
 	}
+	// The runs page links /diff?b=N: A defaults to the run before N of
+	// its kind and job.
+	code, body, _ := get(t, nil, fmt.Sprintf("%s/diff?b=%d", ts.URL, b))
+	if code != 200 {
+		t.Fatalf("diff?b=%d: %d", b, code)
+	}
+	mustContain(t, "diff b only", body, fmt.Sprintf(`name="a" value="%d"`, a),
+		`<tr class="changed"><th>kernel</th><td><code>6.1.0-test</code></td><td><code>6.9.0-test</code></td></tr>`)
+	_, body, _ = get(t, nil, fmt.Sprintf("%s/diff?b=%d", ts.URL, f.nightly[0]))
+	mustContain(t, "diff b first", body, "is the first run of its kind and job")
+	if code, _, _ := get(t, nil, ts.URL+"/diff?b=424242"); code != 404 {
+		t.Errorf("diff?b= a missing run: %d", code)
+	}
+}
+
+// A chart title wider than the chart wraps onto more lines (the history
+// page's titles carry the configuration key) instead of being clipped.
+func TestChartTitleWraps(t *testing.T) {
+	key := "mode=veth-routed/workload=tcp_stream/size=0/offload=default/placement=auto"
+	c := web.Chart{Title: key + ": throughput per run (median over trials, 95% CI)", Width: 600, Height: 280,
+		Series: []web.Series{{Name: "x", Points: []web.Point{{X: 0, Y: 1}, {X: 1, Y: 2}}}}}
+	svg := string(c.SVG())
+	n := strings.Count(svg, "<tspan")
+	if n < 2 {
+		t.Fatalf("title not wrapped:\n%s", svg)
+	}
+	for _, part := range strings.Split(svg, "<tspan")[1:] {
+		text := part[strings.Index(part, ">")+1 : strings.Index(part, "</tspan>")]
+		if len(text)*7 > 600-64-16 {
+			t.Errorf("title line %q is wider than the chart", text)
+		}
+	}
+	joined := ""
+	for _, part := range strings.Split(svg, "<tspan")[1:] {
+		joined += part[strings.Index(part, ">")+1:strings.Index(part, "</tspan>")] + " "
+	}
+	if !strings.Contains(strings.ReplaceAll(joined, "/ ", "/"), key) {
+		t.Errorf("title lines lost text: %q", joined)
+	}
 }
 
 func TestReadOnly(t *testing.T) {
