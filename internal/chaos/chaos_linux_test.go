@@ -56,13 +56,7 @@ type scenario struct {
 func TestKill9Chaos(t *testing.T) {
 	testutil.RequireRoot(t)
 	bin := dockertest.Latlab(t) // go build into t.TempDir(), once
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, seed>>7))
-
-	dir := t.TempDir()
-	jdir := filepath.Join(dir, "journal")
-	db := filepath.Join(dir, "latlab.db")
+	rng, dir, jdir, db := setup(t)
 	hostBefore := hostState(t)
 	bpfBefore := bpfState(t)
 
@@ -205,6 +199,16 @@ func TestKill9Chaos(t *testing.T) {
 	if labUp == 0 || nicChanged == 0 {
 		t.Errorf("no kill caught a lab up (%d) or mine0 changed (%d): the test proves nothing", labUp, nicChanged)
 	}
+}
+
+// setup gives a kill test its random source (the seed is logged, so a
+// failure can be replayed) and its private directory, journal directory
+// and database path.
+func setup(t *testing.T) (rng *rand.Rand, dir, jdir, db string) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	dir = t.TempDir()
+	return rand.New(rand.NewPCG(seed, seed>>7)), dir, filepath.Join(dir, "journal"), filepath.Join(dir, "latlab.db")
 }
 
 // killAt starts latlab with args and, after delay, stops it (SIGSTOP),

@@ -3,7 +3,6 @@ package chaos_test
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -25,12 +24,7 @@ import (
 func TestKill9DockerLab(t *testing.T) {
 	d := dockertest.Start(t)
 	bin := dockertest.Latlab(t)
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, seed>>7))
-	dir := t.TempDir()
-	jdir := filepath.Join(dir, "journal")
-	db := filepath.Join(dir, "latlab.db")
+	rng, _, jdir, db := setup(t)
 	hostBefore := hostState(t)
 	ctx := context.Background()
 	eng, err := docker.Open(ctx, d.Host)

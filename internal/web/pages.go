@@ -122,6 +122,22 @@ func (s *Server) handleRuns(w http.ResponseWriter, r *http.Request) {
 
 // ---- one run ----
 
+// loadRun reads the run whose id is arg; on a bad id or a store error it
+// has answered the request (400, 404 or 500) and returns false.
+func (s *Server) loadRun(w http.ResponseWriter, r *http.Request, arg string) (store.Run, bool) {
+	id, err := parseID(arg)
+	if err != nil {
+		s.fail(w, r, http.StatusBadRequest, err)
+		return store.Run{}, false
+	}
+	run, err := s.opts.Store.Run(r.Context(), id)
+	if err != nil {
+		s.storeErr(w, r, err)
+		return store.Run{}, false
+	}
+	return run, true
+}
+
 func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 	id, err := parseID(r.PathValue("id"))
 	if err != nil {
@@ -497,14 +513,8 @@ func (s *Server) handleDiff(w http.ResponseWriter, r *http.Request) {
 	if d.AStr == "" && d.BStr != "" {
 		// The runs page links /diff?b=N: compare with the run before
 		// N (same kind and job).
-		id, err := parseID(d.BStr)
-		if err != nil {
-			s.fail(w, r, http.StatusBadRequest, err)
-			return
-		}
-		run, err := s.opts.Store.Run(ctx, id)
-		if err != nil {
-			s.storeErr(w, r, err)
+		run, ok := s.loadRun(w, r, d.BStr)
+		if !ok {
 			return
 		}
 		prev, err := s.opts.Store.PreviousRun(ctx, run)
@@ -525,14 +535,8 @@ func (s *Server) handleDiff(w http.ResponseWriter, r *http.Request) {
 	}
 	var envs [2][]kv
 	for i, arg := range []string{d.AStr, d.BStr} {
-		id, err := parseID(arg)
-		if err != nil {
-			s.fail(w, r, http.StatusBadRequest, err)
-			return
-		}
-		run, err := s.opts.Store.Run(ctx, id)
-		if err != nil {
-			s.storeErr(w, r, err)
+		run, ok := s.loadRun(w, r, arg)
+		if !ok {
 			return
 		}
 		if i == 0 {
@@ -540,7 +544,7 @@ func (s *Server) handleDiff(w http.ResponseWriter, r *http.Request) {
 		} else {
 			d.B = &run
 		}
-		e, err := s.opts.Store.Environment(ctx, id)
+		e, err := s.opts.Store.Environment(ctx, run.ID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.fail(w, r, http.StatusInternalServerError, err)
 			return

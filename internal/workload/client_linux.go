@@ -66,6 +66,8 @@ type recorder struct {
 
 	cpu time.Duration
 	cc  string // congestion control of the flow's socket
+
+	yieldAt int64 // nanotime of the next voluntary reschedule (see turn)
 }
 
 type ivalRec struct {
@@ -144,6 +146,9 @@ func (r *recorder) turn() (int64, bool) {
 		return 0, false
 	}
 	now := nanotime()
+	if now >= r.yieldAt {
+		now = r.yield(now)
+	}
 	if !r.paced {
 		return now, now < r.end
 	}
@@ -163,6 +168,27 @@ func (r *recorder) turn() (int64, bool) {
 		}
 	}
 	return t, true
+}
+
+// yieldEvery is how often a flow reschedules itself: under the runtime's
+// forced-preemption period (10ms), so the runtime never needs to.
+const yieldEvery = 5 * int64(time.Millisecond)
+
+// yield reschedules the flow's goroutine between transactions and returns
+// the time after it. A flow that never reschedules (its raw or blocking
+// calls never go through the scheduler) is preempted by sysmon every 10ms:
+// by a signal that interrupts the call in flight (EINTR), and, if it sits
+// in a blocking syscall, by taking its P away, which also resets sysmon to
+// waking every 20µs for the next millisecond or so — ~5,000 wake-ups a
+// second on the flow's CPU. A voluntary yield every 5ms costs a couple of
+// thread switches instead (Go 1.26, see docs/design.md).
+func (r *recorder) yield(now int64) int64 {
+	if r.yieldAt != 0 {
+		runtime.Gosched()
+		now = nanotime()
+	}
+	r.yieldAt = now + yieldEvery
+	return now
 }
 
 // sleepUntil waits for the monotonic time t: nanosleep for the bulk (with

@@ -637,7 +637,15 @@ func (s *Server) rrLoop(fd int, ss *session) {
 	size := int(ss.hello.ReqSize)
 	var n uint64
 	defer func() { ss.txns.Add(n) }()
+	yieldAt := nanotime() + yieldEvery
 	for {
+		// Reschedule now and then, as the client's flows do (see
+		// recorder.yield): a flow that only ever blocks in read(2) has its
+		// P taken every 10ms, and sysmon then polls every 20µs for a while.
+		if now := nanotime(); now >= yieldAt {
+			runtime.Gosched()
+			yieldAt = now + yieldEvery
+		}
 		err := readDiscard(fd, req, size, maxStalls)
 		if err == errTimeout {
 			if ss.stopped() {
@@ -800,7 +808,12 @@ func (s *Server) serveUDPFlow(ss *session, a Attach, peer netip.AddrPort) {
 	cpu0 := threadCPU()
 	var received, answered uint64
 	drop := uint64(s.cfg.DropEvery)
+	yieldAt := nanotime() + yieldEvery
 	for !ss.stopped() {
+		if now := nanotime(); now >= yieldAt { // see rrLoop
+			runtime.Gosched()
+			yieldAt = now + yieldEvery
+		}
 		n, err := unix.Read(fd, buf)
 		if err != nil {
 			if err == unix.EAGAIN || err == unix.EINTR {
