@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/latlab/latlab/internal/experiment"
 	"github.com/latlab/latlab/internal/report"
+	"github.com/latlab/latlab/internal/stats"
 	"github.com/latlab/latlab/internal/store"
 	"github.com/latlab/latlab/internal/watch"
 )
@@ -313,6 +315,7 @@ func newCompareCmd(e *env, db *string) *cobra.Command {
 		format  string
 		jsonOut bool
 		metric  string
+		failOn  failOnFlag
 	)
 	cmd := &cobra.Command{
 		Use:   "compare RUN_A RUN_B | compare RUN CONFIG_A CONFIG_B",
@@ -332,7 +335,8 @@ mode, workload, size, offload, placement): A's configurations are paired with
 B's on every other field, e.g. 'latlab compare 7 mode=host mode=veth-routed'
 or 'latlab compare latest offload=all-on offload=seg-off'.`,
 		Example: `  latlab compare 3 4
-  latlab compare latest mode=host mode=bridge-nat --metric p99`,
+  latlab compare latest mode=host mode=bridge-nat --metric p99
+  latlab compare 41 42 --fail-on 'worse>5%'    # CI gate: exit 3 on a regression`,
 		Args: cobra.RangeArgs(2, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			format, err := pickFormat(format, jsonOut)
@@ -376,13 +380,16 @@ or 'latlab compare latest offload=all-on offload=seg-off'.`,
 					return err
 				}
 				if len(args) == 2 && format == report.FormatTable {
-					return writeEnvDiff(ctx, e, st, ra, rb)
+					if err := writeEnvDiff(ctx, e, st, ra, rb); err != nil {
+						return err
+					}
 				}
-				return nil
+				return failOn.check(rows)
 			})
 		},
 	}
 	formatFlag(cmd, &format, &jsonOut)
+	cmd.Flags().Var(&failOn, "fail-on", "exit 3 (after printing) when a configuration is significantly worse: 'worse', or 'worse>5%' for worse by more than 5% (rate: lower, p50/p99: higher)")
 	cmd.Flags().StringVar(&metric, "metric", experiment.MetricRate, "what to compare: rate (tcp_stream: throughput), p50 or p99 (per-trial latency)")
 	return cmd
 }
@@ -493,4 +500,56 @@ func writeRunHistory(ctx context.Context, e *env, st *store.Store, run store.Run
 		}
 	}
 	return nil
+}
+
+// failOnFlag is compare's --fail-on: "" (never), "worse" (any row judged
+// significantly worse) or "worse>N%" (and worse by more than N%).
+type failOnFlag struct {
+	set bool
+	pct float64
+}
+
+func (f *failOnFlag) String() string {
+	switch {
+	case !f.set:
+		return ""
+	case f.pct == 0:
+		return "worse"
+	}
+	return fmt.Sprintf("worse>%g%%", f.pct)
+}
+
+func (f *failOnFlag) Type() string { return "condition" }
+
+func (f *failOnFlag) Set(v string) error {
+	if v == "worse" {
+		*f = failOnFlag{set: true}
+		return nil
+	}
+	if n, ok := strings.CutPrefix(v, "worse>"); ok {
+		if n, ok := strings.CutSuffix(n, "%"); ok {
+			if p, err := strconv.ParseFloat(n, 64); err == nil && p >= 0 && p < 1000 {
+				*f = failOnFlag{set: true, pct: p}
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("%q: want worse or worse>N%% (e.g. worse>5%%)", v)
+}
+
+// check returns a regressedError naming the rows that meet the condition.
+func (f *failOnFlag) check(rows []experiment.ComparisonRow) error {
+	if !f.set {
+		return nil
+	}
+	var bad []string
+	for _, r := range rows {
+		if r.Verdict == stats.Worse && math.Abs(r.DeltaPct) > f.pct {
+			bad = append(bad, fmt.Sprintf("%s %+.1f%%", r.Name, r.DeltaPct))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return regressedError{fmt.Sprintf("--fail-on %s: %d configuration(s) regressed: %s", f, len(bad), strings.Join(bad, "; "))}
 }

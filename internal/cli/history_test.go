@@ -18,6 +18,7 @@ import (
 	"github.com/latlab/latlab/internal/store"
 	"github.com/latlab/latlab/internal/testutil"
 	"github.com/latlab/latlab/internal/web/webtest"
+	"github.com/latlab/latlab/internal/workload"
 )
 
 func TestHistoryEmptyDatabase(t *testing.T) {
@@ -362,5 +363,55 @@ func TestCompareEnvDiffAndShowHistory(t *testing.T) {
 	if code != ExitOK || !strings.Contains(out, fmt.Sprintf("alert %d (open) opened by this run: rate regressed -40%%", al.ID)) ||
 		!strings.Contains(out, "note: watch: noisy run: canary") {
 		t.Errorf("show: %d\n%s", code, out)
+	}
+}
+
+// compare --fail-on gates a pipeline: exit 3 after the table when a
+// configuration is significantly worse (by more than the threshold, in
+// the threshold form), 0 otherwise; a malformed condition is a usage error.
+func TestCompareFailOn(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "d.db")
+	st, err := store.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	a := webtest.Record(t, st, webtest.Run{Started: t0, Seed: 1, Workloads: []workload.Workload{workload.TCPRR}})
+	// veth-routed's round trip 26 → 40 µs: its rate ~35% lower.
+	b := webtest.Record(t, st, webtest.Run{Started: t0.Add(time.Hour), Seed: 2, Workloads: []workload.Workload{workload.TCPRR},
+		Modes: []string{"host", "veth-routed"}, LatUs: []float64{20, 40}})
+	st.Close()
+	ra, rb := strconv.FormatInt(a, 10), strconv.FormatInt(b, 10)
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, ExitOK, ""},
+		{[]string{"--fail-on", "worse"}, ExitRegressed, "--fail-on worse: 1 configuration(s) regressed: mode=veth-routed"},
+		{[]string{"--fail-on", "worse>10%"}, ExitRegressed, "--fail-on worse>10%: 1 configuration(s) regressed"},
+		{[]string{"--fail-on", "worse>60%"}, ExitOK, ""},
+		{[]string{"--fail-on", "better"}, ExitUsage, `"better": want worse or worse>N%`},
+		{[]string{"--fail-on", "worse>x%"}, ExitUsage, "want worse or worse>N%"},
+	} {
+		code, out, errs := runCLI(t, append([]string{"compare", ra, rb, "--db", db}, tc.args...)...)
+		if code != tc.code || !strings.Contains(errs, tc.want) {
+			t.Errorf("compare %v: exit %d (want %d), stderr %q (want %q)", tc.args, code, tc.code, errs, tc.want)
+		}
+		if tc.code != ExitUsage && !strings.Contains(out, "veth-routed") {
+			t.Errorf("compare %v: the table must be printed before the verdict:\n%s", tc.args, out)
+		}
+	}
+	// B against itself regressed nowhere.
+	if code, _, errs := runCLI(t, "compare", rb, rb, "--db", db, "--fail-on", "worse"); code != ExitOK {
+		t.Errorf("compare B B --fail-on worse: exit %d: %s", code, errs)
+	}
+}
+
+// latlab --version prints the same version as latlab version.
+func TestRootVersionFlag(t *testing.T) {
+	code, out, _ := runCLI(t, "--version")
+	if code != ExitOK || out != "latlab "+Version()+"\n" {
+		t.Errorf("--version: exit %d, %q", code, out)
 	}
 }

@@ -256,8 +256,8 @@ func TestLabSIGINTKeepsFinishedTrials(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGINT)
 	go io.Copy(io.Discard, errs)
 	err = cmd.Wait()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != ExitFailed {
-		t.Errorf("exit: %v, want %d", err, ExitFailed)
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != ExitInterrupted {
+		t.Errorf("exit: %v, want %d", err, ExitInterrupted)
 	}
 	var r labJSON
 	if err := json.Unmarshal([]byte(stdout()), &r); err != nil {

@@ -20,7 +20,19 @@ const (
 	ExitOK     = 0
 	ExitFailed = 1 // the run failed
 	ExitUsage  = 2 // bad flags or arguments
+	// ExitRegressed: the command ran, and a --fail-on condition held (a
+	// configuration regressed), so a CI pipeline can gate on it.
+	ExitRegressed = 3
+	// ExitInterrupted: SIGINT or SIGTERM stopped the command (128 + 2, as
+	// a shell reports a process killed by SIGINT).
+	ExitInterrupted = 130
 )
+
+// regressedError is a --fail-on condition that held; Run exits with
+// ExitRegressed.
+type regressedError struct{ msg string }
+
+func (e regressedError) Error() string { return e.msg }
 
 // usageError marks errors that are the caller's to fix.
 type usageError struct{ err error }
@@ -67,6 +79,13 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return ExitOK
 	}
 	fmt.Fprintf(stderr, "latlab: %v\n", err)
+	var re regressedError
+	if errors.As(err, &re) {
+		return ExitRegressed
+	}
+	if ctx.Err() != nil {
+		return ExitInterrupted
+	}
 	var ue usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintln(stderr, "Run 'latlab --help' or 'latlab COMMAND --help' for usage.")
@@ -100,10 +119,13 @@ Workloads: tcp_rr (request/response on one connection), tcp_crr (connect,
 request, response, close per transaction), udp_rr (datagram ping-pong,
 losses counted and skipped), tcp_stream (bulk throughput).
 
-Exit codes: 0 ok, 1 the run failed, 2 bad usage.`,
+Exit codes: 0 ok, 1 the run failed, 2 bad usage, 3 a --fail-on condition
+held (compare --fail-on worse), 130 interrupted (Ctrl-C, SIGTERM).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       Version(),
 	}
+	root.SetVersionTemplate("latlab {{.Version}}\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{err}
 	})
