@@ -120,7 +120,7 @@ func TestKill9Chaos(t *testing.T) {
 		// Whatever a failed iteration left: this test's own prefixes only.
 		run(t, bin, "cleanup", "--journal-dir", jdir, "--docker-host", "none")
 		for _, p := range prefixes {
-			for _, n := range namespaces(p) {
+			for _, n := range topo.NetNSNames(p + "-") {
 				topo.DeleteNetNS(n)
 			}
 		}
@@ -134,7 +134,7 @@ func TestKill9Chaos(t *testing.T) {
 		// kills land where there is something to clean.
 		frozen := func(ids []string) {
 			for _, p := range ids {
-				if len(namespaces(p)) > 0 {
+				if len(topo.NetNSNames(p+"-")) > 0 {
 					labUp++
 					break
 				}
@@ -158,7 +158,7 @@ func TestKill9Chaos(t *testing.T) {
 			t.Fatalf("%s: cleanup exit %d:\n%s\nrun's output:\n%s", what, code, out, tail)
 		}
 		for _, p := range ids {
-			if left := namespaces(p); len(left) > 0 {
+			if left := topo.NetNSNames(p + "-"); len(left) > 0 {
 				t.Errorf("%s: namespaces left after cleanup: %v", what, left)
 			}
 		}
@@ -190,7 +190,7 @@ func TestKill9Chaos(t *testing.T) {
 		}
 	}
 	for _, p := range prefixes {
-		if left := namespaces(p); len(left) > 0 {
+		if left := topo.NetNSNames(p + "-"); len(left) > 0 {
 			t.Errorf("at the end: namespaces of %s left: %v", p, left)
 		}
 	}
@@ -265,17 +265,6 @@ func journalIDs(dir string) []string {
 	}
 	slices.Sort(ids)
 	return slices.Compact(ids)
-}
-
-func namespaces(prefix string) []string {
-	ents, _ := os.ReadDir(topo.NetNSDir)
-	var out []string
-	for _, de := range ents {
-		if strings.HasPrefix(de.Name(), prefix+"-") {
-			out = append(out, de.Name())
-		}
-	}
-	return out
 }
 
 // hostState is what the test namespace's caller (the host's namespace)

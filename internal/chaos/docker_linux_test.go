@@ -11,6 +11,7 @@ import (
 
 	"github.com/latlab/latlab/internal/docker"
 	"github.com/latlab/latlab/internal/docker/dockertest"
+	"github.com/latlab/latlab/internal/topo"
 )
 
 // TestKill9DockerLab kills `latlab docker lab` with SIGKILL at random
@@ -74,7 +75,7 @@ func TestKill9DockerLab(t *testing.T) {
 		})
 		check(fmt.Sprintf("#%d killed at %v (finished first %v)", i, delay.Round(time.Millisecond), exited), tail)
 		for _, p := range ids {
-			if left := namespaces(p); len(left) > 0 {
+			if left := topo.NetNSNames(p + "-"); len(left) > 0 {
 				t.Errorf("#%d: namespaces of %s left after cleanup: %v", i, p, left)
 			}
 		}

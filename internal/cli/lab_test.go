@@ -48,18 +48,6 @@ type labJSON struct {
 	} `json:"results"`
 }
 
-// labNamespaces lists namespaces under /var/run/netns with the prefix.
-func labNamespaces(prefix string) []string {
-	var out []string
-	ents, _ := os.ReadDir(topo.NetNSDir)
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), prefix) {
-			out = append(out, e.Name())
-		}
-	}
-	return out
-}
-
 // journalPrefixes returns the lab prefixes of the journals in dir.
 func journalFiles(t *testing.T, dir string) []string {
 	t.Helper()
@@ -204,7 +192,7 @@ func TestLabKill9ThenCleanup(t *testing.T) {
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 		go io.Copy(io.Discard, errs)
-		if prefix != "" && len(labNamespaces(prefix)) == 0 {
+		if prefix != "" && len(topo.NetNSNames(prefix)) == 0 {
 			t.Errorf("%s: the killed lab had no namespaces up; the test proves nothing", when)
 		}
 		code, out, stderr := runCLI(t, "cleanup", "--journal-dir", dir)
@@ -212,7 +200,7 @@ func TestLabKill9ThenCleanup(t *testing.T) {
 			t.Fatalf("%s: cleanup exit %d: %s %s", when, code, out, stderr)
 		}
 		if prefix != "" {
-			if left := labNamespaces(prefix); len(left) > 0 {
+			if left := topo.NetNSNames(prefix); len(left) > 0 {
 				t.Errorf("%s: namespaces left after cleanup: %v", when, left)
 			}
 		}
@@ -271,7 +259,7 @@ func TestLabSIGINTKeepsFinishedTrials(t *testing.T) {
 			t.Errorf("finished trials lost: %+v", res)
 		}
 	}
-	if left := labNamespaces(prefix); len(left) > 0 {
+	if left := topo.NetNSNames(prefix); len(left) > 0 {
 		t.Errorf("namespaces left after SIGINT: %v", left)
 	}
 	if j := journalFiles(t, dir); len(j) != 0 {
@@ -301,7 +289,7 @@ func TestLabKeepThenCleanup(t *testing.T) {
 	if !strings.Contains(stderr, "nsenter --net=/var/run/netns/"+r.Prefix+"-c-bridge") || !strings.Contains(stderr, "latlab cleanup") {
 		t.Errorf("no instructions to enter the namespaces:\n%s", stderr)
 	}
-	if left := labNamespaces(r.Prefix); len(left) < 3 {
+	if left := topo.NetNSNames(r.Prefix); len(left) < 3 {
 		t.Fatalf("kept lab has namespaces %v", left)
 	}
 	// Another lab's start-up sweep must leave the kept lab alone.
@@ -309,14 +297,14 @@ func TestLabKeepThenCleanup(t *testing.T) {
 		"--warmup", "0s", "--journal-dir", dir, "-q"); code != ExitOK {
 		t.Fatalf("second lab: %s", stderr)
 	}
-	if left := labNamespaces(r.Prefix); len(left) < 3 {
+	if left := topo.NetNSNames(r.Prefix); len(left) < 3 {
 		t.Fatalf("the next lab swept a kept lab: %v", left)
 	}
 	code, out, _ = runCLI(t, "cleanup", "--journal-dir", dir)
 	if code != ExitOK || !strings.Contains(out, "removed netns "+r.Prefix+"-a") {
 		t.Errorf("cleanup: exit %d\n%s", code, out)
 	}
-	if left := labNamespaces(r.Prefix); len(left) != 0 {
+	if left := topo.NetNSNames(r.Prefix); len(left) != 0 {
 		t.Errorf("left after cleanup: %v", left)
 	}
 }

@@ -34,7 +34,7 @@ func TestKeptJournalHoldsNoRestoredOffloads(t *testing.T) {
 	out, err := RunLab(context.Background(), spec, nil)
 	if out != nil && out.Prefix != "" {
 		t.Cleanup(func() {
-			for _, n := range labNamespacesOf(out.Prefix) {
+			for _, n := range topo.NetNSNames(out.Prefix + "-") {
 				topo.DeleteNetNS(n)
 			}
 		})
@@ -78,20 +78,9 @@ func TestKeptJournalHoldsNoRestoredOffloads(t *testing.T) {
 	if tso(t, ns, "mine0") {
 		t.Errorf("cleanup reverted mine0 to the run's stale snapshot (TSO back on)")
 	}
-	if left := labNamespacesOf(out.Prefix); len(left) != 0 {
+	if left := topo.NetNSNames(out.Prefix + "-"); len(left) != 0 {
 		t.Errorf("namespaces left after cleanup: %v", left)
 	}
-}
-
-func labNamespacesOf(prefix string) []string {
-	ents, _ := os.ReadDir(topo.NetNSDir)
-	var out []string
-	for _, de := range ents {
-		if strings.HasPrefix(de.Name(), prefix+"-") {
-			out = append(out, de.Name())
-		}
-	}
-	return out
 }
 
 // Undo handlers refuse entries naming something latlab does not create,
