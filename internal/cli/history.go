@@ -395,29 +395,52 @@ or 'latlab compare latest offload=all-on offload=seg-off'.`,
 }
 
 func newExportCmd(e *env, db *string) *cobra.Command {
-	var format string
+	var format, config string
 	cmd := &cobra.Command{
 		Use:   "export [RUN]",
-		Short: "Export a run's trials: benchstat, csv or json",
+		Short: "Export a run's trials: benchstat, csv, json, or HdrHistogram hlog/hgrm",
 		Long: `Export writes every trial of a run (default: the latest). The benchstat
 format names each configuration as /key=value parts of the benchmark name,
 so golang.org/x/perf/cmd/benchstat can pivot on them:
 
   latlab export --format benchstat > lab.txt
-  benchstat -col /mode lab.txt`,
+  benchstat -col /mode lab.txt
+
+HdrHistogram's own tools read the latency histograms:
+
+  --format hlog   an interval log, one histogram per trial tagged with its
+                  configuration (nanoseconds), for HistogramLogProcessor
+                  (-tag selects a configuration), HistogramLogAnalyzer and
+                  HdrHistogramVisualizer
+  --format hgrm   the percentile distribution of one configuration, its
+                  trials merged, values in microseconds, for HdrHistogram's
+                  plotter and hdr-plot; --config names it by its key or any
+                  part only its key contains (e.g. mode=macvlan/workload=tcp_rr)
+
+  latlab export --format hgrm --config mode=host/workload=tcp_rr > host.hgrm`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch format {
-			case report.FormatBenchstat, report.FormatCSV, report.FormatJSON:
+			case report.FormatBenchstat, report.FormatCSV, report.FormatJSON, report.FormatHlog, report.FormatHgrm:
 			default:
-				return usagef("--format %q: want benchstat, csv or json", format)
+				return usagef("--format %q: want benchstat, csv, json, hlog or hgrm", format)
+			}
+			if config != "" && format != report.FormatHgrm {
+				return usagef("--config selects the configuration of --format hgrm; --format %s exports them all", format)
 			}
 			return withRun(cmd.Context(), *db, argOr(args, 0), func(_ *store.Store, run store.Run, o *experiment.Outcome) error {
+				switch format {
+				case report.FormatHlog:
+					return report.WriteHlog(e.stdout, &run, o)
+				case report.FormatHgrm:
+					return report.WriteHgrm(e.stdout, o, config)
+				}
 				return report.WriteExport(e.stdout, format, &run, o)
 			})
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", report.FormatBenchstat, "benchstat, csv or json")
+	cmd.Flags().StringVar(&format, "format", report.FormatBenchstat, "benchstat, csv, json, hlog or hgrm")
+	cmd.Flags().StringVar(&config, "config", "", "with --format hgrm: the configuration (its key, or a part only it contains)")
 	return cmd
 }
 

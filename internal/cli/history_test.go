@@ -117,6 +117,22 @@ func TestHistoryCommandsEndToEnd(t *testing.T) {
 	if err != nil || !strings.Contains(string(b), "host") || !strings.Contains(string(b), "macvlan") || !strings.Contains(string(b), "txn/s") {
 		t.Errorf("benchstat -col /mode: %v\n%s", err, b)
 	}
+	// HdrHistogram formats: an interval per latency trial, tagged; one
+	// configuration's distribution; --config only with hgrm.
+	code, out, _ = runCLI(t, "export", "--db", db, "--format", "hlog")
+	if code != ExitOK || strings.Count(out, "\nTag=mode=") != 6 || strings.Count(out, "/workload=tcp_rr/") != 6 {
+		t.Errorf("export hlog: %d, want 6 tcp_rr intervals\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, "export", "--db", db, "--format", "hgrm", "--config", "mode=macvlan/workload=tcp_rr")
+	if code != ExitOK || !strings.Contains(out, "Percentile") || !strings.Contains(out, "Total count") {
+		t.Errorf("export hgrm: %d\n%s", code, out)
+	}
+	if code, _, stderr := runCLI(t, "export", "--db", db, "--format", "hgrm"); code == ExitOK || !strings.Contains(stderr, "configurations match") {
+		t.Errorf("export hgrm of a run with two latency configurations, no --config: %d %s", code, stderr)
+	}
+	if code, _, _ := runCLI(t, "export", "--db", db, "--format", "csv", "--config", "mode=host"); code != ExitUsage {
+		t.Errorf("export --format csv --config: exit %d, want %d", code, ExitUsage)
+	}
 }
 
 // A run killed with SIGKILL keeps the trials that finished; the next
