@@ -84,6 +84,8 @@ func TestUsageErrors(t *testing.T) {
 		{"serve", "--listen", "nonsense"},
 		{"serve", "extra-arg"},
 		{"version", "extra-arg"},
+		{"lab", "--family", "5"},
+		{"lab", "--family", "6", "--topology", "my.yaml"},
 	} {
 		code, _, stderr := runCLI(t, args...)
 		if code != ExitUsage {

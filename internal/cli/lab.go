@@ -24,7 +24,7 @@ func newLabCmd(e *env, db *string) *cobra.Command {
 		modes, workloads, offloads string
 		size                       int
 		cpu, serverCPU             string
-		topoFile                   string
+		topoFile, family           string
 		print, printSpec, calib    bool
 		o                          labOpts
 	)
@@ -89,10 +89,14 @@ next 'latlab lab') removes the leftovers. Needs root.`,
   latlab lab --json > lab.json
   latlab lab --offload all-on,seg-off,gro-off --workloads tcp_rr,udp_rr,tcp_stream
   latlab lab --print-topology > my.yaml && latlab lab --topology my.yaml
+  latlab lab --family 6                          # the same modes over IPv6 (dual: both families configured)
   latlab lab --keep --modes host,bridge-nat      # leave it up to explore; 'latlab cleanup' removes it`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f := cmd.Flags()
+			if topoFile != "" && f.Changed("family") {
+				return usagef("--family picks the default topology's addresses; --topology %s has its own", topoFile)
+			}
 			if topoFile != "" {
 				t, err := topo.LoadTopology(topoFile)
 				if err != nil {
@@ -100,7 +104,11 @@ next 'latlab lab') removes the leftovers. Needs root.`,
 				}
 				spec.Topology = t
 			} else {
-				spec.Topology = topo.Default()
+				fam, err := topo.ParseFamily(family)
+				if err != nil {
+					return usagef("--family: %v", err)
+				}
+				spec.Topology = topo.DefaultFamily(fam)
 			}
 			if printSpec {
 				_, err := e.stdout.Write(experiment.DefaultSpecYAML())
@@ -199,6 +207,7 @@ next 'latlab lab') removes the leftovers. Needs root.`,
 	f.StringVar(&cpu, "cpu", "auto", "pin the client: a CPU list like 1 or 0,1 (no calibration; always pinned: unpinned trials swing by tens of percent)")
 	f.StringVar(&serverCPU, "server-cpu", "auto", "server CPU: auto, none or a CPU number")
 	f.StringVar(&topoFile, "topology", "", "YAML topology to build instead of the default (see --print-topology)")
+	f.StringVar(&family, "family", "4", "IP family of the default topology: 4, 6 or dual (both on every link, clients dial IPv6)")
 	f.BoolVar(&print, "print-topology", false, "print the topology as YAML and exit")
 	f.BoolVar(&printSpec, "print-spec", false, "print the experiment spec lab runs (for 'latlab run') and exit")
 	o.flags(cmd)

@@ -23,8 +23,9 @@ import (
 // sizes × offloads × placements, each configuration once per round.
 type SpecFile struct {
 	Name string `yaml:"name"`
-	// Topology: "default", a path to a topology YAML (relative to the
-	// spec), or a topology inline.
+	// Topology: "default" (or "default-v6", "default-dual": the same
+	// topology in IPv6 or dual-stack), a path to a topology YAML (relative
+	// to the spec), or a topology inline.
 	Topology yaml.Node `yaml:"topology,omitempty"`
 	// Modes to compare (default: all of the topology); Baseline is the
 	// mode the others are compared with (default host).
@@ -83,7 +84,7 @@ type PlacementSpec struct {
 func DefaultSpecYAML() []byte {
 	return []byte(fmt.Sprintf(`# The experiment 'latlab lab' runs. Save it, edit it, run it with 'latlab run FILE'.
 name: lab
-topology: default          # "default", a topology YAML file, or a topology inline (latlab lab --print-topology)
+topology: default          # "default" (IPv4), "default-v6", "default-dual", a topology YAML file, or a topology inline (latlab lab --print-topology)
 # modes: [host, bridge-nat, bridge-nat-dnat, veth-routed, macvlan, ipvlan-l2, ipvlan-l3, vxlan]   # default: all
 baseline: %s
 workloads: [tcp_rr, udp_rr, tcp_crr, tcp_stream]
@@ -127,9 +128,8 @@ func RenderSpec(spec *LabSpec, name, header string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("render spec: %w", err)
 	}
-	def, _ := topo.Default().YAML()
-	if bytes.Equal(got, def) {
-		sf.Topology = yaml.Node{Kind: yaml.ScalarNode, Value: "default"}
+	if name := builtinName(got); name != "" {
+		sf.Topology = yaml.Node{Kind: yaml.ScalarNode, Value: name}
 	} else if err := yaml.Unmarshal(got, &sf.Topology); err != nil {
 		return nil, fmt.Errorf("render spec: topology: %w", err)
 	} else if sf.Topology.Kind == yaml.DocumentNode {
@@ -263,8 +263,10 @@ func ParseSpec(b []byte, file string) (*LabSpec, string, error) {
 
 	// Topology.
 	switch t := &sf.Topology; {
-	case t.Kind == 0 || (t.Kind == yaml.ScalarNode && t.Value == "default"):
+	case t.Kind == 0:
 		spec.Topology = topo.Default()
+	case t.Kind == yaml.ScalarNode && isBuiltin(t.Value):
+		spec.Topology, _ = topo.Named(t.Value)
 	case t.Kind == yaml.ScalarNode:
 		p := t.Value
 		if !filepath.IsAbs(p) {
@@ -287,7 +289,7 @@ func ParseSpec(b []byte, file string) (*LabSpec, string, error) {
 		}
 		spec.Topology = tp
 	default:
-		return nil, "", fail(t.Line, "topology", "want \"default\", a file name or a topology mapping")
+		return nil, "", fail(t.Line, "topology", "want \"default\", \"default-v6\", \"default-dual\", a file name or a topology mapping")
 	}
 	names := spec.Topology.ModeNames()
 	for i, m := range sf.Modes {
@@ -554,4 +556,22 @@ func YAMLLine(n *yaml.Node, path ...any) int {
 		}
 	}
 	return n.Line
+}
+
+// builtinName names the built-in topology whose YAML is y ("default",
+// "default-v6", "default-dual"), or "" when y is none of them.
+func builtinName(y []byte) string {
+	for _, f := range []topo.Family{topo.Family4, topo.Family6, topo.FamilyDual} {
+		if def, err := topo.DefaultFamily(f).YAML(); err == nil && bytes.Equal(y, def) {
+			return f.Name()
+		}
+	}
+	return ""
+}
+
+// isBuiltin reports whether a spec's topology: names a built-in topology
+// rather than a file.
+func isBuiltin(name string) bool {
+	_, ok := topo.Named(name)
+	return ok
 }

@@ -1,6 +1,7 @@
 package experiment
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/latlab/latlab/internal/offload"
+	"github.com/latlab/latlab/internal/topo"
 	"github.com/latlab/latlab/internal/workload"
 )
 
@@ -292,5 +294,29 @@ func TestLabSpecValidateBounds(t *testing.T) {
 	s.Placements = []Placement{{Name: "a", ServerCPU: workload.CPUAuto}, {Name: "n", ServerCPU: workload.CPUNone}}
 	if err := s.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A lab over the IPv6 or dual-stack default topology records it by name,
+// and `latlab run` of that spec builds the same topology.
+func TestRenderSpecFamilyTopology(t *testing.T) {
+	for _, fam := range []topo.Family{topo.Family4, topo.Family6, topo.FamilyDual} {
+		in := &LabSpec{Modes: []string{"host", "bridge-nat"}, Topology: topo.DefaultFamily(fam), Trials: 3}
+		b, err := RenderSpec(in, "fam", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "topology: " + fam.Name() + "\n"; !strings.Contains(string(b), want) {
+			t.Errorf("family %s: spec lacks %q:\n%s", fam, want, b)
+		}
+		out, _, err := ParseSpec(b, "fam.yaml")
+		if err != nil {
+			t.Fatalf("family %s: %v\n%s", fam, err, b)
+		}
+		got, _ := out.Topology.YAML()
+		want, _ := topo.DefaultFamily(fam).YAML()
+		if !bytes.Equal(got, want) {
+			t.Errorf("family %s: the parsed spec builds another topology:\n%s", fam, got)
+		}
 	}
 }

@@ -27,6 +27,7 @@ type builder struct {
 	nat     *natInstaller
 	handles map[string]*netlink.Handle // logical ns -> handle
 	fds     map[string]vnetns.NsHandle
+	ipv6    bool // the topology has IPv6 addresses (t.HasIPv6)
 }
 
 // Build creates the topology's base objects and the selected modes. Every
@@ -66,6 +67,7 @@ func Build(ctx context.Context, t *Topology, opts BuildOptions) (*Lab, error) {
 		nat:     &natInstaller{backend: opts.NAT},
 		handles: map[string]*netlink.Handle{},
 		fds:     map[string]vnetns.NsHandle{},
+		ipv6:    t.HasIPv6(),
 	}
 	defer b.close()
 	if err := b.objects(ctx, &t.Base); err != nil {
@@ -188,6 +190,16 @@ func (b *builder) objects(ctx context.Context, o *Objects) error {
 		b.lab.namespaces = append(b.lab.namespaces, name)
 		if err := CreateNetNS(name); err != nil {
 			return err
+		}
+		if b.ipv6 {
+			// Links created or moved here from now on skip duplicate
+			// address detection, link-local addresses included: NDP from
+			// a tentative address would stall the first round trips.
+			for _, key := range []string{"net.ipv6.conf.default.accept_dad", "net.ipv6.conf.all.accept_dad"} {
+				if err := SetSysctl(NetNSPath(name), key, "0"); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	for i := range o.Links {
@@ -319,6 +331,12 @@ func (b *builder) setup(h *netlink.Handle, ns, name string, addrs []string, mast
 		if err != nil {
 			return err
 		}
+		if addr.IP.To4() == nil {
+			// A lab address is never a duplicate: skip IPv6 duplicate
+			// address detection, which would hold it tentative (unusable)
+			// for about a second (ip addr add ... nodad).
+			addr.Flags |= unix.IFA_F_NODAD
+		}
 		if err := h.AddrAdd(link, addr); err != nil {
 			return fmt.Errorf("add address %s: %w", a, err)
 		}
@@ -355,6 +373,8 @@ func (b *builder) route(r *Route) error {
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
 		nr.Dst = &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+	} else if via, err := netip.ParseAddr(r.Via); err == nil && via.Is6() && !via.Is4In6() {
+		nr.Dst = &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
 	} else {
 		nr.Dst = &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}
 	}

@@ -3,6 +3,7 @@ package topo_test
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -80,11 +81,26 @@ func reach(t *testing.T, lab *topo.Lab, m *topo.ModeState) {
 }
 
 func TestEveryModeBuiltReachableTornDown(t *testing.T) {
+	for _, fam := range []topo.Family{topo.Family4, topo.Family6, topo.FamilyDual} {
+		t.Run("family="+string(fam), func(t *testing.T) { everyModeReachable(t, fam) })
+	}
+}
+
+// everyModeReachable builds the default topology of a family, runs tcp_rr
+// and udp_rr through every mode it could build, and checks the caller's
+// namespace is untouched. The target must be of the family's dialled
+// address; a dual-stack lab must also be reachable over IPv4 (the v4
+// plan's targets), so both families work on every link.
+func everyModeReachable(t *testing.T, fam topo.Family) {
 	before := callerState(t)
-	lab, _ := buildLab(t, nil, nil, topo.NATAuto)
+	lab, _ := buildLab(t, topo.DefaultFamily(fam), nil, topo.NATAuto)
 	t.Logf("built %d modes in %v (NAT via %s)", len(lab.Modes), lab.BuildTime, lab.NATBackend)
+	v4 := topo.Default()
 	for _, m := range lab.Modes {
 		t.Run(m.Mode.Name, func(t *testing.T) {
+			if ap := netip.MustParseAddrPort(m.Mode.Target); ap.Addr().Is6() != (fam != topo.Family4) {
+				t.Fatalf("target %s is not of family %s's dialled address", m.Mode.Target, fam)
+			}
 			if strings.HasPrefix(m.Mode.Name, "ipvlan") && m.Status == topo.StatusSkipped {
 				// This kernel may lack ipvlan; the reason must say so.
 				if !strings.Contains(m.Reason, "ipvlan") || !strings.Contains(m.Reason, "not supported") {
@@ -100,6 +116,15 @@ func TestEveryModeBuiltReachableTornDown(t *testing.T) {
 				t.Fatalf("status %s: %s", m.Status, m.Reason)
 			}
 			reach(t, lab, m)
+			if fam == topo.FamilyDual {
+				m4 := *m
+				for _, vm := range v4.Modes {
+					if vm.Name == m.Mode.Name {
+						m4.Mode.Target = vm.Target
+					}
+				}
+				reach(t, lab, &m4)
+			}
 		})
 	}
 	if after := callerState(t); after != before {
@@ -129,7 +154,15 @@ func TestIPvlanDetectedNotCrashed(t *testing.T) {
 func TestIptablesFallbackBackend(t *testing.T) {
 	testutil.RequireTool(t, "iptables")
 	testutil.RequireTool(t, "nsenter")
-	lab, _ := buildLab(t, nil, []string{"bridge-nat", "bridge-nat-dnat"}, topo.NATIptables)
+	t.Run("ipv4", func(t *testing.T) { iptablesFallback(t, topo.Default()) })
+	t.Run("ipv6", func(t *testing.T) {
+		testutil.RequireTool(t, "ip6tables")
+		iptablesFallback(t, topo.DefaultFamily(topo.Family6))
+	})
+}
+
+func iptablesFallback(t *testing.T, tp *topo.Topology) {
+	lab, _ := buildLab(t, tp, []string{"bridge-nat", "bridge-nat-dnat"}, topo.NATIptables)
 	if lab.NATBackend != topo.NATIptables {
 		t.Fatalf("backend %q", lab.NATBackend)
 	}
@@ -204,7 +237,12 @@ func TestBadTopologyRejected(t *testing.T) {
 }
 
 func TestDefaultTopologyRoundTripsYAML(t *testing.T) {
-	d := topo.Default()
+	for _, fam := range []topo.Family{topo.Family4, topo.Family6, topo.FamilyDual} {
+		t.Run(string(fam), func(t *testing.T) { roundTrip(t, topo.DefaultFamily(fam)) })
+	}
+}
+
+func roundTrip(t *testing.T, d *topo.Topology) {
 	b, err := d.YAML()
 	if err != nil {
 		t.Fatal(err)

@@ -58,7 +58,8 @@ func (n *natInstaller) install(nsPath, nsName string, r NAT) error {
 	return nil
 }
 
-// nftRule adds one rule through nftables netlink inside the namespace.
+// nftRule adds one rule through nftables netlink inside the namespace, in
+// table "ip latlab" or, for an IPv6 rule (natIPv6), "ip6 latlab".
 //
 // Equivalent to (masquerade):
 //
@@ -81,7 +82,14 @@ func nftRule(nsPath string, r NAT) error {
 		return err
 	}
 	defer c.CloseLasting()
-	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: natTable})
+	six := natIPv6(r)
+	fam, nfproto := nftables.TableFamilyIPv4, byte(unix.NFPROTO_IPV4)
+	// Source address: offset and length in the IPv4 or IPv6 header.
+	saddrOff, alen := uint32(12), uint32(4)
+	if six {
+		fam, nfproto, saddrOff, alen = nftables.TableFamilyIPv6, unix.NFPROTO_IPV6, 8, 16
+	}
+	t := c.AddTable(&nftables.Table{Family: fam, Name: natTable})
 	switch r.Kind {
 	case NATMasquerade:
 		ch := c.AddChain(&nftables.Chain{
@@ -93,8 +101,8 @@ func nftRule(nsPath string, r NAT) error {
 		mask := netipMask(p)
 		ex := []expr.Any{
 			// ip saddr & mask == net
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: []byte{0, 0, 0, 0}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: saddrOff, Len: alen},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: alen, Mask: mask, Xor: make([]byte, alen)},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: p.Addr().AsSlice()},
 		}
 		if r.OutIf != "" {
@@ -128,7 +136,7 @@ func nftRule(nsPath string, r NAT) error {
 				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: port},
 				&expr.Immediate{Register: 1, Data: to.Addr().AsSlice()},
 				&expr.Immediate{Register: 2, Data: toPort},
-				&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
+				&expr.NAT{Type: expr.NATTypeDestNAT, Family: uint32(nfproto), RegAddrMin: 1, RegProtoMin: 2, Specified: true},
 			)
 			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: ex})
 		}
@@ -138,8 +146,21 @@ func nftRule(nsPath string, r NAT) error {
 	return c.Flush()
 }
 
+// natIPv6 reports whether a rule is for IPv6: its source prefix or its
+// DNAT destination is an IPv6 address.
+func natIPv6(r NAT) bool {
+	if p, err := netip.ParsePrefix(r.Src); err == nil {
+		return p.Addr().Is6() && !p.Addr().Is4In6()
+	}
+	if ap, err := netip.ParseAddrPort(r.To); err == nil {
+		return ap.Addr().Is6() && !ap.Addr().Is4In6()
+	}
+	return false
+}
+
+// netipMask is the prefix's network mask, 4 or 16 bytes.
 func netipMask(p netip.Prefix) []byte {
-	m := make([]byte, 4)
+	m := make([]byte, p.Addr().BitLen()/8)
 	bits := p.Bits()
 	for i := range m {
 		switch {
@@ -168,14 +189,18 @@ func ifname(s string) []byte {
 // Equivalent to: nsenter --net=NS iptables -t nat -A POSTROUTING -s SRC -o OUT -j MASQUERADE
 func iptablesRule(nsPath string, r NAT) error {
 	bin := ""
-	for _, name := range []string{"iptables-legacy", "iptables"} {
+	names := []string{"iptables-legacy", "iptables"}
+	if natIPv6(r) {
+		names = []string{"ip6tables-legacy", "ip6tables"}
+	}
+	for _, name := range names {
 		if p, err := exec.LookPath(name); err == nil {
 			bin = p
 			break
 		}
 	}
 	if bin == "" {
-		return fmt.Errorf("%w: no iptables command (apt-get install iptables)", ErrNotSupported)
+		return fmt.Errorf("%w: no %s command (apt-get install iptables)", ErrNotSupported, names[1])
 	}
 	nsenter, err := exec.LookPath("nsenter")
 	if err != nil {

@@ -737,9 +737,8 @@ func (o *Objects) validate(where string, known map[string]bool, path []any) erro
 			if n.Port <= 0 || n.Port > 65535 {
 				return errAt(sub(np, "port"), "%s: %s: port %d outside 1..65535", where, what, n.Port)
 			}
-			ap, err := netip.ParseAddrPort(n.To)
-			if err != nil || !ap.Addr().Is4() {
-				return errAt(sub(np, "to"), "%s: %s: to %q: want IPv4:PORT", where, what, n.To)
+			if _, err := netip.ParseAddrPort(n.To); err != nil {
+				return errAt(sub(np, "to"), "%s: %s: to %q: want IPv4:PORT or [IPv6]:PORT", where, what, n.To)
 			}
 		default:
 			return errAt(sub(np, "kind"), "%s: %s: kind %q (want masquerade or dnat)", where, what, n.Kind)
@@ -775,31 +774,162 @@ const DefaultPort = 7707
 //	ipvlan-l2/l3     ipvlan on node a's end of the wire
 //	vxlan            flannel-like: pod namespaces on both nodes, cni0
 //	                 bridges, a VXLAN tunnel (VNI 1, UDP 8472) over the wire
-func Default() *Topology {
+func Default() *Topology { return DefaultFamily(Family4) }
+
+// Family is the IP family of the default topology's addresses.
+type Family string
+
+// Families of the default topology (`latlab lab --family`).
+const (
+	// Family4 is IPv4 only: the default, what Default returns.
+	Family4 Family = "4"
+	// Family6 is IPv6 only: ULA addresses (fd00::/8) on every link, the
+	// Calico-like mode's gateway a link-local fe80::1 on the host side
+	// (Calico's IPv6 way; no proxy NDP), NAT in nftables' ip6 family.
+	Family6 Family = "6"
+	// FamilyDual configures both families on every link, as a dual-stack
+	// cluster does, and the clients dial IPv6, as dual-stack clients prefer
+	// (RFC 6724).
+	FamilyDual Family = "dual"
+)
+
+// ParseFamily reads 4, 6 or dual (also ipv4, ipv6).
+func ParseFamily(s string) (Family, error) {
+	switch strings.ToLower(s) {
+	case "4", "ipv4", "inet", "":
+		return Family4, nil
+	case "6", "ipv6", "inet6":
+		return Family6, nil
+	case "dual", "dual-stack", "46":
+		return FamilyDual, nil
+	}
+	return "", fmt.Errorf("family %q: want 4, 6 or dual", s)
+}
+
+// Name is the name of the default topology of that family: "default",
+// "default-v6" or "default-dual" (what a spec file's topology: may name).
+func (f Family) Name() string {
+	switch f {
+	case Family6:
+		return "default-v6"
+	case FamilyDual:
+		return "default-dual"
+	}
+	return "default"
+}
+
+// Named returns the built-in topology a spec's `topology:` names
+// ("default", "default-v6", "default-dual"); ok is false for any other
+// name.
+func Named(name string) (t *Topology, ok bool) {
+	for _, f := range []Family{Family4, Family6, FamilyDual} {
+		if name == f.Name() {
+			return DefaultFamily(f), true
+		}
+	}
+	return nil, false
+}
+
+// plan picks a link's addresses, a route's or a target's address by family:
+// v4 for Family4, v6 for Family6, both (v4 first) for FamilyDual, where
+// targets dial v6.
+type plan Family
+
+func (p plan) addrs(v4, v6 string) []string {
+	switch Family(p) {
+	case Family6:
+		return []string{v6}
+	case FamilyDual:
+		return []string{v4, v6}
+	}
+	return []string{v4}
+}
+
+// one is a single address of the family a client dials.
+func (p plan) one(v4, v6 string) string {
+	if Family(p) == Family4 {
+		return v4
+	}
+	return v6
+}
+
+// target is ADDR:PORT of the family a client dials.
+func (p plan) target(v4, v6 string, port int) string {
+	return netip.AddrPortFrom(netip.MustParseAddr(p.one(v4, v6)), uint16(port)).String()
+}
+
+// routes gives one route per configured family: v4 and/or v6 with their
+// own destinations and gateways.
+func (p plan) routes(v4, v6 Route) []Route {
+	switch Family(p) {
+	case Family6:
+		return []Route{v6}
+	case FamilyDual:
+		return []Route{v4, v6}
+	}
+	return []Route{v4}
+}
+
+// nat gives one NAT rule per configured family.
+func (p plan) nat(v4, v6 NAT) []NAT {
+	switch Family(p) {
+	case Family6:
+		return []NAT{v6}
+	case FamilyDual:
+		return []NAT{v4, v6}
+	}
+	return []NAT{v4}
+}
+
+// forwarding turns routing on in a node namespace for each family.
+func (p plan) forwarding(ns string) []Sysctl {
+	v4 := Sysctl{NS: ns, Key: "net.ipv4.ip_forward", Value: "1"}
+	v6 := Sysctl{NS: ns, Key: "net.ipv6.conf.all.forwarding", Value: "1"}
+	switch Family(p) {
+	case Family6:
+		return []Sysctl{v6}
+	case FamilyDual:
+		return []Sysctl{v4, v6}
+	}
+	return []Sysctl{v4}
+}
+
+// DefaultFamily is Default with the addresses of family f; Default is
+// DefaultFamily(Family4). The IPv6 plan mirrors the IPv4 one: 10.77.0.0/24
+// is fd00:77::/64, 172.17.0.0/16 is fd00:17::/64, 10.244.1.0/24 is
+// fd00:244:1::/64, and so on.
+func DefaultFamily(f Family) *Topology {
+	a := plan(f)
 	p := strconv.Itoa(DefaultPort)
 	wireA, wireB := "10.77.0.1", "10.77.0.2"
+	wireA6, wireB6 := "fd00:77::1", "fd00:77::2"
+	name := f.Name()
+	desc := "two nodes joined by a veth wire; the server on node b; one client per container attachment mode on node a"
+	switch f {
+	case Family6:
+		desc += " (IPv6)"
+	case FamilyDual:
+		desc += " (dual-stack, clients dial IPv6)"
+	}
 	return &Topology{
-		Name:        "default",
-		Description: "two nodes joined by a veth wire; the server on node b; one client per container attachment mode on node a",
+		Name:        name,
+		Description: desc,
 		Base: Objects{
 			Namespaces: []string{"a", "b"},
 			Links: []Link{{
-				Kind: KindVeth, NS: "a", Name: "wire0", Addrs: []string{wireA + "/24"},
-				Peer: &Peer{NS: "b", Name: "wire0", Addrs: []string{wireB + "/24"}},
+				Kind: KindVeth, NS: "a", Name: "wire0", Addrs: a.addrs(wireA+"/24", wireA6+"/64"),
+				Peer: &Peer{NS: "b", Name: "wire0", Addrs: a.addrs(wireB+"/24", wireB6+"/64")},
 			}},
 			// Node a's uplink: like any real node it has a default route.
 			// Calico's proxy ARP depends on it (the kernel answers ARP for
 			// 169.254.1.1 only when the node can route that address).
-			Routes: []Route{{NS: "a", Dst: "default", Via: wireB}},
-			Sysctls: []Sysctl{
-				{NS: "a", Key: "net.ipv4.ip_forward", Value: "1"},
-				{NS: "b", Key: "net.ipv4.ip_forward", Value: "1"},
-			},
+			Routes:  a.routes(Route{NS: "a", Dst: "default", Via: wireB}, Route{NS: "a", Dst: "::/0", Via: wireB6}),
+			Sysctls: append(a.forwarding("a"), a.forwarding("b")...),
 		},
 		Modes: []Mode{
 			{
 				Name: "host", Description: "client in node a's own network namespace (no container)",
-				Client: "a", Server: "b", Target: wireB + ":" + p,
+				Client: "a", Server: "b", Target: a.target(wireB, wireB6, DefaultPort),
 			},
 			{
 				// bridge-nat has a server port of its own: masqueraded to
@@ -808,112 +938,177 @@ func Default() *Topology {
 				// timestamps, and a SYN landing on the server's TIME_WAIT
 				// for such a tuple is dropped (PAWS): 1 s stalls in tcp_crr.
 				Name: "bridge-nat", Description: "docker0-like: veth into a Linux bridge, masqueraded (SNAT) out of the wire",
-				Client: "c-bridge", Server: "b", Target: wireB + ":7708", Listen: ":7708",
+				Client: "c-bridge", Server: "b", Target: a.target(wireB, wireB6, 7708), Listen: ":7708",
 				Objects: Objects{
 					Namespaces: []string{"c-bridge"},
 					Links: []Link{
-						{Kind: KindBridge, NS: "a", Name: "docker0", Addrs: []string{"172.17.0.1/16"}},
-						{Kind: KindVeth, NS: "c-bridge", Name: "eth0", Addrs: []string{"172.17.0.2/16"},
+						{Kind: KindBridge, NS: "a", Name: "docker0", Addrs: a.addrs("172.17.0.1/16", "fd00:17::1/64")},
+						{Kind: KindVeth, NS: "c-bridge", Name: "eth0", Addrs: a.addrs("172.17.0.2/16", "fd00:17::2/64"),
 							Peer: &Peer{NS: "a", Name: "vethbr0", Master: "docker0"}},
 					},
-					Routes: []Route{{NS: "c-bridge", Dst: "default", Via: "172.17.0.1"}},
-					NAT:    []NAT{{NS: "a", Kind: NATMasquerade, Src: "172.17.0.0/16", OutIf: "wire0"}},
+					Routes: a.routes(Route{NS: "c-bridge", Dst: "default", Via: "172.17.0.1"},
+						Route{NS: "c-bridge", Dst: "::/0", Via: "fd00:17::1"}),
+					NAT: a.nat(NAT{NS: "a", Kind: NATMasquerade, Src: "172.17.0.0/16", OutIf: "wire0"},
+						NAT{NS: "a", Kind: NATMasquerade, Src: "fd00:17::/64", OutIf: "wire0"}),
 				},
 			},
 			{
 				Name: "bridge-nat-dnat", Description: "docker run -p: the server in a container behind a bridge on node b, reached through a published port (DNAT)",
-				Client: "a", Server: "s-dnat", Target: wireB + ":17707",
+				Client: "a", Server: "s-dnat", Target: a.target(wireB, wireB6, 17707),
 				Objects: Objects{
 					Namespaces: []string{"s-dnat"},
 					Links: []Link{
-						{Kind: KindBridge, NS: "b", Name: "docker0", Addrs: []string{"172.18.0.1/16"}},
-						{Kind: KindVeth, NS: "s-dnat", Name: "eth0", Addrs: []string{"172.18.0.2/16"},
+						{Kind: KindBridge, NS: "b", Name: "docker0", Addrs: a.addrs("172.18.0.1/16", "fd00:18::1/64")},
+						{Kind: KindVeth, NS: "s-dnat", Name: "eth0", Addrs: a.addrs("172.18.0.2/16", "fd00:18::2/64"),
 							Peer: &Peer{NS: "b", Name: "vethbr0", Master: "docker0"}},
 					},
-					Routes: []Route{{NS: "s-dnat", Dst: "default", Via: "172.18.0.1"}},
-					NAT: []NAT{
-						{NS: "b", Kind: NATDNAT, InIf: "wire0", Port: 17707, To: "172.18.0.2:" + p},
-						{NS: "b", Kind: NATMasquerade, Src: "172.18.0.0/16", OutIf: "wire0"},
-					},
+					Routes: a.routes(Route{NS: "s-dnat", Dst: "default", Via: "172.18.0.1"},
+						Route{NS: "s-dnat", Dst: "::/0", Via: "fd00:18::1"}),
+					NAT: append(
+						a.nat(NAT{NS: "b", Kind: NATDNAT, InIf: "wire0", Port: 17707, To: "172.18.0.2:" + p},
+							NAT{NS: "b", Kind: NATDNAT, InIf: "wire0", Port: 17707, To: "[fd00:18::2]:" + p}),
+						a.nat(NAT{NS: "b", Kind: NATMasquerade, Src: "172.18.0.0/16", OutIf: "wire0"},
+							NAT{NS: "b", Kind: NATMasquerade, Src: "fd00:18::/64", OutIf: "wire0"})...),
 				},
 			},
 			{
+				// IPv6: Calico gives the host-side veth a link-local
+				// address and the pod a default route to it, so no proxy
+				// NDP; fe80::1 stands for Calico's fe80::ecee:eeff:feee:eeee.
 				Name: "veth-routed", Description: "Calico-like: /32 address, default route to 169.254.1.1 answered by proxy ARP, host route to the cali veth",
-				Client: "c-routed", Server: "b", Target: wireB + ":" + p,
+				Client: "c-routed", Server: "b", Target: a.target(wireB, wireB6, DefaultPort),
 				Objects: Objects{
 					Namespaces: []string{"c-routed"},
 					Links: []Link{
-						{Kind: KindVeth, NS: "c-routed", Name: "eth0", Addrs: []string{"10.78.0.2/32"},
-							Peer: &Peer{NS: "a", Name: "cali0"}},
+						{Kind: KindVeth, NS: "c-routed", Name: "eth0", Addrs: a.addrs("10.78.0.2/32", "fd00:78::2/128"),
+							Peer: &Peer{NS: "a", Name: "cali0", Addrs: a.v6only("fe80::1/64")}},
 					},
-					Routes: []Route{
-						{NS: "c-routed", Dst: "169.254.1.1/32", Dev: "eth0", Scope: "link"},
-						{NS: "c-routed", Dst: "default", Via: "169.254.1.1", Dev: "eth0"},
-						{NS: "a", Dst: "10.78.0.2/32", Dev: "cali0", Scope: "link"},
-						{NS: "b", Dst: "10.78.0.0/24", Via: wireA},
-					},
-					Sysctls: []Sysctl{
-						{NS: "a", Key: "net.ipv4.conf.cali0.proxy_arp", Value: "1"},
-						{NS: "a", Key: "net.ipv4.neigh.cali0.proxy_delay", Value: "0"},
-					},
+					Routes: append(append(append(
+						a.v4routes(Route{NS: "c-routed", Dst: "169.254.1.1/32", Dev: "eth0", Scope: "link"}),
+						a.routes(Route{NS: "c-routed", Dst: "default", Via: "169.254.1.1", Dev: "eth0"},
+							Route{NS: "c-routed", Dst: "::/0", Via: "fe80::1", Dev: "eth0"})...),
+						a.routes(Route{NS: "a", Dst: "10.78.0.2/32", Dev: "cali0", Scope: "link"},
+							Route{NS: "a", Dst: "fd00:78::2/128", Dev: "cali0"})...),
+						a.routes(Route{NS: "b", Dst: "10.78.0.0/24", Via: wireA},
+							Route{NS: "b", Dst: "fd00:78::/64", Via: wireA6})...),
+					Sysctls: a.v4sysctls(
+						Sysctl{NS: "a", Key: "net.ipv4.conf.cali0.proxy_arp", Value: "1"},
+						Sysctl{NS: "a", Key: "net.ipv4.neigh.cali0.proxy_delay", Value: "0"}),
 				},
 			},
 			{
 				Name: "macvlan", Description: "macvlan in bridge mode on node a's end of the wire",
-				Client: "c-macvlan", Server: "b", Target: wireB + ":" + p,
+				Client: "c-macvlan", Server: "b", Target: a.target(wireB, wireB6, DefaultPort),
 				Objects: Objects{
 					Namespaces: []string{"c-macvlan"},
 					Links: []Link{{Kind: KindMacvlan, NS: "c-macvlan", Name: "eth0", Parent: "wire0", ParentNS: "a",
-						Mode: "bridge", Addrs: []string{"10.77.0.10/24"}}},
+						Mode: "bridge", Addrs: a.addrs("10.77.0.10/24", "fd00:77::10/64")}},
 				},
 			},
 			{
 				Name: "ipvlan-l2", Description: "ipvlan L2 mode on node a's end of the wire",
-				Client: "c-ipvl2", Server: "b", Target: wireB + ":" + p,
+				Client: "c-ipvl2", Server: "b", Target: a.target(wireB, wireB6, DefaultPort),
 				Objects: Objects{
 					Namespaces: []string{"c-ipvl2"},
 					Links: []Link{{Kind: KindIPvlan, NS: "c-ipvl2", Name: "eth0", Parent: "wire0", ParentNS: "a",
-						Mode: "l2", Addrs: []string{"10.77.0.11/24"}}},
+						Mode: "l2", Addrs: a.addrs("10.77.0.11/24", "fd00:77::11/64")}},
 				},
 			},
 			{
 				Name: "ipvlan-l3", Description: "ipvlan L3 mode on node a's end of the wire, routed /32",
-				Client: "c-ipvl3", Server: "b", Target: wireB + ":" + p,
+				Client: "c-ipvl3", Server: "b", Target: a.target(wireB, wireB6, DefaultPort),
 				Objects: Objects{
 					Namespaces: []string{"c-ipvl3"},
 					Links: []Link{{Kind: KindIPvlan, NS: "c-ipvl3", Name: "eth0", Parent: "wire0", ParentNS: "a",
-						Mode: "l3", Addrs: []string{"10.79.0.2/32"}}},
-					Routes: []Route{
-						{NS: "c-ipvl3", Dst: "default", Dev: "eth0"},
-						{NS: "b", Dst: "10.79.0.0/24", Via: wireA},
-					},
+						Mode: "l3", Addrs: a.addrs("10.79.0.2/32", "fd00:79::2/128")}},
+					Routes: append(
+						a.routes(Route{NS: "c-ipvl3", Dst: "default", Dev: "eth0"}, Route{NS: "c-ipvl3", Dst: "::/0", Dev: "eth0"}),
+						a.routes(Route{NS: "b", Dst: "10.79.0.0/24", Via: wireA}, Route{NS: "b", Dst: "fd00:79::/64", Via: wireA6})...),
 				},
 			},
 			{
 				Name: "vxlan", Description: "flannel-like overlay: pods on both nodes behind cni0 bridges, VXLAN (VNI 1, UDP 8472) over the wire",
-				Client: "c-vxlan", Server: "s-vxlan", Target: "10.244.1.2:" + p,
+				Client: "c-vxlan", Server: "s-vxlan", Target: a.target("10.244.1.2", "fd00:244:1::2", DefaultPort),
 				Objects: Objects{
 					Namespaces: []string{"c-vxlan", "s-vxlan"},
+					// The underlay stays the wire's first family: VXLAN's
+					// outer header is IPv4 in the v4 and dual plans.
 					Links: []Link{
-						{Kind: KindBridge, NS: "a", Name: "cni0", Addrs: []string{"10.244.0.1/24"}, MTU: 1450},
-						{Kind: KindVeth, NS: "c-vxlan", Name: "eth0", Addrs: []string{"10.244.0.2/24"}, MTU: 1450,
+						{Kind: KindBridge, NS: "a", Name: "cni0", Addrs: a.addrs("10.244.0.1/24", "fd00:244::1/64"), MTU: 1450},
+						{Kind: KindVeth, NS: "c-vxlan", Name: "eth0", Addrs: a.addrs("10.244.0.2/24", "fd00:244::2/64"), MTU: 1450,
 							Peer: &Peer{NS: "a", Name: "vethvx0", Master: "cni0", MTU: 1450}},
-						{Kind: KindVXLAN, NS: "a", Name: "flannel.1", VNI: 1, Local: wireA, Remote: wireB, Dev: "wire0", Port: 8472,
-							MTU: 1450, Addrs: []string{"10.245.0.1/24"}},
-						{Kind: KindBridge, NS: "b", Name: "cni0", Addrs: []string{"10.244.1.1/24"}, MTU: 1450},
-						{Kind: KindVeth, NS: "s-vxlan", Name: "eth0", Addrs: []string{"10.244.1.2/24"}, MTU: 1450,
+						{Kind: KindVXLAN, NS: "a", Name: "flannel.1", VNI: 1, Local: a.underlay(wireA, wireA6), Remote: a.underlay(wireB, wireB6), Dev: "wire0", Port: 8472,
+							MTU: 1450, Addrs: a.addrs("10.245.0.1/24", "fd00:245::1/64")},
+						{Kind: KindBridge, NS: "b", Name: "cni0", Addrs: a.addrs("10.244.1.1/24", "fd00:244:1::1/64"), MTU: 1450},
+						{Kind: KindVeth, NS: "s-vxlan", Name: "eth0", Addrs: a.addrs("10.244.1.2/24", "fd00:244:1::2/64"), MTU: 1450,
 							Peer: &Peer{NS: "b", Name: "vethvx0", Master: "cni0", MTU: 1450}},
-						{Kind: KindVXLAN, NS: "b", Name: "flannel.1", VNI: 1, Local: wireB, Remote: wireA, Dev: "wire0", Port: 8472,
-							MTU: 1450, Addrs: []string{"10.245.0.2/24"}},
+						{Kind: KindVXLAN, NS: "b", Name: "flannel.1", VNI: 1, Local: a.underlay(wireB, wireB6), Remote: a.underlay(wireA, wireA6), Dev: "wire0", Port: 8472,
+							MTU: 1450, Addrs: a.addrs("10.245.0.2/24", "fd00:245::2/64")},
 					},
-					Routes: []Route{
-						{NS: "c-vxlan", Dst: "default", Via: "10.244.0.1"},
-						{NS: "s-vxlan", Dst: "default", Via: "10.244.1.1"},
-						{NS: "a", Dst: "10.244.1.0/24", Via: "10.245.0.2"},
-						{NS: "b", Dst: "10.244.0.0/24", Via: "10.245.0.1"},
-					},
+					Routes: append(append(append(
+						a.routes(Route{NS: "c-vxlan", Dst: "default", Via: "10.244.0.1"}, Route{NS: "c-vxlan", Dst: "::/0", Via: "fd00:244::1"}),
+						a.routes(Route{NS: "s-vxlan", Dst: "default", Via: "10.244.1.1"}, Route{NS: "s-vxlan", Dst: "::/0", Via: "fd00:244:1::1"})...),
+						a.routes(Route{NS: "a", Dst: "10.244.1.0/24", Via: "10.245.0.2"}, Route{NS: "a", Dst: "fd00:244:1::/64", Via: "fd00:245::2"})...),
+						a.routes(Route{NS: "b", Dst: "10.244.0.0/24", Via: "10.245.0.1"}, Route{NS: "b", Dst: "fd00:244::/64", Via: "fd00:245::1"})...),
 				},
 			},
 		},
 	}
+}
+
+// HasIPv6 reports whether any link of the topology (base or mode) has an
+// IPv6 address.
+func (t *Topology) HasIPv6() bool {
+	six := func(addrs []string) bool {
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a); err == nil && p.Addr().Is6() && !p.Addr().Is4In6() {
+				return true
+			}
+		}
+		return false
+	}
+	objs := []*Objects{&t.Base}
+	for i := range t.Modes {
+		objs = append(objs, &t.Modes[i].Objects)
+	}
+	for _, o := range objs {
+		for _, l := range o.Links {
+			if six(l.Addrs) || (l.Peer != nil && six(l.Peer.Addrs)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// v6only is addrs for IPv6 only (none in the v4 plan).
+func (p plan) v6only(v6 string) []string {
+	if Family(p) == Family4 {
+		return nil
+	}
+	return []string{v6}
+}
+
+// v4routes are routes only the IPv4 plan has (169.254.1.1 for proxy ARP).
+func (p plan) v4routes(rs ...Route) []Route {
+	if Family(p) == Family6 {
+		return nil
+	}
+	return rs
+}
+
+// v4sysctls are sysctls only the IPv4 plan has.
+func (p plan) v4sysctls(ss ...Sysctl) []Sysctl {
+	if Family(p) == Family6 {
+		return nil
+	}
+	return ss
+}
+
+// underlay is VXLAN's outer address: IPv4 unless the plan has no IPv4.
+func (p plan) underlay(v4, v6 string) string {
+	if Family(p) == Family6 {
+		return v6
+	}
+	return v4
 }

@@ -56,3 +56,26 @@ func TestValidateMessageHasNoLocation(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+func TestParseFamilyAndNamed(t *testing.T) {
+	for in, want := range map[string]Family{"4": Family4, "": Family4, "ipv6": Family6, "6": Family6, "dual": FamilyDual} {
+		if got, err := ParseFamily(in); err != nil || got != want {
+			t.Errorf("ParseFamily(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := ParseFamily("5"); err == nil || !strings.Contains(err.Error(), "want 4, 6 or dual") {
+		t.Errorf("ParseFamily(5): %v", err)
+	}
+	for _, f := range []Family{Family4, Family6, FamilyDual} {
+		tp, ok := Named(f.Name())
+		if !ok || tp.Name != f.Name() || tp.HasIPv6() != (f != Family4) {
+			t.Errorf("Named(%q) = %v, %v (HasIPv6 %v)", f.Name(), tp, ok, tp != nil && tp.HasIPv6())
+		}
+		if err := tp.Validate(); err != nil {
+			t.Errorf("%s: %v", f.Name(), err)
+		}
+	}
+	if _, ok := Named("my.yaml"); ok {
+		t.Error("Named accepts a file name")
+	}
+}
