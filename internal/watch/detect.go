@@ -179,6 +179,10 @@ type pairHistory struct {
 // of the last NoiseRuns baseline-eligible runs, each taken relative to its
 // own segment between change points (runNoise), so neither an outlier nor
 // a shift inside the window widens it.
+//
+// Analyze sequences the phases: readHistory, judgedRuns, pairHistories
+// (change points), the replay (judge: compareRun, applyCanary),
+// confirmFindings and nameSuspects.
 func Analyze(ctx context.Context, st *store.Store, j *Job, runID int64, cp stats.CPOptions, rng *rand.Rand) (*Report, error) {
 	h, err := readHistory(ctx, st, j, runID)
 	if err != nil {
