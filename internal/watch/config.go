@@ -158,20 +158,47 @@ func LoadConfig(path string) (*Config, error) {
 }
 
 // ParseConfig parses and validates a watch configuration; errors are
-// *experiment.SpecError with file:line.
+// *experiment.SpecError with file:line. It decodes the document
+// (decodeConfig), checks and converts each job (parseJob) and fills in
+// the defaults the job left out (jobDefaults).
 func ParseConfig(b []byte, file string) (*Config, error) {
+	rc, root, err := decodeConfig(b, file)
+	if err != nil {
+		return nil, err
+	}
+	p := &configParser{file: file, root: root}
+	if len(rc.Jobs) == 0 {
+		return nil, p.fail(p.at("jobs"), "jobs", "no jobs")
+	}
+	cfg := &Config{File: file}
+	names := map[string]bool{}
+	for i, rj := range rc.Jobs {
+		j, err := p.parseJob(i, rj, names)
+		if err != nil {
+			return nil, err
+		}
+		jobDefaults(j)
+		cfg.Jobs = append(cfg.Jobs, j)
+	}
+	return cfg, nil
+}
+
+// decodeConfig reads one YAML document into a rawConfig, refusing unknown
+// fields (the error names the allowed ones); root is the document's node
+// tree, for the line numbers of later errors.
+func decodeConfig(b []byte, file string) (*rawConfig, *yaml.Node, error) {
 	doc, err := topo.SingleDocument(b)
 	if err != nil {
 		var te *topo.Error
 		if errors.As(err, &te) {
-			return nil, &experiment.SpecError{File: file, Line: te.Line, Msg: te.Msg}
+			return nil, nil, &experiment.SpecError{File: file, Line: te.Line, Msg: te.Msg}
 		}
-		return nil, &experiment.SpecError{File: file, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+		return nil, nil, &experiment.SpecError{File: file, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
 	}
 	if doc == nil {
-		return nil, &experiment.SpecError{File: file, Msg: "empty: want jobs: [...]"}
+		return nil, nil, &experiment.SpecError{File: file, Msg: "empty: want jobs: [...]"}
 	}
-	root := yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{doc}}
+	root := &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{doc}}
 	var rc rawConfig
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -188,133 +215,193 @@ func ParseConfig(b []byte, file string) (*Config, error) {
 			for typ, allowed := range allowedFields {
 				msg = strings.Replace(msg, " in type "+typ, " (allowed: "+allowed+")", 1)
 			}
-			return nil, &experiment.SpecError{File: file, Line: line, Msg: msg}
+			return nil, nil, &experiment.SpecError{File: file, Line: line, Msg: msg}
 		}
 		if errors.Is(err, io.EOF) {
-			return nil, &experiment.SpecError{File: file, Msg: "empty: want jobs: [...]"}
+			return nil, nil, &experiment.SpecError{File: file, Msg: "empty: want jobs: [...]"}
 		}
-		return nil, &experiment.SpecError{File: file, Msg: err.Error()}
+		return nil, nil, &experiment.SpecError{File: file, Msg: err.Error()}
 	}
-	at := func(path ...any) int { return experiment.YAMLLine(&root, path...) }
-	fail := func(line int, field, format string, args ...any) error {
-		return &experiment.SpecError{File: file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)}
+	return &rc, root, nil
+}
+
+// configParser checks the jobs of a decoded configuration; its errors
+// name the file, the line and the field.
+type configParser struct {
+	file string
+	root *yaml.Node
+}
+
+// at is the line of the node at path in the document (0: not found).
+func (p *configParser) at(path ...any) int { return experiment.YAMLLine(p.root, path...) }
+
+func (p *configParser) fail(line int, field, format string, args ...any) error {
+	return &experiment.SpecError{File: p.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// jobLines returns the line of path inside job i, or the job's own line
+// where path is not in the document.
+func (p *configParser) jobLines(i int) func(path ...any) int {
+	return func(path ...any) int {
+		if l := p.at(append([]any{"jobs", i}, path...)...); l > 0 {
+			return l
+		}
+		return p.at("jobs", i)
 	}
-	if len(rc.Jobs) == 0 {
-		return nil, fail(at("jobs"), "jobs", "no jobs")
+}
+
+// parseJob checks job i and converts it, field by field in the order
+// errors are reported: name (unique across names), schedule, overlap,
+// what it measures, baseline, confirm and alerts. Left-out fields stay
+// zero (jobDefaults).
+func (p *configParser) parseJob(i int, rj rawJob, names map[string]bool) (*Job, error) {
+	jf := fmt.Sprintf("jobs[%d]", i)
+	line := p.jobLines(i)
+	j := &Job{Name: rj.Name, ScheduleText: rj.Schedule, Overlap: rj.Overlap}
+	if err := p.checkJobName(rj.Name, jf, line, names); err != nil {
+		return nil, err
 	}
-	cfg := &Config{File: file}
-	names := map[string]bool{}
-	for i, rj := range rc.Jobs {
-		jf := fmt.Sprintf("jobs[%d]", i)
-		line := func(path ...any) int {
-			if l := at(append([]any{"jobs", i}, path...)...); l > 0 {
-				return l
-			}
-			return at("jobs", i)
+	if rj.Schedule == "" {
+		return nil, p.fail(line(), jf+".schedule", "required (\"@every 30m\" or a 5-field cron expression)")
+	}
+	s, err := ParseSchedule(rj.Schedule, nil)
+	if err != nil {
+		return nil, p.fail(line("schedule"), jf+".schedule", "%v", err)
+	}
+	j.Schedule = s
+	switch rj.Overlap {
+	case "", OverlapWait, OverlapSkip:
+	default:
+		return nil, p.fail(line("overlap"), jf+".overlap", "%q (allowed: wait, skip)", rj.Overlap)
+	}
+	if err := p.parseJobSource(j, rj, jf, line); err != nil {
+		return nil, err
+	}
+	if j.Baseline, err = p.parseBaseline(rj.Baseline, jf, line); err != nil {
+		return nil, err
+	}
+	if rj.Confirm != 0 && (rj.Confirm < 1 || rj.Confirm > 10) {
+		return nil, p.fail(line("confirm"), jf+".confirm", "%d outside 1..10", rj.Confirm)
+	}
+	j.Confirm = rj.Confirm
+	if j.Alerts, err = p.parseAlerts(rj.Alerts, jf, line); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// checkJobName refuses a missing, unsafe or repeated job name, and adds
+// it to names.
+func (p *configParser) checkJobName(name, jf string, line func(...any) int, names map[string]bool) error {
+	if name == "" {
+		return p.fail(line(), jf+".name", "a job needs a name")
+	}
+	if !jobNameRE.MatchString(name) {
+		return p.fail(line("name"), jf+".name", "%q: want letters, digits, '.', '_' and '-', at most 64, starting with a letter or digit (it names the job's runs and metrics)", name)
+	}
+	if names[name] {
+		return p.fail(line("name"), jf+".name", "job %q given twice", name)
+	}
+	names[name] = true
+	return nil
+}
+
+// parseJobSource sets what job j measures: exactly one of a lab spec
+// (read relative to the config file and parsed) and a target.
+func (p *configParser) parseJobSource(j *Job, rj rawJob, jf string, line func(...any) int) error {
+	switch {
+	case rj.Spec != "" && rj.Target != nil:
+		return p.fail(line("target"), jf, "give spec or target, not both")
+	case rj.Spec == "" && rj.Target == nil:
+		return p.fail(line(), jf, "give spec: FILE (a lab spec) or target: {address: HOST:PORT}")
+	case rj.Spec != "":
+		path := rj.Spec
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(filepath.Dir(p.file), path)
 		}
-		j := &Job{Name: rj.Name, ScheduleText: rj.Schedule, Overlap: rj.Overlap}
-		if rj.Name == "" {
-			return nil, fail(line(), jf+".name", "a job needs a name")
-		}
-		if !jobNameRE.MatchString(rj.Name) {
-			return nil, fail(line("name"), jf+".name", "%q: want letters, digits, '.', '_' and '-', at most 64, starting with a letter or digit (it names the job's runs and metrics)", rj.Name)
-		}
-		if names[rj.Name] {
-			return nil, fail(line("name"), jf+".name", "job %q given twice", rj.Name)
-		}
-		names[rj.Name] = true
-		if rj.Schedule == "" {
-			return nil, fail(line(), jf+".schedule", "required (\"@every 30m\" or a 5-field cron expression)")
-		}
-		s, err := ParseSchedule(rj.Schedule, nil)
+		text, err := topo.ReadSpecFile(path)
 		if err != nil {
-			return nil, fail(line("schedule"), jf+".schedule", "%v", err)
+			return p.fail(line("spec"), jf+".spec", "%v", err)
 		}
-		j.Schedule = s
-		switch rj.Overlap {
-		case "":
-			j.Overlap = OverlapWait
-		case OverlapWait, OverlapSkip:
-		default:
-			return nil, fail(line("overlap"), jf+".overlap", "%q (allowed: wait, skip)", rj.Overlap)
+		spec, name, err := experiment.ParseSpec(text, path)
+		if err != nil {
+			return p.fail(line("spec"), jf+".spec", "%v", err)
 		}
-		switch {
-		case rj.Spec != "" && rj.Target != nil:
-			return nil, fail(line("target"), jf, "give spec or target, not both")
-		case rj.Spec == "" && rj.Target == nil:
-			return nil, fail(line(), jf, "give spec: FILE (a lab spec) or target: {address: HOST:PORT}")
-		case rj.Spec != "":
-			p := rj.Spec
-			if !filepath.IsAbs(p) {
-				p = filepath.Join(filepath.Dir(file), p)
+		j.SpecFile, j.Spec, j.SpecName, j.SpecText = path, spec, name, string(text)
+	default:
+		t, err := parseTarget(rj.Target, func(path ...any) int {
+			return line(append([]any{"target"}, path...)...)
+		}, jf+".target")
+		if err != nil {
+			var se *experiment.SpecError
+			if errors.As(err, &se) {
+				se.File = p.file
 			}
-			text, err := topo.ReadSpecFile(p)
-			if err != nil {
-				return nil, fail(line("spec"), jf+".spec", "%v", err)
-			}
-			spec, name, err := experiment.ParseSpec(text, p)
-			if err != nil {
-				return nil, fail(line("spec"), jf+".spec", "%v", err)
-			}
-			j.SpecFile, j.Spec, j.SpecName, j.SpecText = p, spec, name, string(text)
-		default:
-			t, err := parseTarget(rj.Target, func(path ...any) int {
-				return line(append([]any{"target"}, path...)...)
-			}, jf+".target")
-			if err != nil {
-				var se *experiment.SpecError
-				if errors.As(err, &se) {
-					se.File = file
-				}
-				return nil, err
-			}
-			j.Target = t
+			return err
 		}
-		if b := rj.Baseline; b != nil {
-			switch {
-			case b.Last != 0 && b.Pinned != 0:
-				return nil, fail(line("baseline"), jf+".baseline", "give last: N or pinned: RUN, not both")
-			case b.Last < 0 || b.Last > 100:
-				return nil, fail(line("baseline", "last"), jf+".baseline.last", "%d outside 1..100", b.Last)
-			case b.Pinned < 0:
-				return nil, fail(line("baseline", "pinned"), jf+".baseline.pinned", "%d is not a run id", b.Pinned)
-			case b.Last == 0 && b.Pinned == 0:
-				return nil, fail(line("baseline"), jf+".baseline", "want {last: N} or {pinned: RUN}")
-			}
-			j.Baseline = BaselineSpec{Last: b.Last, Pinned: b.Pinned}
-		} else {
-			j.Baseline = BaselineSpec{Last: DefaultBaselineRuns}
-		}
-		switch {
-		case rj.Confirm == 0:
-			j.Confirm = DefaultConfirm
-		case rj.Confirm < 1 || rj.Confirm > 10:
-			return nil, fail(line("confirm"), jf+".confirm", "%d outside 1..10", rj.Confirm)
-		default:
-			j.Confirm = rj.Confirm
-		}
-		for k, ra := range rj.Alerts {
-			af := fmt.Sprintf("%s.alerts[%d]", jf, k)
-			switch {
-			case ra.Webhook != "" && len(ra.Command) > 0:
-				return nil, fail(line("alerts", k), af, "give webhook or command, not both")
-			case ra.Webhook != "":
-				u, err := url.Parse(ra.Webhook)
-				if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-					return nil, fail(line("alerts", k, "webhook"), af+".webhook", "%q: want an http:// or https:// URL", ra.Webhook)
-				}
-			case len(ra.Command) > 0:
-				if ra.Command[0] == "" {
-					return nil, fail(line("alerts", k, "command"), af+".command", "empty program name")
-				}
-			default:
-				return nil, fail(line("alerts", k), af, "want {webhook: URL} or {command: [PROGRAM, ARGS...]}")
-			}
-			j.Alerts = append(j.Alerts, AlertSpec{Webhook: ra.Webhook, Command: ra.Command})
-		}
-		cfg.Jobs = append(cfg.Jobs, j)
+		j.Target = t
 	}
-	return cfg, nil
+	return nil
+}
+
+// parseBaseline checks a job's baseline: {last: N} or {pinned: RUN};
+// none gives the zero BaselineSpec (jobDefaults).
+func (p *configParser) parseBaseline(b *rawBaseline, jf string, line func(...any) int) (BaselineSpec, error) {
+	if b == nil {
+		return BaselineSpec{}, nil
+	}
+	switch {
+	case b.Last != 0 && b.Pinned != 0:
+		return BaselineSpec{}, p.fail(line("baseline"), jf+".baseline", "give last: N or pinned: RUN, not both")
+	case b.Last < 0 || b.Last > 100:
+		return BaselineSpec{}, p.fail(line("baseline", "last"), jf+".baseline.last", "%d outside 1..100", b.Last)
+	case b.Pinned < 0:
+		return BaselineSpec{}, p.fail(line("baseline", "pinned"), jf+".baseline.pinned", "%d is not a run id", b.Pinned)
+	case b.Last == 0 && b.Pinned == 0:
+		return BaselineSpec{}, p.fail(line("baseline"), jf+".baseline", "want {last: N} or {pinned: RUN}")
+	}
+	return BaselineSpec{Last: b.Last, Pinned: b.Pinned}, nil
+}
+
+// parseAlerts checks a job's alert hooks: each a webhook (an http or
+// https URL) or a command, not both.
+func (p *configParser) parseAlerts(ras []rawAlert, jf string, line func(...any) int) ([]AlertSpec, error) {
+	var out []AlertSpec
+	for k, ra := range ras {
+		af := fmt.Sprintf("%s.alerts[%d]", jf, k)
+		switch {
+		case ra.Webhook != "" && len(ra.Command) > 0:
+			return nil, p.fail(line("alerts", k), af, "give webhook or command, not both")
+		case ra.Webhook != "":
+			u, err := url.Parse(ra.Webhook)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return nil, p.fail(line("alerts", k, "webhook"), af+".webhook", "%q: want an http:// or https:// URL", ra.Webhook)
+			}
+		case len(ra.Command) > 0:
+			if ra.Command[0] == "" {
+				return nil, p.fail(line("alerts", k, "command"), af+".command", "empty program name")
+			}
+		default:
+			return nil, p.fail(line("alerts", k), af, "want {webhook: URL} or {command: [PROGRAM, ARGS...]}")
+		}
+		out = append(out, AlertSpec{Webhook: ra.Webhook, Command: ra.Command})
+	}
+	return out, nil
+}
+
+// jobDefaults fills in what a checked job left out: overlap wait, a
+// baseline of the last DefaultBaselineRuns runs, DefaultConfirm. (A
+// target's defaults are parseTarget's.)
+func jobDefaults(j *Job) {
+	if j.Overlap == "" {
+		j.Overlap = OverlapWait
+	}
+	if j.Baseline == (BaselineSpec{}) {
+		j.Baseline = BaselineSpec{Last: DefaultBaselineRuns}
+	}
+	if j.Confirm == 0 {
+		j.Confirm = DefaultConfirm
+	}
 }
 
 func parseTarget(rt *rawTarget, at func(path ...any) int, tf string) (*TargetSpec, error) {

@@ -179,7 +179,41 @@ type pairHistory struct {
 // of the last NoiseRuns baseline-eligible runs, each taken relative to its
 // own segment between change points (runNoise), so neither an outlier nor
 // a shift inside the window widens it.
+//
+// Analyze sequences the phases: readHistory, judgedRuns, pairHistories
+// (change points), the replay (judge: compareRun, applyCanary),
+// confirmFindings and nameSuspects.
 func Analyze(ctx context.Context, st *store.Store, j *Job, runID int64, cp stats.CPOptions, rng *rand.Rand) (*Report, error) {
+	h, err := readHistory(ctx, st, j, runID)
+	if err != nil {
+		return nil, err
+	}
+	judged := judgedRuns(h.order, h.cur)
+	ph := pairHistories(judged, h.cur, cp, rng)
+	rp := newReplay(j, h.pin, h.openBy)
+	rep := rp.run(j, judged, h.cur, ph)
+	confirmFindings(rep, rp.state, ph, h.openBy, rp.confirm)
+	nameSuspects(rep, judged, ph, envFingerprints(ctx, st))
+	return rep, nil
+}
+
+// jobHistory is what Analyze reads of a job from the store.
+type jobHistory struct {
+	// order: the job's latest HistoryRuns runs, oldest first, with their
+	// successful trials; cur the run analysed, one of them.
+	order []*runData
+	cur   *runData
+	// pin: the pinned baseline run (nil: none), read from the store if
+	// it is older than order.
+	pin *runData
+	// openBy: the job's open alerts by pairKey.
+	openBy map[string]store.Alert
+}
+
+// readHistory reads job j's latest runs and trials, the noisy-run
+// annotations, its pinned baseline and its open alerts; run runID must be
+// among the latest runs.
+func readHistory(ctx context.Context, st *store.Store, j *Job, runID int64) (*jobHistory, error) {
 	runs, err := st.Runs(ctx, store.RunFilter{JobName: j.Name, Limit: HistoryRuns})
 	if err != nil {
 		return nil, fmt.Errorf("read the runs of job %s: %w", j.Name, err)
@@ -193,35 +227,16 @@ func Analyze(ctx context.Context, st *store.Store, j *Job, runID int64, cp stats
 	if err != nil {
 		return nil, fmt.Errorf("read annotations: %w", err)
 	}
-	noisy := map[int64]bool{}
-	for _, a := range notes {
-		if a.RunID != nil && strings.HasPrefix(a.Text, NoisyNote) {
-			noisy[*a.RunID] = true
-		}
-	}
-	byID := map[int64]*runData{}
-	var order []*runData
-	for _, r := range runs {
-		d := &runData{run: r, trials: map[string][]*store.Trial{}, noisy: noisy[r.ID]}
-		byID[r.ID] = d
-		order = append(order, d)
-	}
-	for i := range trials {
-		t := &trials[i]
-		if d := byID[t.RunID]; d != nil && t.Error == "" {
-			d.trials[t.ConfigKey] = append(d.trials[t.ConfigKey], t)
-		}
-	}
-	cur := byID[runID]
-	if cur == nil {
+	order, byID := indexRuns(runs, trials, noisyRuns(notes))
+	h := &jobHistory{order: order, cur: byID[runID]}
+	if h.cur == nil {
 		return nil, fmt.Errorf("run %d is not among the latest %d runs of job %s", runID, HistoryRuns, j.Name)
 	}
-	var pin *runData
 	pinned, err := st.Baseline(ctx, j.Name)
 	switch {
 	case err == nil:
-		if pin = byID[pinned]; pin == nil {
-			if pin, err = loadRun(ctx, st, pinned); err != nil {
+		if h.pin = byID[pinned]; h.pin == nil {
+			if h.pin, err = loadRun(ctx, st, pinned); err != nil {
 				return nil, err
 			}
 		}
@@ -233,29 +248,64 @@ func Analyze(ctx context.Context, st *store.Store, j *Job, runID int64, cp stats
 	if err != nil {
 		return nil, err
 	}
-	openBy := map[string]store.Alert{}
+	h.openBy = map[string]store.Alert{}
 	for _, a := range open {
-		openBy[pairKey(a.ConfigKey, a.Metric)] = a
+		h.openBy[pairKey(a.ConfigKey, a.Metric)] = a
 	}
-	last := j.Baseline.Last
-	if last <= 0 {
-		last = DefaultBaselineRuns
-	}
+	return h, nil
+}
 
-	// History: the complete runs before this one (noisy ones too: the
-	// canary only suppresses its own scope) and this one. Change points
-	// over each pair's run medians, for the noise term, confirmation and
-	// suspects.
+// noisyRuns are the runs annotated noisy (NoisyNote).
+func noisyRuns(notes []store.Annotation) map[int64]bool {
+	noisy := map[int64]bool{}
+	for _, a := range notes {
+		if a.RunID != nil && strings.HasPrefix(a.Text, NoisyNote) {
+			noisy[*a.RunID] = true
+		}
+	}
+	return noisy
+}
+
+// indexRuns pairs runs (in their order) with their successful trials,
+// configuration by configuration, and marks the noisy ones; trials of
+// other runs are left out.
+func indexRuns(runs []store.Run, trials []store.Trial, noisy map[int64]bool) (order []*runData, byID map[int64]*runData) {
+	byID = map[int64]*runData{}
+	for _, r := range runs {
+		d := &runData{run: r, trials: map[string][]*store.Trial{}, noisy: noisy[r.ID]}
+		byID[r.ID] = d
+		order = append(order, d)
+	}
+	for i := range trials {
+		t := &trials[i]
+		if d := byID[t.RunID]; d != nil && t.Error == "" {
+			d.trials[t.ConfigKey] = append(d.trials[t.ConfigKey], t)
+		}
+	}
+	return order, byID
+}
+
+// judgedRuns is the history the replay judges: the complete runs before
+// cur (noisy ones too: the canary only suppresses its own scope), then
+// cur, whatever its status.
+func judgedRuns(order []*runData, cur *runData) []*runData {
 	var hist []*runData
 	for _, d := range order {
-		if d != cur && d.run.Status == store.StatusComplete {
-			hist = append(hist, d)
-		}
 		if d == cur {
 			break
 		}
+		if d.run.Status == store.StatusComplete {
+			hist = append(hist, d)
+		}
 	}
-	hist = append(hist, cur)
+	return append(hist, cur)
+}
+
+// pairHistories finds the change points over the run medians of every
+// configuration and metric of run cur across hist, for the noise term,
+// confirmation and suspects. The change-point searches draw from rng in
+// the order of cur's sorted configuration keys and Metrics.
+func pairHistories(hist []*runData, cur *runData, cp stats.CPOptions, rng *rand.Rand) map[string]*pairHistory {
 	ph := map[string]*pairHistory{}
 	for _, key := range sortedKeys(cur.trials) {
 		for _, m := range Metrics {
@@ -265,7 +315,7 @@ func Analyze(ctx context.Context, st *store.Store, j *Job, runID int64, cp stats
 			h := &pairHistory{seg: map[int64]int{}}
 			for _, d := range hist {
 				if vs := values(d.trials[key], m); len(vs) > 0 {
-					h.series = append(h.series, median(vs))
+					h.series = append(h.series, stats.Median(vs))
 					h.ids = append(h.ids, d.run.ID)
 				}
 			}
@@ -280,95 +330,140 @@ func Analyze(ctx context.Context, st *store.Store, j *Job, runID int64, cp stats
 			ph[pairKey(key, m.Name)] = h
 		}
 	}
+	return ph
+}
 
-	// Replay: judge every run of the history in order against the
-	// baseline the rules give it, and carry each pair's state forward.
-	state := map[string]*pairState{}
-	stateOf := func(k string) *pairState {
-		if s := state[k]; s != nil {
-			return s
-		}
-		s := &pairState{}
-		state[k] = s
+// replay judges the runs of a job's history in order against the
+// baselines its rules give them (Analyze), carrying each configuration
+// and metric's state forward.
+type replay struct {
+	pin     *runData // pinned baseline: replaces all the rules
+	openBy  map[string]store.Alert
+	last    int // baseline runs (Job.Baseline.Last)
+	confirm int // regressed runs that confirm (Job.Confirm, at least 1)
+	state   map[string]*pairState
+}
+
+func newReplay(j *Job, pin *runData, openBy map[string]store.Alert) *replay {
+	last := j.Baseline.Last
+	if last <= 0 {
+		last = DefaultBaselineRuns
+	}
+	return &replay{pin: pin, openBy: openBy, last: last, confirm: max(j.Confirm, 1), state: map[string]*pairState{}}
+}
+
+// pair is the state of pair k, created empty.
+func (rp *replay) pair(k string) *pairState {
+	if s := rp.state[k]; s != nil {
 		return s
 	}
-	confirm := max(j.Confirm, 1)
-	alerted := func(ps *pairState, f *Finding, id int64) bool { return alertedAt(ps, confirm, openBy, f, id) }
+	s := &pairState{}
+	rp.state[k] = s
+	return s
+}
+
+// run judges every run of hist in order (cur is the last) and returns
+// cur's report.
+func (rp *replay) run(j *Job, hist []*runData, cur *runData, ph map[string]*pairHistory) *Report {
 	var rep *Report
 	for _, d := range hist {
 		baseFor := func(key string, m Metric) (base, noise []*runData) {
-			ps := stateOf(pairKey(key, m.Name))
-			if pin != nil {
-				return []*runData{pin}, nil
-			}
-			if ps.frozen != nil {
-				return ps.frozen, ps.frozenNoise
-			}
-			pool := ps.pool
-			if a, ok := openBy[pairKey(key, m.Name)]; ok && d == cur {
-				// An open alert the replay no longer sees (its streak
-				// began before the history read, or was judged
-				// differently then): the baseline before it opened.
-				pool = nil
-				for _, r := range ps.pool {
-					if r.run.ID < a.RunID {
-						pool = append(pool, r)
-					}
-				}
-			}
-			return lastN(pool, last), lastN(pool, max(last, NoiseRuns))
+			return rp.baseline(pairKey(key, m.Name), d == cur)
 		}
 		r, used, usedNoise := judge(j, d, baseFor, ph)
-		eligible := d.run.Status == store.StatusComplete && !d.noisy && !r.Noisy && d != cur
-		for i := range r.Findings {
-			f := &r.Findings[i]
-			ps := stateOf(pairKey(f.ConfigKey, f.Metric))
-			switch {
-			case f.Suppressed:
-				// The machine moved: no evidence either way.
-			case f.Regression.Regressed:
-				if len(ps.streak) == 0 {
-					ps.frozen, ps.frozenNoise = used[i], usedNoise[i]
-				}
-				ps.streak = append(ps.streak, d.run.ID)
-			case f.Lingering && len(ps.streak) > 0 && (f.Regression.Significant || alerted(ps, f, d.run.ID)):
-				// Not back within the baseline yet: the streak and its
-				// baseline stay, without counting this run. A pending
-				// streak needs the run to be significantly worse still;
-				// an alerted one only that its median has not come back.
-			default:
-				ps.streak, ps.frozen = nil, nil
-			}
-		}
-		if eligible {
-			// Pairs that did not regress (or had nothing to compare
-			// with yet) take this run into their baseline pool.
-			regressed := map[string]bool{}
-			for _, f := range r.Findings {
-				if f.Regression.Regressed || len(stateOf(pairKey(f.ConfigKey, f.Metric)).streak) > 0 {
-					regressed[pairKey(f.ConfigKey, f.Metric)] = true
-				}
-			}
-			for key, ts := range d.trials {
-				for _, m := range Metrics {
-					k := pairKey(key, m.Name)
-					if !regressed[k] && len(values(ts, m)) > 0 {
-						ps := stateOf(k)
-						ps.pool = append(ps.pool, d)
-					}
-				}
-			}
+		rp.advance(r, used, usedNoise)
+		if d.run.Status == store.StatusComplete && !d.noisy && !r.Noisy && d != cur {
+			rp.addToPools(d, r)
 		}
 		if d == cur {
 			rep = r
 		}
 	}
+	return rep
+}
 
-	// Confirmation: an open alert continues; otherwise Confirm
-	// consecutive regressed runs (each judged against the baseline of
-	// the first), or a change point after the baseline whose
-	// after-segment is the latest runs and whose shift reaches the
-	// minimum effect.
+// baseline is the baseline of pair k and the runs its noise term comes
+// from (nil: the baseline's): the pinned run; else the baseline a
+// regressed streak froze; else the latest runs of the pool — for the run
+// analysed (latest), only those before an open alert of the pair, which
+// the replay may no longer see (its streak began before the history read,
+// or was judged differently then).
+func (rp *replay) baseline(k string, latest bool) (base, noise []*runData) {
+	ps := rp.pair(k)
+	if rp.pin != nil {
+		return []*runData{rp.pin}, nil
+	}
+	if ps.frozen != nil {
+		return ps.frozen, ps.frozenNoise
+	}
+	pool := ps.pool
+	if a, ok := rp.openBy[k]; ok && latest {
+		pool = nil
+		for _, r := range ps.pool {
+			if r.run.ID < a.RunID {
+				pool = append(pool, r)
+			}
+		}
+	}
+	return lastN(pool, rp.last), lastN(pool, max(rp.last, NoiseRuns))
+}
+
+// advance carries each finding's pair state past run r: a regression
+// extends the streak (its first freezes the baseline it was judged
+// against, used[i] and usedNoise[i]), a Lingering run keeps it as it is,
+// a run back within the baseline ends it.
+func (rp *replay) advance(r *Report, used, usedNoise [][]*runData) {
+	for i := range r.Findings {
+		f := &r.Findings[i]
+		ps := rp.pair(pairKey(f.ConfigKey, f.Metric))
+		switch {
+		case f.Suppressed:
+			// The machine moved: no evidence either way.
+		case f.Regression.Regressed:
+			if len(ps.streak) == 0 {
+				ps.frozen, ps.frozenNoise = used[i], usedNoise[i]
+			}
+			ps.streak = append(ps.streak, r.RunID)
+		case f.Lingering && len(ps.streak) > 0 && (f.Regression.Significant || alertedAt(ps, rp.confirm, rp.openBy, f, r.RunID)):
+			// Not back within the baseline yet: the streak and its
+			// baseline stay, without counting this run. A pending
+			// streak needs the run to be significantly worse still;
+			// an alerted one only that its median has not come back.
+		default:
+			ps.streak, ps.frozen = nil, nil
+		}
+	}
+}
+
+// addToPools takes run d, judged as r, into the baseline pool of every
+// pair it has values for that did not regress (or had nothing to compare
+// with yet) and has no streak going.
+func (rp *replay) addToPools(d *runData, r *Report) {
+	regressed := map[string]bool{}
+	for _, f := range r.Findings {
+		if f.Regression.Regressed || len(rp.pair(pairKey(f.ConfigKey, f.Metric)).streak) > 0 {
+			regressed[pairKey(f.ConfigKey, f.Metric)] = true
+		}
+	}
+	for key, ts := range d.trials {
+		for _, m := range Metrics {
+			k := pairKey(key, m.Name)
+			if !regressed[k] && len(values(ts, m)) > 0 {
+				ps := rp.pair(k)
+				ps.pool = append(ps.pool, d)
+			}
+		}
+	}
+}
+
+// confirmFindings confirms the regressions of rep (not suppressed) from
+// the replay's state: an open alert continues; otherwise confirm
+// consecutive regressed runs (each judged against the baseline of the
+// first), or a change point after the baseline whose after-segment is the
+// latest runs and whose shift reaches the minimum effect. It sets each
+// one's Streak, FirstRun and, where a change point places the shift,
+// ChangePoint and ShiftRun.
+func confirmFindings(rep *Report, state map[string]*pairState, ph map[string]*pairHistory, openBy map[string]store.Alert, confirm int) {
 	for i := range rep.Findings {
 		f := &rep.Findings[i]
 		if !f.Regression.Regressed || f.Suppressed {
@@ -395,19 +490,14 @@ func Analyze(ctx context.Context, st *store.Store, j *Job, runID int64, cp stats
 			f.FirstRun = min(f.FirstRun, f.ShiftRun)
 		}
 	}
+}
 
-	envs := map[int64]Fingerprint{}
-	fp := func(id int64) Fingerprint {
-		if f, ok := envs[id]; ok {
-			return f
-		}
-		e, err := st.Environment(ctx, id)
-		if err != nil {
-			e = store.Environment{}
-		}
-		envs[id] = FingerprintOf(e)
-		return envs[id]
-	}
+// nameSuspects places every regression of rep (suppressed ones too) at
+// its shift run — the change point's, else the streak's first — names the
+// environment differences between the run before the shift and the shift
+// run as its suspects (fp gives a run's fingerprint), and writes its
+// Summary.
+func nameSuspects(rep *Report, hist []*runData, ph map[string]*pairHistory, fp func(runID int64) Fingerprint) {
 	for i := range rep.Findings {
 		f := &rep.Findings[i]
 		if !f.Regression.Regressed {
@@ -431,14 +521,43 @@ func Analyze(ctx context.Context, st *store.Store, j *Job, runID int64, cp stats
 		}
 		f.Summary = summary(f)
 	}
-	return rep, nil
+}
+
+// envFingerprints returns the fingerprint of a run's environment, read
+// from the store once per run (an empty one where it cannot be read).
+func envFingerprints(ctx context.Context, st *store.Store) func(runID int64) Fingerprint {
+	envs := map[int64]Fingerprint{}
+	return func(id int64) Fingerprint {
+		if f, ok := envs[id]; ok {
+			return f
+		}
+		e, err := st.Environment(ctx, id)
+		if err != nil {
+			e = store.Environment{}
+		}
+		envs[id] = FingerprintOf(e)
+		return envs[id]
+	}
 }
 
 // judge compares run d with the baselines baseFor gives each of its
-// configurations and metrics, Holm-adjusts across the run and applies
-// the canary. used[i] is the baseline of Findings[i], noise[i] the runs
-// its noise term came from (nil: the baseline's).
+// configurations and metrics, Holm-adjusts across the run (compareRun)
+// and applies the canary (applyCanary). used[i] is the baseline of
+// Findings[i], noise[i] the runs its noise term came from.
 func judge(j *Job, d *runData, baseFor func(key string, m Metric) (base, noise []*runData), ph map[string]*pairHistory) (*Report, [][]*runData, [][]*runData) {
+	rep, used, usedNoise := compareRun(j, d, baseFor, ph)
+	applyCanary(j, rep)
+	return rep, used, usedNoise
+}
+
+// compareRun compares run d with the baselines baseFor gives each of its
+// configurations and metrics (stats.Regression; the minimum effect is the
+// metric's floor or twice runNoise over the noise runs, nil meaning the
+// baseline's), Holm-adjusts across the run and marks the Lingering
+// findings. A pair without baseline values gives no finding. used[i] is
+// the baseline of Findings[i], noise[i] the runs its noise term came from
+// (nil: the baseline's).
+func compareRun(j *Job, d *runData, baseFor func(key string, m Metric) (base, noise []*runData), ph map[string]*pairHistory) (*Report, [][]*runData, [][]*runData) {
 	rep := &Report{Job: j.Name, RunID: d.run.ID}
 	var used, usedNoise [][]*runData
 	var results []stats.RegressionResult
@@ -471,7 +590,7 @@ func judge(j *Job, d *runData, baseFor func(key string, m Metric) (base, noise [
 			h := ph[pairKey(key, m.Name)]
 			for _, b := range noise {
 				if vs := values(b.trials[key], m); len(vs) > 0 {
-					runMedians = append(runMedians, median(vs))
+					runMedians = append(runMedians, stats.Median(vs))
 					seg := 0
 					if h != nil {
 						seg = h.seg[b.run.ID]
@@ -494,39 +613,42 @@ func judge(j *Job, d *runData, baseFor func(key string, m Metric) (base, noise [
 		r := f.Regression
 		f.Lingering = !r.Regressed && r.Effect >= r.MinEffect/2
 	}
+	return rep, used, usedNoise
+}
 
-	// The canary: in a lab job the baseline mode measures the machine
-	// itself. Where it regressed too (same workload, size, offload,
-	// placement and metric), the other modes' changes are the machine's,
-	// not their paths': those findings are suppressed and the run is
-	// noisy.
-	if j.Spec != nil {
-		canary := j.Spec.Baseline
-		if canary == "" {
-			canary = "host"
-		}
-		hit := map[string]string{} // scope → why
-		for _, f := range rep.Findings {
-			if f.Mode == canary && f.Regression.Regressed {
-				hit[canaryScope(f)] = fmt.Sprintf("canary %s %s %s", f.ConfigKey, f.Metric, describe(f.Regression))
-			}
-		}
-		var why []string
-		for i := range rep.Findings {
-			f := &rep.Findings[i]
-			if r, ok := hit[canaryScope(*f)]; ok {
-				f.Suppressed = true
-				if !slices.Contains(why, r) {
-					why = append(why, r)
-				}
-			}
-		}
-		if len(why) > 0 {
-			slices.Sort(why)
-			rep.Noisy, rep.NoisyReason = true, strings.Join(why, "; ")
+// applyCanary applies the host canary to a lab job's report: the
+// baseline mode measures the machine itself. Where it regressed too
+// (same workload, size, offload, placement and metric), the other modes'
+// changes are the machine's, not their paths': those findings are
+// suppressed and the run is noisy. Target jobs have no canary.
+func applyCanary(j *Job, rep *Report) {
+	if j.Spec == nil {
+		return
+	}
+	canary := j.Spec.Baseline
+	if canary == "" {
+		canary = "host"
+	}
+	hit := map[string]string{} // scope → why
+	for _, f := range rep.Findings {
+		if f.Mode == canary && f.Regression.Regressed {
+			hit[canaryScope(f)] = fmt.Sprintf("canary %s %s %s", f.ConfigKey, f.Metric, describe(f.Regression))
 		}
 	}
-	return rep, used, usedNoise
+	var why []string
+	for i := range rep.Findings {
+		f := &rep.Findings[i]
+		if r, ok := hit[canaryScope(*f)]; ok {
+			f.Suppressed = true
+			if !slices.Contains(why, r) {
+				why = append(why, r)
+			}
+		}
+	}
+	if len(why) > 0 {
+		slices.Sort(why)
+		rep.Noisy, rep.NoisyReason = true, strings.Join(why, "; ")
+	}
 }
 
 // alertedAt reports whether finding f's pair was alerted at run id of the
@@ -597,7 +719,7 @@ func runNoise(meds []float64, segs []int) float64 {
 		if len(vs) < 2 {
 			continue
 		}
-		c := median(vs)
+		c := stats.Median(vs)
 		for _, v := range vs {
 			dev = append(dev, math.Abs(v-c))
 		}
@@ -605,11 +727,11 @@ func runNoise(meds []float64, segs []int) float64 {
 	if len(dev) < 2 || len(meds) == 0 {
 		return 0
 	}
-	center := math.Abs(median(meds))
+	center := math.Abs(stats.Median(meds))
 	if center == 0 {
 		return 0
 	}
-	return 1.4826 * madConsistency(len(dev)) * median(dev) / center
+	return 1.4826 * madConsistency(len(dev)) * stats.Median(dev) / center
 }
 
 // loadRun reads one run and its successful trials.
@@ -674,16 +796,6 @@ func values(ts []*store.Trial, m Metric) []float64 {
 		}
 	}
 	return out
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
 }
 
 func describe(r stats.RegressionResult) string {

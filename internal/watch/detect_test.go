@@ -16,6 +16,7 @@ import (
 
 	"github.com/latlab/latlab/internal/experiment"
 	"github.com/latlab/latlab/internal/store"
+	"github.com/latlab/latlab/internal/watch/watchtest"
 )
 
 // synth writes synthetic runs of a lab job into a store.
@@ -24,7 +25,7 @@ type synth struct {
 	st    *store.Store
 	job   *Job
 	rng   *rand.Rand
-	clock *FakeClock
+	clock *watchtest.FakeClock
 	w     *Watcher
 	// trialNoise and runDrift are the relative standard deviations of
 	// each trial and of each run's level (defaults 2% and 1%).
@@ -46,7 +47,7 @@ func newSynth(t *testing.T, alerts []AlertSpec) *synth {
 	}
 	t.Cleanup(func() { st.Close() })
 	job := &Job{Name: "lab-job", Spec: &experiment.LabSpec{Baseline: "host"}, Baseline: BaselineSpec{Last: 5}, Confirm: DefaultConfirm, Alerts: alerts}
-	clock := NewFakeClock(time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC))
+	clock := watchtest.NewFakeClock(time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC))
 	s := &synth{t: t, st: st, job: job, rng: rand.New(rand.NewPCG(5, 5)), clock: clock, trialNoise: 0.02, runDrift: 0.01, trials: 7}
 	s.w = &Watcher{Store: st, Config: &Config{Jobs: []*Job{job}}, Clock: clock, Seed: 1,
 		Logf: func(f string, a ...any) { t.Logf(f, a...) }}

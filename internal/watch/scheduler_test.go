@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/latlab/latlab/internal/watch/watchtest"
 )
 
 func mustSchedule(t *testing.T, s string) Schedule {
@@ -57,7 +59,7 @@ func TestParseScheduleNext(t *testing.T) {
 // schedHarness runs a Scheduler on a FakeClock; each job's run advances
 // the fake clock by its duration, so runs take fake time.
 type schedHarness struct {
-	clock *FakeClock
+	clock *watchtest.FakeClock
 	mu    sync.Mutex
 	runs  []string
 	logs  []string
@@ -119,7 +121,7 @@ func TestSchedulerOverlap(t *testing.T) {
 			"job short: due 2026-01-01 10:00:00 UTC while job long ran: skipped (overlap: skip), next run 2026-01-01 10:50:00 UTC"},
 	} {
 		t.Run(c.overlap, func(t *testing.T) {
-			h := &schedHarness{clock: NewFakeClock(t0.Add(-time.Second))}
+			h := &schedHarness{clock: watchtest.NewFakeClock(t0.Add(-time.Second))}
 			jobs := []*Job{
 				{Name: "long", ScheduleText: "0 * * * *", Schedule: mustSchedule(t, "0 * * * *"), Overlap: OverlapWait},
 				{Name: "short", ScheduleText: "@every 10m", Schedule: mustSchedule(t, "@every 10m"), Overlap: c.overlap},
@@ -144,7 +146,7 @@ func TestSchedulerOverlap(t *testing.T) {
 
 func TestSchedulerOwnOverrun(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
-	h := &schedHarness{clock: NewFakeClock(t0.Add(-time.Second))}
+	h := &schedHarness{clock: watchtest.NewFakeClock(t0.Add(-time.Second))}
 	jobs := []*Job{{Name: "slow", ScheduleText: "@every 10m", Schedule: mustSchedule(t, "@every 10m"), Overlap: OverlapWait}}
 	cancel, done := h.start(t, jobs, map[string]time.Duration{"slow": 25 * time.Minute})
 	h.advanceTo(t, t0.Add(time.Hour))
@@ -166,7 +168,7 @@ func TestSchedulerOwnOverrun(t *testing.T) {
 // Cancelling while a job runs lets that run finish (its ctx is
 // cancelled) and ends the loop.
 func TestSchedulerCancelDuringRun(t *testing.T) {
-	clock := NewFakeClock(time.Date(2026, 1, 1, 9, 59, 0, 0, time.UTC))
+	clock := watchtest.NewFakeClock(time.Date(2026, 1, 1, 9, 59, 0, 0, time.UTC))
 	ctx, cancel := context.WithCancel(context.Background())
 	sawCancel := make(chan bool, 1)
 	s := &Scheduler{Jobs: []*Job{{Name: "j", Schedule: mustSchedule(t, "@every 10m")}}, Clock: clock,

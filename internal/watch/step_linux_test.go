@@ -16,6 +16,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/latlab/latlab/internal/offload"
+	"github.com/latlab/latlab/internal/stats"
 	"github.com/latlab/latlab/internal/store"
 	"github.com/latlab/latlab/internal/testutil"
 	"github.com/latlab/latlab/internal/workload"
@@ -231,7 +232,7 @@ func streamMedians(t *testing.T, st *store.Store, ids []int64) []float64 {
 		if len(vs) == 0 {
 			t.Fatalf("run %d: no tcp_stream trials", id)
 		}
-		out = append(out, float64(int(median(vs)*100))/100)
+		out = append(out, float64(int(stats.Median(vs)*100))/100)
 	}
 	return out
 }

@@ -133,31 +133,82 @@ const (
 
 // SVG renders the chart. Every piece of text is escaped.
 func (c *Chart) SVG() template.HTML {
-	w, h := c.Width, c.Height
-	if w <= 0 {
-		w = 640
+	l := c.layout()
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" role="img">`, l.w, l.h, l.w, l.h)
+	c.writeTitle(&b, l)
+	sc, ok := c.scale(l)
+	if !ok {
+		fmt.Fprintf(&b, `<text class="nodata" x="%d" y="%d">no data</text></svg>`, l.w/2-25, l.h/2)
+		return template.HTML(b.String())
 	}
-	if h <= 0 {
-		h = 260
-	}
-	bottom := padBottom
-	if c.XRotate {
-		bottom = 78
-	}
-	legendH := 0
-	if len(c.Series) > 1 {
-		legendH = 16 * ((len(c.Series) + 3) / 4)
-	}
-	// A title wider than the chart wraps onto more lines, which move the
-	// plot down.
-	titleLines := wrapTitle(c.Title, (w-padLeft-padRight)/titleCharPx)
-	topI := padTop + titleLineH*max(0, len(titleLines)-1)
-	top := float64(topI)
-	pw, ph := float64(w-padLeft-padRight), float64(h-topI-bottom-legendH)
+	c.writeAxes(&b, l, sc)
+	c.writeMarkers(&b, l, sc)
+	c.writeSeries(&b, sc)
+	c.writeLegend(&b, l)
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String())
+}
 
-	// Ranges.
-	xmin, xmax := math.Inf(1), math.Inf(-1)
-	ymin, ymax := math.Inf(1), math.Inf(-1)
+// chartLayout is where the parts of a chart go, in pixels: its size, the
+// title's lines and the plot area (left edge padLeft).
+type chartLayout struct {
+	w, h       int
+	bottom     int // room below the plot: x ticks and x label
+	legendH    int
+	titleLines []string
+	topI       int     // top of the plot
+	top        float64 // topI as a float
+	pw, ph     float64 // plot width and height
+}
+
+// layout sizes the chart (default 640×260) and places the plot below the
+// title (a title wider than the chart wraps onto more lines, which move
+// the plot down) and above the x ticks and the legend.
+func (c *Chart) layout() chartLayout {
+	l := chartLayout{w: c.Width, h: c.Height, bottom: padBottom}
+	if l.w <= 0 {
+		l.w = 640
+	}
+	if l.h <= 0 {
+		l.h = 260
+	}
+	if c.XRotate {
+		l.bottom = 78
+	}
+	if len(c.Series) > 1 {
+		l.legendH = 16 * ((len(c.Series) + 3) / 4)
+	}
+	l.titleLines = wrapTitle(c.Title, (l.w-padLeft-padRight)/titleCharPx)
+	l.topI = padTop + titleLineH*max(0, len(l.titleLines)-1)
+	l.top = float64(l.topI)
+	l.pw, l.ph = float64(l.w-padLeft-padRight), float64(l.h-l.topI-l.bottom-l.legendH)
+	return l
+}
+
+// writeTitle writes the chart's title: a <title> and its wrapped lines.
+func (c *Chart) writeTitle(b *strings.Builder, l chartLayout) {
+	if c.Title == "" {
+		return
+	}
+	fmt.Fprintf(b, `<title>%s</title><text class="ct" x="%d" y="16">`, esc(c.Title), padLeft)
+	for i, line := range l.titleLines {
+		dy := 0
+		if i > 0 {
+			dy = titleLineH
+		}
+		fmt.Fprintf(b, `<tspan x="%d" dy="%d">%s</tspan>`, padLeft, dy, esc(line))
+	}
+	b.WriteString(`</text>`)
+}
+
+// dataRange is the extent of the chart's points (their whiskers too),
+// x ticks, reference line and, with YZero, 0. Values a log axis cannot
+// show, NaNs and infinities are left out of the y range; with nothing to
+// show, xmin or ymin stays +Inf.
+func (c *Chart) dataRange() (xmin, xmax, ymin, ymax float64) {
+	xmin, xmax = math.Inf(1), math.Inf(-1)
+	ymin, ymax = math.Inf(1), math.Inf(-1)
 	addY := func(v float64) {
 		if math.IsNaN(v) || math.IsInf(v, 0) || (c.YLog && v <= 0) {
 			return
@@ -183,29 +234,32 @@ func (c *Chart) SVG() template.HTML {
 	if c.YZero && !c.YLog {
 		addY(0)
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" role="img">`, w, h, w, h)
-	if c.Title != "" {
-		fmt.Fprintf(&b, `<title>%s</title><text class="ct" x="%d" y="16">`, esc(c.Title), padLeft)
-		for i, l := range titleLines {
-			dy := 0
-			if i > 0 {
-				dy = titleLineH
-			}
-			fmt.Fprintf(&b, `<tspan x="%d" dy="%d">%s</tspan>`, padLeft, dy, esc(l))
-		}
-		b.WriteString(`</text>`)
-	}
+	return xmin, xmax, ymin, ymax
+}
+
+// chartScale maps data values to the plot area of a layout.
+type chartScale struct {
+	xmin, xmax float64 // widened by xpad on either side
+	xpad       float64
+	ymin, ymax float64 // rounded out to the first and last y tick
+	yticks     []float64
+	ylog       bool
+	top        float64
+	pw, ph     float64
+}
+
+// scale fits the axes to the data: y rounded out to nice ticks (decades
+// on a log axis), x widened by 3% on either side. ok is false when there
+// is nothing to draw.
+func (c *Chart) scale(l chartLayout) (sc chartScale, ok bool) {
+	xmin, xmax, ymin, ymax := c.dataRange()
 	if math.IsInf(xmin, 1) || math.IsInf(ymin, 1) {
-		fmt.Fprintf(&b, `<text class="nodata" x="%d" y="%d">no data</text></svg>`, w/2-25, h/2)
-		return template.HTML(b.String())
+		return chartScale{}, false
 	}
 	if xmin == xmax {
 		xmin, xmax = xmin-1, xmax+1
 	}
-	// y scale and ticks.
-	var yticks []float64
-	fy := func(v float64) float64 { return v }
+	sc = chartScale{ylog: c.YLog, top: l.top, pw: l.pw, ph: l.ph}
 	if c.YLog {
 		lo, hi := math.Floor(math.Log10(ymin)), math.Ceil(math.Log10(ymax))
 		if lo == hi {
@@ -213,9 +267,8 @@ func (c *Chart) SVG() template.HTML {
 		}
 		ymin, ymax = math.Pow(10, lo), math.Pow(10, hi)
 		for e := lo; e <= hi; e++ {
-			yticks = append(yticks, math.Pow(10, e))
+			sc.yticks = append(sc.yticks, math.Pow(10, e))
 		}
-		fy = math.Log10
 	} else {
 		if ymin == ymax {
 			d := math.Abs(ymin) * 0.1
@@ -227,99 +280,131 @@ func (c *Chart) SVG() template.HTML {
 		var step float64
 		ymin, ymax, step = niceRange(ymin, ymax, 5)
 		for v := ymin; v <= ymax+step/2; v += step {
-			yticks = append(yticks, v)
+			sc.yticks = append(sc.yticks, v)
 		}
 	}
 	// Keep a little room left and right of the outermost points.
-	xpad := (xmax - xmin) * 0.03
-	xmin, xmax = xmin-xpad, xmax+xpad
-	X := func(v float64) float64 { return padLeft + (v-xmin)/(xmax-xmin)*pw }
-	Y := func(v float64) float64 {
-		return top + ph - (fy(v)-fy(ymin))/(fy(ymax)-fy(ymin))*ph
+	sc.xpad = (xmax - xmin) * 0.03
+	sc.xmin, sc.xmax = xmin-sc.xpad, xmax+sc.xpad
+	sc.ymin, sc.ymax = ymin, ymax
+	return sc, true
+}
+
+// X is the horizontal pixel of x value v.
+func (sc chartScale) X(v float64) float64 { return padLeft + (v-sc.xmin)/(sc.xmax-sc.xmin)*sc.pw }
+
+// Y is the vertical pixel of y value v.
+func (sc chartScale) Y(v float64) float64 {
+	fy := func(v float64) float64 { return v }
+	if sc.ylog {
+		fy = math.Log10
 	}
+	return sc.top + sc.ph - (fy(v)-fy(sc.ymin))/(fy(sc.ymax)-fy(sc.ymin))*sc.ph
+}
+
+// clampY is Y, with values a log axis cannot show put at its bottom.
+func (sc chartScale) clampY(v float64) float64 {
+	if sc.ylog && v <= 0 {
+		v = sc.ymin
+	}
+	return sc.Y(v)
+}
+
+// xTicks are the chart's x ticks, or round ones within the data's range.
+func (c *Chart) xTicks(sc chartScale) []Tick {
+	if len(c.XTicks) > 0 {
+		return c.XTicks
+	}
+	var xticks []Tick
+	lo, hi, step := niceRange(sc.xmin+sc.xpad, sc.xmax-sc.xpad, 6)
+	for v := lo; v <= hi+step/2; v += step {
+		if v >= sc.xmin && v <= sc.xmax {
+			xticks = append(xticks, Tick{v, compact(v)})
+		}
+	}
+	return xticks
+}
+
+// writeAxes writes the grid and y ticks, the x ticks (labelling only every
+// so many where they would crowd), both axes, their titles and the
+// reference line.
+func (c *Chart) writeAxes(b *strings.Builder, l chartLayout, sc chartScale) {
 	yf := c.YFormat
 	if yf == nil {
 		yf = compact
 	}
-	// Grid and y ticks.
-	for _, v := range yticks {
-		y := Y(v)
-		fmt.Fprintf(&b, `<line class="grid" x1="%d" x2="%.1f" y1="%.1f" y2="%.1f"/>`, padLeft, padLeft+pw, y, y)
-		fmt.Fprintf(&b, `<text class="yt" x="%d" y="%.1f">%s</text>`, padLeft-6, y+4, esc(yf(v)))
+	for _, v := range sc.yticks {
+		y := sc.Y(v)
+		fmt.Fprintf(b, `<line class="grid" x1="%d" x2="%.1f" y1="%.1f" y2="%.1f"/>`, padLeft, padLeft+l.pw, y, y)
+		fmt.Fprintf(b, `<text class="yt" x="%d" y="%.1f">%s</text>`, padLeft-6, y+4, esc(yf(v)))
 	}
-	// X ticks.
-	xticks := c.XTicks
-	if len(xticks) == 0 {
-		lo, hi, step := niceRange(xmin+xpad, xmax-xpad, 6)
-		for v := lo; v <= hi+step/2; v += step {
-			if v >= xmin && v <= xmax {
-				xticks = append(xticks, Tick{v, compact(v)})
-			}
-		}
-	}
-	base := top + ph
+	xticks := c.xTicks(sc)
+	base := l.top + l.ph
 	every := 1
-	if n := len(xticks); n > 0 && pw/float64(n) < 14 {
-		every = int(math.Ceil(14 * float64(n) / pw))
+	if n := len(xticks); n > 0 && l.pw/float64(n) < 14 {
+		every = int(math.Ceil(14 * float64(n) / l.pw))
 	}
 	for i, t := range xticks {
-		x := X(t.X)
-		fmt.Fprintf(&b, `<line class="tick" x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f"/>`, x, x, base, base+4)
+		x := sc.X(t.X)
+		fmt.Fprintf(b, `<line class="tick" x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f"/>`, x, x, base, base+4)
 		if i%every != 0 {
 			continue
 		}
 		if c.XRotate {
-			fmt.Fprintf(&b, `<text class="xt r" transform="translate(%.1f,%.1f) rotate(-35)">%s</text>`, x+3, base+12, esc(t.Label))
+			fmt.Fprintf(b, `<text class="xt r" transform="translate(%.1f,%.1f) rotate(-35)">%s</text>`, x+3, base+12, esc(t.Label))
 		} else {
-			fmt.Fprintf(&b, `<text class="xt" x="%.1f" y="%.1f">%s</text>`, x, base+16, esc(t.Label))
+			fmt.Fprintf(b, `<text class="xt" x="%.1f" y="%.1f">%s</text>`, x, base+16, esc(t.Label))
 		}
 	}
-	// Axes.
-	fmt.Fprintf(&b, `<line class="axis" x1="%d" x2="%d" y1="%d" y2="%.1f"/>`, padLeft, padLeft, topI, base)
-	fmt.Fprintf(&b, `<line class="axis" x1="%d" x2="%.1f" y1="%.1f" y2="%.1f"/>`, padLeft, padLeft+pw, base, base)
+	fmt.Fprintf(b, `<line class="axis" x1="%d" x2="%d" y1="%d" y2="%.1f"/>`, padLeft, padLeft, l.topI, base)
+	fmt.Fprintf(b, `<line class="axis" x1="%d" x2="%.1f" y1="%.1f" y2="%.1f"/>`, padLeft, padLeft+l.pw, base, base)
 	if c.YLabel != "" {
-		fmt.Fprintf(&b, `<text class="yl" transform="translate(12,%.1f) rotate(-90)">%s</text>`, top+ph/2, esc(c.YLabel))
+		fmt.Fprintf(b, `<text class="yl" transform="translate(12,%.1f) rotate(-90)">%s</text>`, l.top+l.ph/2, esc(c.YLabel))
 	}
 	if c.XLabel != "" {
 		y := base + 32
 		if c.XRotate {
-			y = base + float64(bottom) - 4
+			y = base + float64(l.bottom) - 4
 		}
-		fmt.Fprintf(&b, `<text class="xl" x="%.1f" y="%.1f">%s</text>`, padLeft+pw/2, y, esc(c.XLabel))
+		fmt.Fprintf(b, `<text class="xl" x="%.1f" y="%.1f">%s</text>`, padLeft+l.pw/2, y, esc(c.XLabel))
 	}
 	if c.HasYRef {
-		y := Y(c.YRef)
-		fmt.Fprintf(&b, `<line class="ref" x1="%d" x2="%.1f" y1="%.1f" y2="%.1f"/>`, padLeft, padLeft+pw, y, y)
+		y := sc.Y(c.YRef)
+		fmt.Fprintf(b, `<line class="ref" x1="%d" x2="%.1f" y1="%.1f" y2="%.1f"/>`, padLeft, padLeft+l.pw, y, y)
 	}
+}
+
+// writeMarkers writes the vertical markers across the plot.
+func (c *Chart) writeMarkers(b *strings.Builder, l chartLayout, sc chartScale) {
+	base := l.top + l.ph
 	for _, m := range c.Markers {
-		x := X(m.X)
-		fmt.Fprintf(&b, `<g class="marker"><title>%s</title><line x1="%.1f" x2="%.1f" y1="%d" y2="%.1f"/><text x="%.1f" y="%d">%s</text></g>`,
-			esc(m.Title), x, x, topI, base, x+3, topI+10, esc(m.Label))
+		x := sc.X(m.X)
+		fmt.Fprintf(b, `<g class="marker"><title>%s</title><line x1="%.1f" x2="%.1f" y1="%d" y2="%.1f"/><text x="%.1f" y="%d">%s</text></g>`,
+			esc(m.Title), x, x, l.topI, base, x+3, l.topI+10, esc(m.Label))
 	}
-	clampY := func(v float64) float64 {
-		if c.YLog && v <= 0 {
-			v = ymin
-		}
-		return Y(v)
-	}
+}
+
+// writeSeries writes each series in its colour: its line, whiskers and
+// points (flagged ones larger).
+func (c *Chart) writeSeries(b *strings.Builder, sc chartScale) {
 	for si, s := range c.Series {
 		col := SeriesColor(si)
-		fmt.Fprintf(&b, `<g class="series" data-name="%s" stroke="%s" fill="%s">`, esc(s.Name), col, col)
+		fmt.Fprintf(b, `<g class="series" data-name="%s" stroke="%s" fill="%s">`, esc(s.Name), col, col)
 		if s.Line && len(s.Points) > 1 {
 			b.WriteString(`<polyline fill="none" points="`)
 			for i, p := range s.Points {
 				if i > 0 {
 					b.WriteByte(' ')
 				}
-				fmt.Fprintf(&b, "%.1f,%.1f", X(p.X), clampY(p.Y))
+				fmt.Fprintf(b, "%.1f,%.1f", sc.X(p.X), sc.clampY(p.Y))
 			}
 			b.WriteString(`"/>`)
 		}
 		for _, p := range s.Points {
-			x, y := X(p.X), clampY(p.Y)
+			x, y := sc.X(p.X), sc.clampY(p.Y)
 			if p.HasCI {
-				lo, hi := clampY(p.Lo), clampY(p.Hi)
-				fmt.Fprintf(&b, `<path class="whisker" d="M%.1f %.1fV%.1fM%.1f %.1fh8M%.1f %.1fh8"/>`, x, lo, hi, x-4, lo, x-4, hi)
+				lo, hi := sc.clampY(p.Lo), sc.clampY(p.Hi)
+				fmt.Fprintf(b, `<path class="whisker" d="M%.1f %.1fV%.1fM%.1f %.1fh8M%.1f %.1fh8"/>`, x, lo, hi, x-4, lo, x-4, hi)
 			}
 			if s.Dots || p.HasCI || p.Flag || !s.Line {
 				cls := "pt"
@@ -327,26 +412,30 @@ func (c *Chart) SVG() template.HTML {
 				if p.Flag {
 					cls, r = "pt flag", 5
 				}
-				fmt.Fprintf(&b, `<circle class="%s" cx="%.1f" cy="%.1f" r="%.0f">`, cls, x, y, r)
+				fmt.Fprintf(b, `<circle class="%s" cx="%.1f" cy="%.1f" r="%.0f">`, cls, x, y, r)
 				if p.Title != "" {
-					fmt.Fprintf(&b, `<title>%s</title>`, esc(p.Title))
+					fmt.Fprintf(b, `<title>%s</title>`, esc(p.Title))
 				}
 				b.WriteString(`</circle>`)
 			}
 		}
 		b.WriteString(`</g>`)
 	}
-	if len(c.Series) > 1 {
-		ly := float64(h - legendH + 4)
-		for i, s := range c.Series {
-			lx := float64(padLeft + (i%4)*int(pw/4))
-			yy := ly + float64(i/4*16)
-			fmt.Fprintf(&b, `<g class="legend"><rect x="%.0f" y="%.0f" width="10" height="10" fill="%s"/><text x="%.0f" y="%.0f">%s</text></g>`,
-				lx, yy, SeriesColor(i), lx+14, yy+9, esc(s.Name))
-		}
+}
+
+// writeLegend writes the legend below the plot, four series a row, when
+// there is more than one series.
+func (c *Chart) writeLegend(b *strings.Builder, l chartLayout) {
+	if len(c.Series) <= 1 {
+		return
 	}
-	b.WriteString(`</svg>`)
-	return template.HTML(b.String())
+	ly := float64(l.h - l.legendH + 4)
+	for i, s := range c.Series {
+		lx := float64(padLeft + (i%4)*int(l.pw/4))
+		yy := ly + float64(i/4*16)
+		fmt.Fprintf(b, `<g class="legend"><rect x="%.0f" y="%.0f" width="10" height="10" fill="%s"/><text x="%.0f" y="%.0f">%s</text></g>`,
+			lx, yy, SeriesColor(i), lx+14, yy+9, esc(s.Name))
+	}
 }
 
 func esc(s string) string { return html.EscapeString(s) }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/latlab/latlab/internal/experiment"
 	"github.com/latlab/latlab/internal/report"
+	"github.com/latlab/latlab/internal/stats"
 	"github.com/latlab/latlab/internal/store"
 	"github.com/latlab/latlab/internal/web"
 	"github.com/latlab/latlab/internal/web/webtest"
@@ -233,7 +234,7 @@ func TestHistoryMarksChangePointsAndSuspects(t *testing.T) {
 	if len(rates) != 6 {
 		t.Fatalf("%d trials of %s in run %d", len(rates), key, after)
 	}
-	med := median(rates)
+	med := stats.Median(rates)
 	mustContain(t, "run median", body, fmt.Sprintf("%.0f", med))
 
 	_, body, _ = get(t, nil, ts.URL+"/history")
@@ -241,22 +242,6 @@ func TestHistoryMarksChangePointsAndSuspects(t *testing.T) {
 	if code, _, _ := get(t, nil, ts.URL+"/history?key=nope"); code != 404 {
 		t.Errorf("unknown key: %d", code)
 	}
-}
-
-func median(xs []float64) float64 {
-	s := append([]float64{}, xs...)
-	for i := range s {
-		for j := i + 1; j < len(s); j++ {
-			if s[j] < s[i] {
-				s[i], s[j] = s[j], s[i]
-			}
-		}
-	}
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
 }
 
 func TestAlertsPage(t *testing.T) {
