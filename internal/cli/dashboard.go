@@ -18,7 +18,7 @@ import (
 // the watcher's scheduler health (w nil: `latlab ui` alone, no scheduler),
 // and E-Divisive change points for the history pages.
 func dashboardOptions(st *store.Store, w *watch.Watcher, token string, loopback bool, logger *log.Logger) web.Options {
-	o := web.Options{Store: st, Token: token, LoopbackOnly: loopback, Log: logger}
+	o := web.Options{Store: st, Token: token, LoopbackOnly: loopback, Log: logger, Version: Version()}
 	o.Alerts = web.AlertsFunc(func(ctx context.Context) ([]web.AlertView, error) {
 		as, err := st.Alerts(ctx, store.AlertFilter{Limit: 500})
 		if err != nil {

@@ -112,8 +112,9 @@ func TestUIServesDatabase(t *testing.T) {
 	if code != 200 || strings.Count(body, "<svg") < 3 {
 		t.Errorf("run: %d", code)
 	}
-	if code, body := httpGet(t, u+"/metrics"); code != 200 || !strings.Contains(body, `latlab_runs{status="complete"} 1`) {
-		t.Errorf("metrics: %d\n%s", code, body)
+	if code, body := httpGet(t, u+"/metrics"); code != 200 || !strings.Contains(body, `latlab_runs{status="complete"} 1`) ||
+		!strings.Contains(body, `version="`+Version()+`"`) {
+		t.Errorf("metrics: %d (want latlab_build_info with version %q)\n%s", code, Version(), body)
 	}
 	resp, err := http.Post(u+"/", "text/plain", strings.NewReader("x"))
 	if err != nil {

@@ -3,10 +3,10 @@ package cli
 import (
 	"fmt"
 	"runtime"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
+	"github.com/latlab/latlab/internal/buildinfo"
 	"github.com/latlab/latlab/internal/workload"
 )
 
@@ -14,38 +14,8 @@ import (
 var version = ""
 
 // Version returns latlab's version: the linker-set one, else the module
-// version or VCS revision recorded in the build.
-func Version() string {
-	if version != "" {
-		return version
-	}
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "devel"
-	}
-	if v := bi.Main.Version; v != "" && v != "(devel)" {
-		return v
-	}
-	rev, dirty := "", false
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			dirty = s.Value == "true"
-		}
-	}
-	if rev == "" {
-		return "devel"
-	}
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
-	if dirty {
-		rev += "-dirty"
-	}
-	return "devel-" + rev
-}
+// version or VCS revision recorded in the build (buildinfo.Info.Version).
+func Version() string { return buildinfo.Read(version).Version }
 
 func newVersionCmd(e *env) *cobra.Command {
 	return &cobra.Command{

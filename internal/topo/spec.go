@@ -14,7 +14,7 @@ import (
 	"strconv"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Topology is the desired state of a lab: shared objects (the "nodes" and
@@ -291,8 +291,9 @@ func isEmptyDoc(doc *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && n.Tag == "!!null" && n.Value == "" && n.Anchor == ""
 }
 
-// yamlError turns a yaml.v3 error ("yaml: line 3: mapping values are not
-// allowed here", or a *yaml.TypeError) into an *Error with its line.
+// yamlError turns a go.yaml.in/yaml/v3 error ("yaml: line 3: mapping
+// values are not allowed here", or a *yaml.TypeError) into an *Error with
+// its line.
 func yamlError(err error) error {
 	msg := err.Error()
 	var te *yaml.TypeError
@@ -386,7 +387,7 @@ func checkKnownFields(n *yaml.Node, t reflect.Type) *Error {
 }
 
 // yamlFields lists the YAML keys of struct t (inline structs flattened),
-// as yaml.v3 names them: the tag's name, else the lower-cased field name.
+// as go.yaml.in/yaml/v3 names them: the tag's name, else the lower-cased field name.
 func yamlFields(t reflect.Type) (map[string]reflect.Type, []string) {
 	fields := map[string]reflect.Type{}
 	var names []string

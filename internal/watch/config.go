@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/latlab/latlab/internal/experiment"
 	"github.com/latlab/latlab/internal/topo"

@@ -9,7 +9,7 @@ import (
 	"time"
 	_ "time/tzdata" // the DST zones below, whatever the machine has installed
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // fuzzZones: UTC, a zone with an hour DST gap at 02:00, one whose DST

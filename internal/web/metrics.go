@@ -1,140 +1,99 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"hash/fnv"
-	"math"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/latlab/latlab/internal/buildinfo"
 	"github.com/latlab/latlab/internal/store"
 )
 
-// Metric names served on /metrics (Prometheus text exposition format
-// 0.0.4). docs/dashboard.md describes them; docs/grafana-latlab.json
-// charts them.
-const (
-	mRuns            = "latlab_runs"
-	mLastRunID       = "latlab_last_run_id"
-	mLastRunTime     = "latlab_last_run_timestamp_seconds"
-	mLastRunDuration = "latlab_last_run_duration_seconds"
-	mRate            = "latlab_rate_per_second"
-	mThroughput      = "latlab_throughput_bits_per_second"
-	mLatency         = "latlab_latency_seconds"
-	mRatio           = "latlab_ratio_vs_baseline"
-	mAlertsAvail     = "latlab_alerts_available"
-	mAlert           = "latlab_alert"
-	mAlertsByState   = "latlab_alerts"
-	mSchedAvail      = "latlab_scheduler_available"
-	mSchedRunning    = "latlab_scheduler_running"
-	mSchedLastRun    = "latlab_scheduler_last_run_timestamp_seconds"
-	mSchedLastOK     = "latlab_scheduler_last_success_timestamp_seconds"
-	mSchedNextRun    = "latlab_scheduler_next_run_timestamp_seconds"
-	mSchedLastFailed = "latlab_scheduler_last_run_failed"
-	mSchedLastError  = "latlab_scheduler_last_error_info"
-	mSchedRuns       = "latlab_scheduler_runs_total"
-	mSchedFailures   = "latlab_scheduler_failures_total"
-	mScrapeErrors    = "latlab_scrape_errors"
-)
+// metricDescs describe every family served on /metrics (through
+// client_golang: Prometheus text format 0.0.4, or OpenMetrics 1.0 when the
+// scraper asks for it). Names follow promlint's conventions (base units,
+// _total on counters, _ratio on ratios, no quantile label outside a
+// summary); docs/dashboard.md lists them with the names they replaced, and
+// docs/grafana-latlab.json charts them.
+type metricDescs struct {
+	buildInfo *prometheus.Desc
 
-var metricHelp = map[string][2]string{
-	mRuns:            {"gauge", "Recorded runs by status."},
-	mLastRunID:       {"gauge", "Id of the latest complete run of each job and kind."},
-	mLastRunTime:     {"gauge", "When the latest complete run of each job and kind finished (Unix time)."},
-	mLastRunDuration: {"gauge", "Wall-clock duration of the latest complete run of each job and kind."},
-	mRate:            {"gauge", "Transactions per second of a configuration in the latest complete run: median over trials and its 95% CI bounds (stat label)."},
-	mThroughput:      {"gauge", "tcp_stream throughput of a configuration in the latest complete run: median over trials and its 95% CI bounds (stat label)."},
-	mLatency:         {"gauge", "Latency percentiles of a configuration in the latest complete run, from the merged histograms of its trials."},
-	mRatio:           {"gauge", "Rate (throughput for tcp_stream) of a mode over the baseline mode's, paired by round: median and 95% CI bounds (stat label)."},
-	mAlertsAvail:     {"gauge", "1 if this process knows the watch alerts, 0 if alerts are not available here."},
-	mAlert:           {"gauge", "One series per alert, labelled with its state; 1 while firing, 0 otherwise."},
-	mAlertsByState:   {"gauge", "Number of alerts in each state."},
-	mSchedAvail:      {"gauge", "1 if this process runs the watch scheduler, 0 if scheduler health is not available here."},
-	mSchedRunning:    {"gauge", "1 while the watch scheduler runs."},
-	mSchedLastRun:    {"gauge", "When the job's last run started (Unix time)."},
-	mSchedLastOK:     {"gauge", "When the job's last successful run ended (Unix time)."},
-	mSchedNextRun:    {"gauge", "When the job runs next (Unix time)."},
-	mSchedLastFailed: {"gauge", "1 if the job's last run failed."},
-	mSchedLastError:  {"gauge", "The job's last error, as a label (1 while the last run failed)."},
-	mSchedRuns:       {"counter", "Runs of the job since the scheduler started."},
-	mSchedFailures:   {"counter", "Failed runs of the job since the scheduler started."},
-	mScrapeErrors:    {"gauge", "Errors met while collecting these metrics (details in the ui's log)."},
+	runs, lastRunID, lastRunTime, lastRunDuration *prometheus.Desc
+
+	rate, throughput, latency, ratio *prometheus.Desc
+
+	alertsAvail, alert, alertsByState *prometheus.Desc
+
+	schedAvail, schedRunning, schedLastRun, schedLastOK, schedNextRun,
+	schedLastFailed, schedRuns, schedFailures *prometheus.Desc
+
+	scrapeErrors *prometheus.Desc
 }
 
-// promWriter collects samples per metric family, then writes them in the
-// text format: families contiguous, HELP and TYPE once each, no duplicate
-// series.
-type promWriter struct {
-	order []string
-	fams  map[string]*bytes.Buffer
-	seen  map[string]bool
-}
-
-func newPromWriter() *promWriter {
-	return &promWriter{fams: map[string]*bytes.Buffer{}, seen: map[string]bool{}}
-}
-
-// add records name{labels} value; labels are name, value pairs.
-func (p *promWriter) add(name string, v float64, labels ...string) {
-	var b strings.Builder
-	b.WriteString(name)
-	if len(labels) > 0 {
-		b.WriteByte('{')
-		for i := 0; i+1 < len(labels); i += 2 {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString(labels[i])
-			b.WriteString(`="`)
-			b.WriteString(escapeLabel(labels[i+1]))
-			b.WriteByte('"')
-		}
-		b.WriteByte('}')
+// newMetricDescs builds the descriptors; b fills latlab_build_info's
+// labels.
+func newMetricDescs(b buildinfo.Info) *metricDescs {
+	jobKindLabels := []string{"latlab_job", "kind"}
+	configLabels := []string{"latlab_job", "kind", "mode", "workload", "size", "offload", "placement"}
+	jobLabels := []string{"latlab_job"}
+	d := func(name, help string, labels []string, constLabels prometheus.Labels) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, labels, constLabels)
 	}
-	series := b.String()
-	if p.seen[series] {
-		return
+	with := func(ls []string, more ...string) []string { return append(append([]string{}, ls...), more...) }
+	rev := b.Revision
+	if rev == "" {
+		rev = "unknown"
 	}
-	p.seen[series] = true
-	f := p.fams[name]
-	if f == nil {
-		f = &bytes.Buffer{}
-		p.fams[name] = f
-		p.order = append(p.order, name)
+	return &metricDescs{
+		buildInfo: d("latlab_build_info", "Always 1; the labels say which latlab serves these metrics (the version `latlab --version` prints).", nil,
+			prometheus.Labels{"version": labelValue(b.Version), "revision": labelValue(rev), "goversion": compoundLabel(b.GoVersion)}),
+
+		runs:            d("latlab_runs", "Recorded runs by status.", []string{"status"}, nil),
+		lastRunID:       d("latlab_last_run_id", "Id of the latest complete run of each job and kind.", jobKindLabels, nil),
+		lastRunTime:     d("latlab_last_run_timestamp_seconds", "When the latest complete run of each job and kind finished (Unix time).", jobKindLabels, nil),
+		lastRunDuration: d("latlab_last_run_duration_seconds", "Wall-clock duration of the latest complete run of each job and kind.", jobKindLabels, nil),
+
+		rate: d("latlab_rate_per_second", "Transactions per second of a configuration in the latest complete run: median over trials and its 95% CI bounds (stat label).",
+			with(configLabels, "stat"), nil),
+		throughput: d("latlab_throughput_bytes_per_second", "tcp_stream throughput of a configuration in the latest complete run, in bytes per second: median over trials and its 95% CI bounds (stat label).",
+			with(configLabels, "stat"), nil),
+		latency: d("latlab_latency_seconds", "Latency percentiles (percentile label: p50, p99) of a configuration in the latest complete run, from the merged histograms of its trials.",
+			with(configLabels, "percentile"), nil),
+		ratio: d("latlab_rate_vs_baseline_ratio", "Rate (throughput for tcp_stream) of a mode over the baseline mode's, paired by round: median and 95% CI bounds (stat label).",
+			with(configLabels, "stat"), nil),
+
+		alertsAvail: d("latlab_alerts_available", "1 if this process knows the watch alerts, 0 if alerts are not available here.", nil, nil),
+		alert: d("latlab_alert", "One series per alert, labelled with its state; 1 while firing, 0 otherwise.",
+			[]string{"alert", "latlab_job", "config", "metric", "state"}, nil),
+		alertsByState: d("latlab_alerts", "Number of alerts in each state.", []string{"state"}, nil),
+
+		schedAvail:      d("latlab_scheduler_available", "1 if this process runs the watch scheduler, 0 if scheduler health is not available here.", nil, nil),
+		schedRunning:    d("latlab_scheduler_running", "1 while the watch scheduler runs.", nil, nil),
+		schedLastRun:    d("latlab_scheduler_last_run_timestamp_seconds", "When the job's last run started (Unix time).", jobLabels, nil),
+		schedLastOK:     d("latlab_scheduler_last_success_timestamp_seconds", "When the job's last successful run ended (Unix time).", jobLabels, nil),
+		schedNextRun:    d("latlab_scheduler_next_run_timestamp_seconds", "When the job runs next (Unix time).", jobLabels, nil),
+		schedLastFailed: d("latlab_scheduler_last_run_failed", "1 if the job's last run failed (the error is on the alerts page and in the log).", jobLabels, nil),
+		schedRuns:       d("latlab_scheduler_runs_total", "Runs of the job since the scheduler started.", jobLabels, nil),
+		schedFailures:   d("latlab_scheduler_failures_total", "Failed runs of the job since the scheduler started.", jobLabels, nil),
+
+		scrapeErrors: d("latlab_scrape_errors", "Errors met while collecting these metrics (details in the ui's log).", nil, nil),
 	}
-	f.WriteString(series)
-	f.WriteByte(' ')
-	f.WriteString(formatValue(v))
-	f.WriteByte('\n')
 }
 
-func (p *promWriter) bytes() []byte {
-	var out bytes.Buffer
-	for _, name := range p.order {
-		h := metricHelp[name]
-		out.WriteString("# HELP " + name + " " + escapeHelp(h[1]) + "\n")
-		out.WriteString("# TYPE " + name + " " + h[0] + "\n")
-		out.Write(p.fams[name].Bytes())
-	}
-	return out.Bytes()
-}
-
-// escapeLabel escapes a label value: backslash, double quote, newline.
-func escapeLabel(s string) string {
-	if !strings.ContainsAny(s, "\\\"\n") {
-		return s
-	}
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-	return r.Replace(s)
-}
-
-// escapeHelp escapes HELP text: backslash and newline.
-func escapeHelp(s string) string {
-	return strings.NewReplacer(`\`, `\\`, "\n", `\n`).Replace(s)
+// all lists every descriptor, for Describe.
+func (d *metricDescs) all() []*prometheus.Desc {
+	return []*prometheus.Desc{d.buildInfo, d.runs, d.lastRunID, d.lastRunTime, d.lastRunDuration,
+		d.rate, d.throughput, d.latency, d.ratio, d.alertsAvail, d.alert, d.alertsByState,
+		d.schedAvail, d.schedRunning, d.schedLastRun, d.schedLastOK, d.schedNextRun, d.schedLastFailed,
+		d.schedRuns, d.schedFailures, d.scrapeErrors}
 }
 
 // maxMetricGroups bounds the (job, kind) groups /metrics reports, and so
@@ -145,13 +104,12 @@ const maxMetricGroups = 200
 // offload presets, placements, metrics, states) must be safe identifiers;
 // compound keys (an alert's config key) are such names joined by '=', '/',
 // ',' and spaces; anything else is replaced by a bounded, sanitised form
-// that still tells series apart ("x_" + the safe characters + a hash). An
-// error message, the one free-text label, is cut to its first line,
-// sanitised and bounded (freeTextLabel).
+// that still tells series apart ("x_" + the safe characters + a hash).
+// There is no free-text label: a scheduled job's last error is on the
+// alerts page and in the log, /metrics says only that it failed.
 const (
 	maxNameLabel     = 64
 	maxCompoundLabel = 256
-	maxFreeLabel     = 120
 )
 
 func nameRune(r rune) bool {
@@ -198,42 +156,88 @@ func labelValue(s string) string { return safeLabel(s, nameRune, maxNameLabel) }
 // compoundLabel is a key made of names as a label value.
 func compoundLabel(s string) string { return safeLabel(s, compoundRune, maxCompoundLabel) }
 
-// freeTextLabel bounds and sanitises free text (an error message) for a
-// label: the first line, characters outside a conservative set as '_',
-// at most maxFreeLabel bytes ("..." when cut).
-func freeTextLabel(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	var b strings.Builder
-	for _, r := range s {
-		if b.Len() >= maxFreeLabel-3 {
-			b.WriteString("...")
-			break
-		}
-		if compoundRune(r) || strings.ContainsRune("()[]<>@#%&*!?'|~^$;", r) {
-			b.WriteRune(r)
-		} else {
-			b.WriteByte('_')
-		}
-	}
-	return b.String()
-}
-
-func formatValue(v float64) string {
-	switch {
-	case math.IsNaN(v):
-		return "NaN"
-	case math.IsInf(v, 1):
-		return "+Inf"
-	case math.IsInf(v, -1):
-		return "-Inf"
-	}
-	return strconv.FormatFloat(v, 'g', -1, 64)
-}
-
+// handleMetrics serves /metrics: a registry made for this request holds
+// one scrape collector, so the store reads run under the request's
+// context; promhttp negotiates the format (OpenMetrics included) and the
+// compression.
 func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
-	body := s.metrics(r.Context())
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	w.Write(body)
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(&scrape{s: s, ctx: r.Context()}); err != nil {
+		s.fail(w, r, http.StatusInternalServerError, fmt.Errorf("register the metrics collector: %w", err))
+		return
+	}
+	promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:          s.opts.Log,
+		ErrorHandling:     promhttp.ContinueOnError,
+		EnableOpenMetrics: true,
+	}).ServeHTTP(w, r)
+}
+
+// scrape is the collector of one /metrics request. It reads the store's
+// run summary (a few rows per (job, kind) group, never every run), each
+// latest run's summary from the view cache, and the watch half's alerts
+// and scheduler health. It is made for one request and collected once, so
+// Collect keeps its state in the struct.
+type scrape struct {
+	s   *Server
+	ctx context.Context
+	ch  chan<- prometheus.Metric
+	// seen holds the series sent: two raw names can sanitise alike, and a
+	// series goes out once.
+	seen map[seriesKey]bool
+	errs int
+}
+
+// seriesKey names a series: its family and label values.
+type seriesKey struct {
+	d  *prometheus.Desc
+	lv string
+}
+
+// Describe sends every family's descriptor.
+func (c *scrape) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.s.descs.all() {
+		ch <- d
+	}
+}
+
+// Collect reads the figures and sends them.
+func (c *scrape) Collect(ch chan<- prometheus.Metric) {
+	c.ch, c.seen, c.errs = ch, map[seriesKey]bool{}, 0
+	d := c.s.descs
+	c.send(d.buildInfo, prometheus.GaugeValue, 1)
+	c.collectRuns()
+	c.collectAlerts()
+	c.collectScheduler()
+	c.send(d.scrapeErrors, prometheus.GaugeValue, float64(c.errs))
+}
+
+// send sends one sample, once per series; an invalid one (it cannot be,
+// label values are sanitised) is counted and logged.
+func (c *scrape) send(d *prometheus.Desc, t prometheus.ValueType, v float64, lv ...string) {
+	key := seriesKey{d, strings.Join(lv, "\xff")}
+	if c.seen[key] {
+		return
+	}
+	c.seen[key] = true
+	m, err := prometheus.NewConstMetric(d, t, v, lv...)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	c.ch <- m
+}
+
+// gauge sends one gauge sample (see send).
+func (c *scrape) gauge(d *prometheus.Desc, v float64, lv ...string) {
+	c.send(d, prometheus.GaugeValue, v, lv...)
+}
+
+// fail logs an error met while collecting and counts it for
+// latlab_scrape_errors.
+func (c *scrape) fail(err error) {
+	c.s.opts.Log.Printf("metrics: %v", err)
+	c.errs++
 }
 
 func b2f(b bool) float64 {
@@ -243,145 +247,155 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-// metrics collects every metric.
-func (s *Server) metrics(ctx context.Context) []byte {
-	p := newPromWriter()
-	errs := 0
-	// Counts and each (job, kind)'s latest complete run come from the
-	// store's run summary: a scrape reads a few rows per group, never
-	// every run; each latest run's summary comes from the view cache.
-	counts, err := s.opts.Store.RunCounts(ctx)
+// runGroup is one (job, kind) group's latest complete run, its names as
+// label values.
+type runGroup struct {
+	job, kind string
+	run       store.Run
+}
+
+// collectRuns sends the run counts, each group's last run and its
+// results.
+func (c *scrape) collectRuns() {
+	d := c.s.descs
+	counts, err := c.s.opts.Store.RunCounts(c.ctx)
 	if err != nil {
-		s.opts.Log.Printf("metrics: %v", err)
-		errs++
+		c.fail(fmt.Errorf("count runs: %w", err))
 	}
 	for _, st := range []store.Status{store.StatusComplete, store.StatusIncomplete, store.StatusRunning} {
-		p.add(mRuns, float64(counts[st]), "status", string(st))
+		c.gauge(d.runs, float64(counts[st]), string(st))
 	}
-	groups, err := s.opts.Store.RunGroups(ctx, maxMetricGroups+1)
+	groups := c.latestRuns()
+	for _, g := range groups {
+		c.gauge(d.lastRunID, float64(g.run.ID), g.job, g.kind)
+		c.gauge(d.lastRunTime, float64(g.run.Finished.UnixNano())/1e9, g.job, g.kind)
+		c.gauge(d.lastRunDuration, g.run.Finished.Sub(g.run.Started).Seconds(), g.job, g.kind)
+	}
+	for _, g := range groups {
+		c.collectResults(g)
+	}
+}
+
+// latestRuns returns the latest complete run of each (job, kind) group,
+// at most maxMetricGroups, ordered by job then kind label.
+func (c *scrape) latestRuns() []runGroup {
+	groups, err := c.s.opts.Store.RunGroups(c.ctx, maxMetricGroups+1)
 	if err != nil {
-		s.opts.Log.Printf("metrics: %v", err)
-		errs++
+		c.fail(fmt.Errorf("read the run groups: %w", err))
 	}
 	if len(groups) > maxMetricGroups {
-		s.opts.Log.Printf("metrics: more than %d (job, kind) groups of runs: only the first %d are reported", maxMetricGroups, maxMetricGroups)
+		c.fail(fmt.Errorf("more than %d (job, kind) groups of runs: only the first %d are reported", maxMetricGroups, maxMetricGroups))
 		groups = groups[:maxMetricGroups]
-		errs++
 	}
-	type jk struct{ job, kind string }
-	latest := map[jk]store.Run{}
-	var keys []jk
+	var out []runGroup
+	seen := map[[2]string]bool{}
 	for _, g := range groups { // ordered by job, then kind
 		if g.LatestComplete.ID == 0 {
 			continue
 		}
-		k := jk{labelValue(g.JobName), labelValue(g.Kind)}
-		if _, dup := latest[k]; dup { // two raw names sanitised alike: keep the first
+		k := [2]string{labelValue(g.JobName), labelValue(g.Kind)}
+		if seen[k] { // two raw names sanitised alike: keep the first
 			continue
 		}
-		latest[k] = g.LatestComplete
-		keys = append(keys, k)
+		seen[k] = true
+		out = append(out, runGroup{job: k[0], kind: k[1], run: g.LatestComplete})
 	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].job != keys[j].job {
-			return keys[i].job < keys[j].job
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].job != out[j].job {
+			return out[i].job < out[j].job
 		}
-		return keys[i].kind < keys[j].kind
+		return out[i].kind < out[j].kind
 	})
-	for _, k := range keys {
-		run := latest[k]
-		jl := []string{"latlab_job", k.job, "kind", k.kind}
-		p.add(mLastRunID, float64(run.ID), jl...)
-		p.add(mLastRunTime, float64(run.Finished.UnixNano())/1e9, jl...)
-		p.add(mLastRunDuration, run.Finished.Sub(run.Started).Seconds(), jl...)
-	}
-	for _, k := range keys {
-		run := latest[k]
-		v, err := s.runView(ctx, run.ID)
-		if err != nil {
-			s.opts.Log.Printf("metrics: run %d: %v", run.ID, err)
-			errs++
-			continue
-		}
-		if v.Summary == nil {
-			continue
-		}
-		for _, res := range v.Summary.Results {
-			if res.Status != "ok" {
-				continue
-			}
-			l := []string{"latlab_job", k.job, "kind", k.kind, "mode", labelValue(res.Mode), "workload", labelValue(res.Workload),
-				"size", strconv.Itoa(res.Size), "offload", labelValue(res.Offload), "placement", labelValue(res.Placement)}
-			with := func(extra ...string) []string { return append(append([]string{}, l...), extra...) }
-			if iv := res.RatePerSec; iv != nil && res.Metric != "throughput_bps" {
-				p.add(mRate, iv.Median, with("stat", "median")...)
-				p.add(mRate, iv.CILow, with("stat", "ci_low")...)
-				p.add(mRate, iv.CIHigh, with("stat", "ci_high")...)
-			}
-			if iv := res.ThroughputBps; iv != nil {
-				p.add(mThroughput, iv.Median, with("stat", "median")...)
-				p.add(mThroughput, iv.CILow, with("stat", "ci_low")...)
-				p.add(mThroughput, iv.CIHigh, with("stat", "ci_high")...)
-			}
-			if res.P50Ns > 0 {
-				p.add(mLatency, float64(res.P50Ns)/1e9, with("quantile", "0.5")...)
-				p.add(mLatency, float64(res.P99Ns)/1e9, with("quantile", "0.99")...)
-			}
-			if iv := res.RatioVsHost; iv != nil {
-				p.add(mRatio, iv.Median, with("stat", "median")...)
-				p.add(mRatio, iv.CILow, with("stat", "ci_low")...)
-				p.add(mRatio, iv.CIHigh, with("stat", "ci_high")...)
-			}
-		}
-	}
+	return out
+}
 
-	p.add(mAlertsAvail, b2f(s.opts.Alerts != nil))
-	if s.opts.Alerts != nil {
-		as, err := s.opts.Alerts.Alerts(ctx)
-		if err != nil {
-			s.opts.Log.Printf("metrics: alerts: %v", err)
-			errs++
+// collectResults sends the figures of each ok result of g's run.
+func (c *scrape) collectResults(g runGroup) {
+	d := c.s.descs
+	v, err := c.s.runView(c.ctx, g.run.ID)
+	if err != nil {
+		c.fail(fmt.Errorf("run %d: %w", g.run.ID, err))
+		return
+	}
+	if v.Summary == nil {
+		return
+	}
+	for _, res := range v.Summary.Results {
+		if res.Status != "ok" {
+			continue
 		}
-		by := map[string]int{AlertFiring: 0, AlertPending: 0, AlertResolved: 0}
-		for _, a := range as {
-			by[a.State]++
-			p.add(mAlert, b2f(a.State == AlertFiring), "alert", compoundLabel(a.Name), "latlab_job", labelValue(a.Job),
-				"config", compoundLabel(a.ConfigKey), "metric", labelValue(a.Metric), "state", labelValue(a.State))
+		cfg := []string{g.job, g.kind, labelValue(res.Mode), labelValue(res.Workload),
+			strconv.Itoa(res.Size), labelValue(res.Offload), labelValue(res.Placement)}
+		with := func(last string) []string { return append(append([]string{}, cfg...), last) }
+		interval := func(desc *prometheus.Desc, scale, median, low, high float64) {
+			c.gauge(desc, median*scale, with("median")...)
+			c.gauge(desc, low*scale, with("ci_low")...)
+			c.gauge(desc, high*scale, with("ci_high")...)
 		}
-		states := make([]string, 0, len(by))
-		for st := range by {
-			states = append(states, st)
+		if iv := res.RatePerSec; iv != nil && res.Metric != "throughput_bps" {
+			interval(d.rate, 1, iv.Median, iv.CILow, iv.CIHigh)
 		}
-		sort.Strings(states)
-		for _, st := range states {
-			p.add(mAlertsByState, float64(by[st]), "state", labelValue(st))
+		if iv := res.ThroughputBps; iv != nil { // bits per second in the summary
+			interval(d.throughput, 1.0/8, iv.Median, iv.CILow, iv.CIHigh)
+		}
+		if res.P50Ns > 0 {
+			c.gauge(d.latency, float64(res.P50Ns)/1e9, with("p50")...)
+			c.gauge(d.latency, float64(res.P99Ns)/1e9, with("p99")...)
+		}
+		if iv := res.RatioVsHost; iv != nil {
+			interval(d.ratio, 1, iv.Median, iv.CILow, iv.CIHigh)
 		}
 	}
-	p.add(mSchedAvail, b2f(s.opts.Scheduler != nil))
-	if s.opts.Scheduler != nil {
-		h := s.opts.Scheduler.Health()
-		p.add(mSchedRunning, b2f(h.Running))
-		ts := func(name string, t interface {
-			IsZero() bool
-			UnixNano() int64
-		}, jl []string) {
-			if !t.IsZero() {
-				p.add(name, float64(t.UnixNano())/1e9, jl...)
-			}
-		}
-		for _, j := range h.Jobs {
-			jl := []string{"latlab_job", labelValue(j.Name)}
-			ts(mSchedLastRun, j.LastRun, jl)
-			ts(mSchedLastOK, j.LastSuccess, jl)
-			ts(mSchedNextRun, j.NextRun, jl)
-			p.add(mSchedLastFailed, b2f(j.LastError != ""), jl...)
-			if j.LastError != "" {
-				p.add(mSchedLastError, 1, "latlab_job", labelValue(j.Name), "error", freeTextLabel(j.LastError))
-			}
-			p.add(mSchedRuns, float64(j.Runs), jl...)
-			p.add(mSchedFailures, float64(j.Failures), jl...)
+}
+
+// collectAlerts sends one series per alert and the count per state.
+func (c *scrape) collectAlerts() {
+	d := c.s.descs
+	c.gauge(d.alertsAvail, b2f(c.s.opts.Alerts != nil))
+	if c.s.opts.Alerts == nil {
+		return
+	}
+	as, err := c.s.opts.Alerts.Alerts(c.ctx)
+	if err != nil {
+		c.fail(fmt.Errorf("alerts: %w", err))
+	}
+	by := map[string]int{AlertFiring: 0, AlertPending: 0, AlertResolved: 0}
+	for _, a := range as {
+		by[a.State]++
+		c.gauge(d.alert, b2f(a.State == AlertFiring), compoundLabel(a.Name), labelValue(a.Job),
+			compoundLabel(a.ConfigKey), labelValue(a.Metric), labelValue(a.State))
+	}
+	states := make([]string, 0, len(by))
+	for st := range by {
+		states = append(states, st)
+	}
+	sort.Strings(states)
+	for _, st := range states {
+		c.gauge(d.alertsByState, float64(by[st]), labelValue(st))
+	}
+}
+
+// collectScheduler sends the watch scheduler's health, per job.
+func (c *scrape) collectScheduler() {
+	d := c.s.descs
+	c.gauge(d.schedAvail, b2f(c.s.opts.Scheduler != nil))
+	if c.s.opts.Scheduler == nil {
+		return
+	}
+	h := c.s.opts.Scheduler.Health()
+	c.gauge(d.schedRunning, b2f(h.Running))
+	ts := func(desc *prometheus.Desc, t time.Time, job string) {
+		if !t.IsZero() {
+			c.gauge(desc, float64(t.UnixNano())/1e9, job)
 		}
 	}
-	p.add(mScrapeErrors, float64(errs))
-	return p.bytes()
+	for _, j := range h.Jobs {
+		job := labelValue(j.Name)
+		ts(d.schedLastRun, j.LastRun, job)
+		ts(d.schedLastOK, j.LastSuccess, job)
+		ts(d.schedNextRun, j.NextRun, job)
+		c.gauge(d.schedLastFailed, b2f(j.LastError != ""), job)
+		c.send(d.schedRuns, prometheus.CounterValue, float64(j.Runs), job)
+		c.send(d.schedFailures, prometheus.CounterValue, float64(j.Failures), job)
+	}
 }

@@ -1,16 +1,21 @@
 package web_test
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
-	"os"
+	"net/http"
 	"regexp"
+	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/latlab/latlab/internal/store"
 	"github.com/latlab/latlab/internal/web"
@@ -261,13 +266,16 @@ func TestMetrics(t *testing.T) {
 	}
 	last := time.Date(2026, 3, 9, 1, 2, 3, 0, time.UTC)
 	sched := fakeSched{Running: true, Jobs: []web.JobHealth{{Name: "nightly", LastRun: last, LastError: "boom \"x\"\nline2", Runs: 7, Failures: 2}}}
-	ts := serve(t, web.Options{Store: f.st, Alerts: alerts, Scheduler: sched})
+	ts := serve(t, web.Options{Store: f.st, Alerts: alerts, Scheduler: sched, Version: "v1.2.3-test"})
 	code, body, h := get(t, nil, ts.URL+"/metrics")
 	if code != 200 || !strings.HasPrefix(h.Get("Content-Type"), "text/plain; version=0.0.4") {
 		t.Fatalf("%d %q", code, h.Get("Content-Type"))
 	}
 	ss := parseExposition(t, body)
 
+	if v := find(t, ss, "latlab_build_info", "version", "v1.2.3-test", "goversion", runtime.Version()); v != 1 {
+		t.Errorf("build info %v", v)
+	}
 	if v := find(t, ss, "latlab_runs", "status", "complete"); v != 10 {
 		t.Errorf("complete runs %v", v)
 	}
@@ -299,18 +307,18 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 	for stat, want := range map[string]float64{"median": r.RatioVsHost.Median, "ci_low": r.RatioVsHost.CILow, "ci_high": r.RatioVsHost.CIHigh} {
-		if v := find(t, ss, "latlab_ratio_vs_baseline", with("stat", stat)...); !near(v, want) {
+		if v := find(t, ss, "latlab_rate_vs_baseline_ratio", with("stat", stat)...); !near(v, want) {
 			t.Errorf("ratio %s %v want %v", stat, v, want)
 		}
 	}
-	if v := find(t, ss, "latlab_latency_seconds", with("quantile", "0.5")...); !near(v, float64(r.P50Ns)/1e9) {
+	if v := find(t, ss, "latlab_latency_seconds", with("percentile", "p50")...); !near(v, float64(r.P50Ns)/1e9) {
 		t.Errorf("p50 %v", v)
 	}
-	if v := find(t, ss, "latlab_latency_seconds", with("quantile", "0.99")...); !near(v, float64(r.P99Ns)/1e9) {
+	if v := find(t, ss, "latlab_latency_seconds", with("percentile", "p99")...); !near(v, float64(r.P99Ns)/1e9) {
 		t.Errorf("p99 %v", v)
 	}
 	st := result(t, s, "host", "tcp_stream")
-	if v := find(t, ss, "latlab_throughput_bits_per_second", "latlab_job", "nightly", "mode", "host", "stat", "median"); !near(v, st.ThroughputBps.Median) {
+	if v := find(t, ss, "latlab_throughput_bytes_per_second", "latlab_job", "nightly", "mode", "host", "stat", "median"); !near(v, st.ThroughputBps.Median/8) {
 		t.Errorf("throughput %v", v)
 	}
 	// The lab job ("" job, kind lab) has its own series.
@@ -336,14 +344,24 @@ func TestMetrics(t *testing.T) {
 	if v := find(t, ss, "latlab_alerts", "state", "firing"); v != 1 {
 		t.Errorf("firing count %v", v)
 	}
-	if v := find(t, ss, "latlab_scheduler_last_error_info", "latlab_job", "nightly", "error", "boom _x_"); v != 1 {
-		t.Errorf("last error %v: want its first line, sanitised", v)
+	if v := find(t, ss, "latlab_scheduler_last_run_failed", "latlab_job", "nightly"); v != 1 {
+		t.Errorf("last run failed %v", v)
+	}
+	for _, smp := range ss {
+		for k, v := range smp.labels {
+			if strings.Contains(v, "boom") {
+				t.Errorf("%s: the job's error is in label %s=%q", smp.name, k, v)
+			}
+		}
 	}
 	if v := find(t, ss, "latlab_scheduler_last_run_timestamp_seconds", "latlab_job", "nightly"); v != float64(last.Unix()) {
 		t.Errorf("last run %v", v)
 	}
 	if v := find(t, ss, "latlab_scheduler_failures_total", "latlab_job", "nightly"); v != 2 {
 		t.Errorf("failures %v", v)
+	}
+	if v := find(t, ss, "latlab_scheduler_runs_total", "latlab_job", "nightly"); v != 7 {
+		t.Errorf("runs %v", v)
 	}
 	if v := find(t, ss, "latlab_scrape_errors"); v != 0 {
 		t.Errorf("scrape errors %v", v)
@@ -384,31 +402,85 @@ func TestParserIsStrict(t *testing.T) {
 	}
 }
 
-// Every metric the Grafana dashboard queries is served.
-func TestGrafanaDashboardUsesServedMetrics(t *testing.T) {
-	b, err := os.ReadFile("../../docs/grafana-latlab.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var d map[string]any
-	if err := json.Unmarshal(b, &d); err != nil {
-		t.Fatalf("grafana-latlab.json: %v", err)
-	}
+// fullScrape serves /metrics with every family present (alerts, a
+// scheduler whose job has every timestamp and a failed last run, a
+// tcp_stream result) and returns the response to a GET with hdr.
+func fullScrape(t *testing.T, hdr ...string) (string, http.Header) {
+	t.Helper()
 	f := newFixture(t)
-	ts := serve(t, web.Options{Store: f.st, Alerts: fakeAlerts{{Name: "a", State: web.AlertFiring}},
-		Scheduler: fakeSched{Running: true, Jobs: []web.JobHealth{{Name: "j", LastRun: time.Now(), LastSuccess: time.Now(), LastError: "e"}}}})
-	_, body, _ := get(t, nil, ts.URL+"/metrics")
-	served := map[string]bool{}
+	now := time.Now()
+	ts := serve(t, web.Options{Store: f.st, Version: "v0.0.0-test",
+		Alerts: fakeAlerts{{Name: "p99 mode=host", Job: "nightly", ConfigKey: "mode=host", Metric: "p99", State: web.AlertFiring}},
+		Scheduler: fakeSched{Running: true, Jobs: []web.JobHealth{{Name: "nightly", LastRun: now, LastSuccess: now, NextRun: now.Add(time.Hour),
+			LastError: "dial tcp: connection refused", Runs: 3, Failures: 1}}}})
+	code, body, h := get(t, nil, ts.URL+"/metrics", hdr...)
+	if code != 200 {
+		t.Fatalf("/metrics: %d %s", code, body)
+	}
+	return body, h
+}
+
+var safeLabelValueRE = regexp.MustCompile(`^[A-Za-z0-9_.:+=/, -]*$`)
+
+// The exposition passes promlint with zero problems, and latlab's own
+// rules on top: ratios end in _ratio, label values are names, never free
+// text.
+func TestMetricsPromlint(t *testing.T) {
+	body, _ := fullScrape(t)
+	families := map[string]bool{}
 	for _, s := range parseExposition(t, body) {
-		served[s.name] = true
+		families[s.name] = true
 	}
-	used := regexp.MustCompile(`latlab_[a-z_]+`).FindAllString(string(b), -1)
-	if len(used) < 10 {
-		t.Fatalf("dashboard queries only %d metrics", len(used))
-	}
-	for _, m := range used {
-		if m != "latlab_job" && !served[m] {
-			t.Errorf("dashboard queries %s, not served", m)
+	for _, want := range []string{"latlab_build_info", "latlab_rate_per_second", "latlab_throughput_bytes_per_second", "latlab_latency_seconds",
+		"latlab_rate_vs_baseline_ratio", "latlab_alert", "latlab_scheduler_last_run_failed", "latlab_scheduler_runs_total", "latlab_scrape_errors"} {
+		if !families[want] {
+			t.Errorf("%s not served: the lint below would not see it", want)
 		}
+	}
+	l := promlint.New(strings.NewReader(body))
+	l.AddCustomValidations(func(mf *dto.MetricFamily) []error {
+		var errs []error
+		if words := strings.Split(mf.GetName(), "_"); slices.Contains(words, "ratio") && words[len(words)-1] != "ratio" {
+			errs = append(errs, errors.New(`a ratio's name ends in "_ratio"`))
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if !safeLabelValueRE.MatchString(lp.GetValue()) {
+					errs = append(errs, fmt.Errorf("label %s=%q is not a name", lp.GetName(), lp.GetValue()))
+				}
+			}
+		}
+		return errs
+	})
+	problems, err := l.Lint()
+	if err != nil {
+		t.Fatalf("promlint: %v", err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+// A scraper that asks for OpenMetrics gets it; one that asks for nothing
+// gets the text format.
+func TestMetricsOpenMetrics(t *testing.T) {
+	body, h := fullScrape(t, "Accept", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")
+	if ct := h.Get("Content-Type"); !strings.HasPrefix(ct, "application/openmetrics-text; version=1.0.0") {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	if !strings.HasSuffix(body, "# EOF\n") {
+		t.Error("no # EOF at the end")
+	}
+	// OpenMetrics names a counter's family without _total; its sample
+	// keeps it.
+	for _, want := range []string{"# TYPE latlab_scheduler_runs counter\n", "\nlatlab_scheduler_runs_total{latlab_job=\"nightly\"} 3.0\n",
+		"# TYPE latlab_build_info gauge\n"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("no %q in\n%s", want, body)
+		}
+	}
+	_, h = fullScrape(t)
+	if ct := h.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
+		t.Errorf("Content-Type without Accept: %q", ct)
 	}
 }

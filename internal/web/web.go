@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/latlab/latlab/internal/buildinfo"
 	"github.com/latlab/latlab/internal/store"
 )
 
@@ -104,6 +105,9 @@ type Options struct {
 	HistoryRuns int
 	// Log receives request errors (nil: discarded).
 	Log *log.Logger
+	// Version is latlab's version for latlab_build_info (cli.Version; ""
+	// reads it from the build, without a linker-set one).
+	Version string
 }
 
 // MaxHistoryRuns bounds Options.HistoryRuns.
@@ -120,6 +124,7 @@ type Server struct {
 	pages map[string]*template.Template
 	css   template.CSS
 	cache *viewCache
+	descs *metricDescs
 }
 
 // New builds a Server.
@@ -142,7 +147,8 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, mux: http.NewServeMux(), pages: pages, css: css, cache: newViewCache(256)}
+	s := &Server{opts: opts, mux: http.NewServeMux(), pages: pages, css: css, cache: newViewCache(256),
+		descs: newMetricDescs(buildinfo.Read(opts.Version))}
 	s.mux.HandleFunc("GET /{$}", s.handleRuns)
 	s.mux.HandleFunc("GET /runs/{id}", s.handleRun)
 	s.mux.HandleFunc("GET /history", s.handleHistory)
