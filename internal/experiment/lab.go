@@ -94,16 +94,17 @@ type Target struct {
 }
 
 // Placement pins the client's and server's timed threads, as `latlab bench
-// --cpu --server-cpu` does.
+// --cpu --server-cpu` does. A spec file writes it as a PlacementSpec
+// (server_cpu "auto", "none" or a number); this is the checked form.
 type Placement struct {
-	Name string `json:"name" yaml:"name"`
+	Name string `json:"name"`
 	// ClientCPUs: nil means automatic (end of the allowed set).
-	ClientCPUs []int `json:"client_cpus,omitempty" yaml:"client_cpus,omitempty"`
+	ClientCPUs []int `json:"client_cpus,omitempty"`
 	// ServerCPU: workload.CPUAuto, workload.CPUNone or a CPU.
-	ServerCPU int `json:"server_cpu" yaml:"server_cpu"`
+	ServerCPU int `json:"server_cpu"`
 	// Workloads, when set, are the only workloads the placement applies
 	// to (calibration gives each workload its own).
-	Workloads []workload.Workload `json:"workloads,omitempty" yaml:"workloads,omitempty"`
+	Workloads []workload.Workload `json:"workloads,omitempty"`
 }
 
 // AutoPlacement is the default placement.
