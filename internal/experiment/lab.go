@@ -471,7 +471,7 @@ func (o *Outcome) AddTrial(tr TrialResult, rec Recorder, onEvent func(Event), do
 	return nil
 }
 
-type config struct {
+type trialConfig struct {
 	mode  *topo.ModeState
 	wl    workload.Workload
 	size  int
@@ -479,12 +479,12 @@ type config struct {
 	place Placement
 }
 
-func (c config) public() Config {
+func (c trialConfig) public() Config {
 	return Config{Mode: c.mode.Mode.Name, Workload: c.wl, Size: c.size, Offload: c.off.Name, Placement: c.place.Name}
 }
 
 func runTrials(ctx context.Context, spec *LabSpec, lab *topo.Lab, j *journal.Journal, out *Outcome, onEvent func(Event)) (err error) {
-	var configs []config
+	var configs []trialConfig
 	for _, m := range lab.Modes {
 		if m.Status != topo.StatusOK {
 			continue
@@ -497,7 +497,7 @@ func runTrials(ctx context.Context, spec *LabSpec, lab *topo.Lab, j *journal.Jou
 			for _, sz := range sizes {
 				for _, o := range spec.Offloads {
 					for _, p := range PlacementsFor(spec.Placements, w) {
-						configs = append(configs, config{m, w, sz, o, p})
+						configs = append(configs, trialConfig{m, w, sz, o, p})
 					}
 				}
 			}
@@ -540,7 +540,7 @@ func runTrials(ctx context.Context, spec *LabSpec, lab *topo.Lab, j *journal.Jou
 			}
 		}
 	}
-	byKey := map[Config]config{}
+	byKey := map[Config]trialConfig{}
 	var public []Config
 	for _, c := range configs {
 		byKey[c.public()] = c
@@ -595,7 +595,7 @@ func calibrateLab(ctx context.Context, spec *LabSpec, lab *topo.Lab, out *Outcom
 	probe := func(ctx context.Context, w workload.Workload, p Placement, d, warm time.Duration) (*workload.Result, error) {
 		ps := *spec
 		ps.Duration, ps.Warmup, ps.Attribute = d, warm, false
-		res, _, err := runOne(ctx, &ps, config{mode: base, wl: w, size: spec.Sizes[0], place: p}, nil)
+		res, _, err := runOne(ctx, &ps, trialConfig{mode: base, wl: w, size: spec.Sizes[0], place: p}, nil)
 		return res, err
 	}
 	ps, cals, err := Calibrate(ctx, spec.Workloads, allowed, spec.Seed, probe)
@@ -607,7 +607,7 @@ func calibrateLab(ctx context.Context, spec *LabSpec, lab *topo.Lab, out *Outcom
 	return nil
 }
 
-func runOne(ctx context.Context, spec *LabSpec, c config, ebpf *probe.EBPF) (*workload.Result, *probe.Attribution, error) {
+func runOne(ctx context.Context, spec *LabSpec, c trialConfig, ebpf *probe.EBPF) (*workload.Result, *probe.Attribution, error) {
 	cfg := workload.Config{
 		Target:     c.mode.Mode.Target,
 		Workload:   c.wl,
