@@ -81,8 +81,8 @@ func WriteComparison(w io.Writer, format, baseName, newName string, rows []exper
 		type row struct {
 			Name      string              `json:"name"`
 			Unit      string              `json:"unit"`
-			Base      experiment.Interval `json:"base"`
-			New       experiment.Interval `json:"new"`
+			Base      experiment.Estimate `json:"base"`
+			New       experiment.Estimate `json:"new"`
 			DeltaPct  float64             `json:"delta_pct"`
 			P         float64             `json:"p_value"`
 			PAdjusted float64             `json:"p_adjusted"`
@@ -95,7 +95,7 @@ func WriteComparison(w io.Writer, format, baseName, newName string, rows []exper
 			Rows []row  `json:"rows"`
 		}{Base: baseName, New: newName}
 		for _, r := range rows {
-			out.Rows = append(out.Rows, row{r.Name, r.Unit, ival(r.Base), ival(r.New), finite(r.DeltaPct), r.P, r.PAdjusted, r.Significant, string(r.Verdict)})
+			out.Rows = append(out.Rows, row{r.Name, r.Unit, *experiment.EstimateOf(r.Base), *experiment.EstimateOf(r.New), finite(r.DeltaPct), r.P, r.PAdjusted, r.Significant, string(r.Verdict)})
 		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -134,10 +134,6 @@ func WriteComparison(w io.Writer, format, baseName, newName string, rows []exper
 		return err
 	}
 	return CheckFormat(format)
-}
-
-func ival(e stats.Estimate) experiment.Interval {
-	return experiment.Interval{Median: e.Center, CILow: e.Lo, CIHigh: e.Hi, Confidence: e.Confidence, TooFew: e.TooFew}
 }
 
 func finite(v float64) float64 {

@@ -265,7 +265,7 @@ func writeAttribution(w io.Writer, group []experiment.ModeResult) error {
 	return tw.Flush()
 }
 
-func metric(r experiment.ModeResult) *experiment.Interval {
+func metric(r experiment.ModeResult) *experiment.Estimate {
 	if r.Metric == "throughput_bps" {
 		return r.ThroughputBps
 	}

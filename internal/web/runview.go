@@ -155,7 +155,7 @@ func groupTitle(s *experiment.Summary, g experiment.ModeResult) string {
 	return title
 }
 
-func metricOf(r experiment.ModeResult) *experiment.Interval {
+func metricOf(r experiment.ModeResult) *experiment.Estimate {
 	if r.Metric == "throughput_bps" {
 		return r.ThroughputBps
 	}
