@@ -32,20 +32,26 @@ func CheckFormat(f string) error {
 	return fmt.Errorf("unknown format %q (want table, json or csv)", f)
 }
 
+// writeJSON writes v as indented JSON, the form of every --json and
+// --format json output.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
 // WriteBench writes one `latlab bench` result, with its kernel evidence
 // when attr is not nil (`--attribute`).
 func WriteBench(w io.Writer, format string, r *workload.Result, attr *probe.Attribution) error {
 	switch format {
 	case FormatJSON:
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
 		if attr != nil {
-			return enc.Encode(struct {
+			return writeJSON(w, struct {
 				*workload.Result
 				Attribution *probe.Attribution `json:"attribution"`
 			}{r, attr})
 		}
-		return enc.Encode(r)
+		return writeJSON(w, r)
 	case FormatCSV:
 		return writeBenchCSV(w, r)
 	case FormatTable:

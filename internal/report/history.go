@@ -2,7 +2,6 @@ package report
 
 import (
 	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -35,9 +34,7 @@ func WriteRuns(w io.Writer, format string, runs []RunInfo) error {
 		if runs == nil {
 			runs = []RunInfo{}
 		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(runs)
+		return writeJSON(w, runs)
 	case FormatCSV:
 		cw := csv.NewWriter(w)
 		cw.Write([]string{"id", "started", "finished", "status", "spec_name", "kind", "trials", "seed"})
@@ -97,9 +94,7 @@ func WriteComparison(w io.Writer, format, baseName, newName string, rows []exper
 		for _, r := range rows {
 			out.Rows = append(out.Rows, row{r.Name, r.Unit, *experiment.EstimateOf(r.Base), *experiment.EstimateOf(r.New), finite(r.DeltaPct), r.P, r.PAdjusted, r.Significant, string(r.Verdict)})
 		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return writeJSON(w, out)
 	case FormatCSV:
 		cw := csv.NewWriter(w)
 		cw.Write([]string{"name", "unit", "base_median", "base_ci_low", "base_ci_high", "new_median", "new_ci_low", "new_ci_high", "delta_pct", "p_value", "p_adjusted", "verdict"})
@@ -216,9 +211,7 @@ func WriteExport(w io.Writer, format string, run *store.Run, o *experiment.Outco
 		cw.Flush()
 		return cw.Error()
 	case FormatJSON:
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
+		return writeJSON(w, struct {
 			Run     RunInfo                  `json:"run"`
 			Trials  []experiment.TrialResult `json:"trials"`
 			Summary *experiment.Summary      `json:"summary"`
