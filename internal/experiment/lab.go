@@ -1,8 +1,3 @@
-// Package experiment expands what to compare into configurations and runs
-// them as interleaved trials: every round runs every configuration once, in
-// a fresh random order, so slow drift on a shared machine spreads over all
-// configurations instead of landing on one. It drives topo (the lab),
-// workload (the measurements) and, through Summarize, stats.
 package experiment
 
 import (
@@ -107,7 +102,7 @@ type Placement struct {
 	Workloads []workload.Workload `json:"workloads,omitempty"`
 }
 
-// AutoPlacement is the default placement.
+// autoPlacement is the default placement.
 var autoPlacement = Placement{Name: "auto", ServerCPU: workload.CPUAuto}
 
 // Defaults for `latlab lab`.
@@ -125,7 +120,7 @@ const (
 	DefaultBaseline = "host"
 )
 
-// DefaultWorkloads are the workloads `latlab lab` runs by default.
+// defaultWorkloads are the workloads `latlab lab` runs by default.
 var defaultWorkloads = []workload.Workload{workload.TCPRR, workload.UDPRR, workload.TCPCRR, workload.TCPStream}
 
 // DefaultWorkloads returns a fresh copy of the default workload list.

@@ -1,4 +1,3 @@
-// Package report renders results as tables, JSON and CSV.
 package report
 
 import (
@@ -72,7 +71,7 @@ func WriteBench(w io.Writer, format string, r *workload.Result, attr *probe.Attr
 	return CheckFormat(format)
 }
 
-// BenchCSVHeader is the column list of the CSV format.
+// benchCSVHeader is the column list of the CSV format.
 var benchCSVHeader = []string{
 	"workload", "target", "flows", "request_size", "response_size", "duration_s", "transactions",
 	"rate_per_sec", "mean_ns", "p50_ns", "p90_ns", "p99_ns", "p999_ns", "max_ns", "throughput_bps",

@@ -156,7 +156,8 @@ func ciText(e stats.Estimate, unit string) string {
 	return s
 }
 
-// Export formats.
+// FormatBenchstat is WriteExport's format beside FormatCSV: benchstat
+// lines.
 const FormatBenchstat = "benchstat"
 
 // WriteExport writes a run's trials: benchstat (one line per trial, the

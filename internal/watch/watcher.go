@@ -1,10 +1,3 @@
-// Package watch runs latlab measurements on a schedule and watches them
-// for regressions: every run of a job is compared with the job's baseline
-// per configuration and metric (Mann–Whitney plus a minimum effect), the
-// shift is placed in the job's history with E-Divisive change points, the
-// environment differences across it are named as suspects, and alerts
-// are opened, deduplicated, sent to webhooks or commands and resolved in
-// the store.
 package watch
 
 import (

@@ -53,7 +53,7 @@ type rowView struct {
 	ConfigKey, HistoryURL string
 }
 
-// buildRunView loads, summarises and charts run id. Finished runs are
+// runView loads, summarises and charts run id. Finished runs are
 // cached.
 func (s *Server) runView(ctx context.Context, id int64) (*runView, error) {
 	if v := s.cache.get(id); v != nil {
