@@ -3,7 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -305,14 +304,7 @@ refused unless --allow-host-nic is given.`,
 			if err := report.WriteCoalesce(e.stdout, offloadFormat(jsonOut), changes); err != nil || jsonOut {
 				return err
 			}
-			var refused []string
-			for k, ch := range changes {
-				if !ch.Taken() {
-					refused = append(refused, k)
-				}
-			}
-			sort.Strings(refused)
-			if len(refused) > 0 {
+			if refused := report.CoalesceNotTaken(changes); len(refused) > 0 {
 				return fmt.Errorf("set coalescing of %s: not taken: %s", report.OffloadWhere(ns, dev), strings.Join(refused, ", "))
 			}
 			return nil

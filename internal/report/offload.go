@@ -3,6 +3,8 @@ package report
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"text/tabwriter"
 
@@ -151,6 +153,18 @@ type CoalesceChange struct {
 // Taken says the device holds the requested value.
 func (c CoalesceChange) Taken() bool { return c.After == c.Requested }
 
+// CoalesceNotTaken lists, sorted, the parameters whose requested value
+// the device did not take.
+func CoalesceNotTaken(changes map[string]CoalesceChange) []string {
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(changes)) {
+		if !changes[k].Taken() {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 // CoalesceChanges pairs each requested parameter with its readings
 // before and after.
 func CoalesceChanges(want, before, after offload.Coalesce) map[string]CoalesceChange {
@@ -172,12 +186,7 @@ func WriteCoalesce(w io.Writer, format string, changes map[string]CoalesceChange
 	default:
 		return offloadFormat(format)
 	}
-	keys := make([]string, 0, len(changes))
-	for k := range changes {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(changes)) {
 		ch := changes[k]
 		note := ""
 		if !ch.Taken() {
