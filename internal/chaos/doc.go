@@ -8,4 +8,8 @@
 // to their snapshot and that the results database opens with every
 // complete run readable. The package has no code of its own; see
 // chaos_linux_test.go and docker_linux_test.go.
+//
+// It is for tests only and nothing imports it: its tests build and run
+// the latlab binary, using testutil, docker/dockertest and the packages
+// whose leftovers they check (topo, offload, store, experiment, docker).
 package chaos

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"strings"
 	"time"
 
@@ -102,28 +101,11 @@ The default port is %d. Exit codes: 0 ok, 1 run failed, 2 bad usage.`, workload.
 			if err := report.CheckFormat(format); err != nil {
 				return usageError{err}
 			}
-			switch strings.ToLower(cpu) {
-			case "auto", "":
-			case "none":
-				cfg.NoPin = true
-			default:
-				cpus, err := parseCPUList(cpu)
-				if err != nil {
-					return usagef("--cpu: %v", err)
-				}
-				cfg.ClientCPUs = cpus
+			if cfg.ClientCPUs, cfg.NoPin, err = experiment.ParseClientCPUs(strings.ToLower(cpu)); err != nil {
+				return usagef("--cpu: %v", err)
 			}
-			switch strings.ToLower(serverCPU) {
-			case "auto", "":
-				cfg.ServerCPU = workload.CPUAuto
-			case "none":
-				cfg.ServerCPU = workload.CPUNone
-			default:
-				n, err := strconv.Atoi(serverCPU)
-				if err != nil || n < 0 {
-					return usagef("--server-cpu %q: want auto, none or a CPU number", serverCPU)
-				}
-				cfg.ServerCPU = n
+			if cfg.ServerCPU, err = experiment.ParseServerCPU(strings.ToLower(serverCPU)); err != nil {
+				return usagef("--server-cpu: %v", err)
 			}
 			if cfg.NetNS, err = resolveNetNS(cmd.Context(), netns); err != nil {
 				return err
@@ -208,28 +190,6 @@ The default port is %d. Exit codes: 0 ok, 1 run failed, 2 bad usage.`, workload.
 	f.BoolVar(&calibrate, "calibrate", false, "first pick the placement as 'latlab lab' does: a few short probes same core vs cross core against the target (the server must be a latlab server that pins on request), the steadier wins; printed on stderr")
 	f.BoolVar(&attribute, "attribute", false, "attach kernel evidence of the measured window: softirqs and softirq time per transaction, drops, retransmits, run-queue delay")
 	return cmd
-}
-
-// parseCPUList parses "1", "0,2", "2-3,5".
-func parseCPUList(s string) ([]int, error) {
-	var out []int
-	for _, part := range strings.Split(s, ",") {
-		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
-		a, err := strconv.Atoi(lo)
-		if err != nil || a < 0 {
-			return nil, fmt.Errorf("%q is not a CPU list (want e.g. 1 or 0,2 or 2-3)", s)
-		}
-		b := a
-		if isRange {
-			if b, err = strconv.Atoi(hi); err != nil || b < a {
-				return nil, fmt.Errorf("%q is not a CPU list (want e.g. 1 or 0,2 or 2-3)", s)
-			}
-		}
-		for c := a; c <= b; c++ {
-			out = append(out, c)
-		}
-	}
-	return out, nil
 }
 
 // calibrateBench runs lab's placement calibration against the bench's

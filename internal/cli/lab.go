@@ -292,30 +292,21 @@ func (o *labOpts) run(cmd *cobra.Command, e *env, spec *experiment.LabSpec, name
 	return nil
 }
 
+// parsePlacement reads lab's --cpu and --server-cpu (case-insensitive);
+// lab always pins the client, so --cpu none is refused.
 func parsePlacement(cpu, serverCPU string) ([]int, int, error) {
-	var client []int
-	switch strings.ToLower(cpu) {
-	case "auto", "":
-	case "none":
+	client, none, err := experiment.ParseClientCPUs(strings.ToLower(cpu))
+	if err != nil {
+		return nil, 0, usagef("--cpu: %v", err)
+	}
+	if none {
 		return nil, 0, usagef("--cpu none is not offered by lab: unpinned trials swing by tens of percent")
-	default:
-		cpus, err := parseCPUList(cpu)
-		if err != nil {
-			return nil, 0, usagef("--cpu: %v", err)
-		}
-		client = cpus
 	}
-	switch strings.ToLower(serverCPU) {
-	case "auto", "":
-		return client, workload.CPUAuto, nil
-	case "none":
-		return client, workload.CPUNone, nil
+	server, err := experiment.ParseServerCPU(strings.ToLower(serverCPU))
+	if err != nil {
+		return nil, 0, usagef("--server-cpu: %v", err)
 	}
-	var n int
-	if _, err := fmt.Sscanf(serverCPU, "%d", &n); err != nil || n < 0 {
-		return nil, 0, usagef("--server-cpu %q: want auto, none or a CPU number", serverCPU)
-	}
-	return client, n, nil
+	return client, server, nil
 }
 
 func splitList(s string) []string {

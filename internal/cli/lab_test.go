@@ -48,7 +48,7 @@ type labJSON struct {
 	} `json:"results"`
 }
 
-// journalPrefixes returns the lab prefixes of the journals in dir.
+// journalFiles returns the journal files in dir.
 func journalFiles(t *testing.T, dir string) []string {
 	t.Helper()
 	m, _ := filepath.Glob(filepath.Join(dir, "*.journal"))

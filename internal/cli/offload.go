@@ -1,18 +1,15 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/latlab/latlab/internal/offload"
+	"github.com/latlab/latlab/internal/report"
 	"github.com/latlab/latlab/internal/topo"
 )
 
@@ -117,18 +114,14 @@ does not support the query.`,
 			}
 			c, err := offloadOpen(ns)
 			if err != nil {
-				return fmt.Errorf("read features of %s: %w", offloadWhere(ns, args[0]), err)
+				return fmt.Errorf("read features of %s: %w", report.OffloadWhere(ns, args[0]), err)
 			}
 			defer c.Close()
 			info, err := c.Show(args[0])
 			if err != nil {
 				return err
 			}
-			if jsonOut {
-				return writeOffloadJSON(e.stdout, offloadShowJSON(info))
-			}
-			writeOffloadShow(e.stdout, info)
-			return nil
+			return report.WriteOffloadShow(e.stdout, offloadFormat(jsonOut), info)
 		},
 	}
 	f := cmd.Flags()
@@ -189,19 +182,15 @@ usage (unknown feature, bad value).`,
 			if err != nil {
 				return err
 			}
-			if jsonOut {
-				if err := writeOffloadJSON(e.stdout, res); err != nil {
-					return err
-				}
-			} else {
-				writeOffloadSet(e.stdout, res)
+			if err := report.WriteOffloadSet(e.stdout, offloadFormat(jsonOut), res); err != nil {
+				return err
 			}
 			if n := len(res.Refused); n > 0 {
 				var names []string
 				for _, r := range res.Refused {
 					names = append(names, r.Name)
 				}
-				return fmt.Errorf("set features of %s: %d refused: %s", offloadWhere(ns, dev), n, strings.Join(names, ", "))
+				return fmt.Errorf("set features of %s: %d refused: %s", report.OffloadWhere(ns, dev), n, strings.Join(names, ", "))
 			}
 			return nil
 		},
@@ -226,7 +215,7 @@ func openToChange(netns, dev string, allowHostNIC bool, what string) (offloadCli
 		// bind-mounted from the host's namespace, is the host too.
 		host, err := topo.IsHostNetNS(ns)
 		if err != nil {
-			return nil, "", fmt.Errorf("%s of %s: cannot tell whether the namespace is the host's, refused: %w", what, offloadWhere(ns, dev), err)
+			return nil, "", fmt.Errorf("%s of %s: cannot tell whether the namespace is the host's, refused: %w", what, report.OffloadWhere(ns, dev), err)
 		}
 		if host && ns == "" {
 			return nil, "", usagef("refusing to change %s in latlab's own network namespace (likely a real NIC): give --netns NS, or --allow-host-nic if you mean it", dev)
@@ -237,129 +226,17 @@ func openToChange(netns, dev string, allowHostNIC bool, what string) (offloadCli
 	}
 	c, err := offloadOpen(ns)
 	if err != nil {
-		return nil, "", fmt.Errorf("%s of %s: %w", what, offloadWhere(ns, dev), err)
+		return nil, "", fmt.Errorf("%s of %s: %w", what, report.OffloadWhere(ns, dev), err)
 	}
 	return c, ns, nil
 }
 
-func offloadWhere(netns, dev string) string {
-	if netns == "" {
-		return dev
+// offloadFormat is the report format of the offload commands' --json.
+func offloadFormat(jsonOut bool) string {
+	if jsonOut {
+		return report.FormatJSON
 	}
-	return dev + " in netns " + netns
-}
-
-type offloadShowOut struct {
-	NetNS    string                   `json:"netns,omitempty"`
-	Dev      string                   `json:"dev"`
-	Backend  string                   `json:"backend"`
-	Features map[string]offload.State `json:"features"`
-	Coalesce offload.Coalesce         `json:"coalesce"`
-	Rings    offload.Rings            `json:"rings"`
-	Channels offload.Channels         `json:"channels"`
-}
-
-func offloadShowJSON(info *offload.Info) offloadShowOut {
-	return offloadShowOut{
-		NetNS: info.NetNS, Dev: info.Dev, Backend: info.Backend,
-		Features: info.Features.Map(),
-		Coalesce: info.Coalesce, Rings: info.Rings, Channels: info.Channels,
-	}
-}
-
-func writeOffloadJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-func writeOffloadShow(w io.Writer, info *offload.Info) {
-	fmt.Fprintf(w, "Features for %s (ethtool %s):\n", offloadWhere(info.NetNS, info.Dev), info.Backend)
-	for _, g := range info.Features.Layout() {
-		if g.Single() {
-			fmt.Fprintf(w, "%s: %s\n", g.Name, g.Members[0].State)
-			continue
-		}
-		fmt.Fprintf(w, "%s: %s\n", g.Name, onOffStr(g.Active()))
-		for _, f := range g.Members {
-			fmt.Fprintf(w, "\t%s: %s\n", f.Name, f.State)
-		}
-	}
-	writeParams(w, "Coalescing", "ethtool -c", info.Coalesce, offload.CoalesceParamNames())
-	writeParams(w, "Rings", "ethtool -g", info.Rings, offload.RingParamNames())
-	writeParams(w, "Channels", "ethtool -l", info.Channels, offload.ChannelParamNames())
-}
-
-func writeParams(w io.Writer, title, tool string, p offload.Params, order []string) {
-	fmt.Fprintf(w, "\n%s (%s):", title, tool)
-	if p == nil {
-		fmt.Fprintln(w, " not supported by the driver")
-		return
-	}
-	if len(p) == 0 {
-		fmt.Fprintln(w, " none reported")
-		return
-	}
-	fmt.Fprintln(w)
-	seen := map[string]bool{}
-	for _, k := range order {
-		if v, ok := p[k]; ok {
-			fmt.Fprintf(w, "%s: %d\n", k, v)
-			seen[k] = true
-		}
-	}
-	var rest []string
-	for k := range p {
-		if !seen[k] {
-			rest = append(rest, k)
-		}
-	}
-	sort.Strings(rest)
-	for _, k := range rest {
-		fmt.Fprintf(w, "%s: %d\n", k, p[k])
-	}
-}
-
-func writeOffloadSet(w io.Writer, res *offload.SetResult) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	section := func(title string, n int) bool {
-		if n == 0 {
-			return false
-		}
-		fmt.Fprintf(tw, "%s:\n", title)
-		return true
-	}
-	if section("changed", len(res.Changed)) {
-		for _, c := range res.Changed {
-			fmt.Fprintf(tw, "  %s\t%s -> %s\n", c.Name, onOffStr(c.From), onOffStr(c.To))
-		}
-	}
-	if section("refused", len(res.Refused)) {
-		for _, r := range res.Refused {
-			fmt.Fprintf(tw, "  %s\twant %s, is %s\t%s\n", r.Name, onOffStr(r.Want), onOffStr(r.Active), r.Reason)
-		}
-	}
-	if section("dependent (moved with the request)", len(res.Dependent)) {
-		for _, c := range res.Dependent {
-			fmt.Fprintf(tw, "  %s\t%s -> %s\n", c.Name, onOffStr(c.From), onOffStr(c.To))
-		}
-	}
-	if section("unchanged (already as requested)", len(res.Unchanged)) {
-		for _, n := range res.Unchanged {
-			fmt.Fprintf(tw, "  %s\n", n)
-		}
-	}
-	if len(res.Changed)+len(res.Refused)+len(res.Dependent)+len(res.Unchanged) == 0 {
-		fmt.Fprintln(tw, "nothing to do")
-	}
-	tw.Flush()
-}
-
-func onOffStr(b bool) string {
-	if b {
-		return "on"
-	}
-	return "off"
+	return report.FormatTable
 }
 
 func newOffloadCoalesceCmd(e *env) *cobra.Command {
@@ -411,7 +288,7 @@ refused unless --allow-host-nic is given.`,
 			defer c.Close()
 			before, err := c.Coalesce(dev)
 			if err != nil {
-				return fmt.Errorf("read coalescing of %s: %w", offloadWhere(ns, dev), err)
+				return fmt.Errorf("read coalescing of %s: %w", report.OffloadWhere(ns, dev), err)
 			}
 			if err := c.SetCoalesce(dev, want); err != nil {
 				if errors.Is(err, offload.ErrUnknownFeature) {
@@ -421,35 +298,14 @@ refused unless --allow-host-nic is given.`,
 			}
 			after, err := c.Coalesce(dev)
 			if err != nil {
-				return fmt.Errorf("re-read coalescing of %s: %w", offloadWhere(ns, dev), err)
+				return fmt.Errorf("re-read coalescing of %s: %w", report.OffloadWhere(ns, dev), err)
 			}
-			type change struct {
-				Before    uint32 `json:"before"`
-				After     uint32 `json:"after"`
-				Requested uint32 `json:"requested"`
+			changes := report.CoalesceChanges(want, before, after)
+			if err := report.WriteCoalesce(e.stdout, offloadFormat(jsonOut), changes); err != nil || jsonOut {
+				return err
 			}
-			out := map[string]change{}
-			var keys []string
-			for k, v := range want {
-				out[k] = change{Before: before[k], After: after[k], Requested: v}
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			if jsonOut {
-				return writeOffloadJSON(e.stdout, out)
-			}
-			var refused []string
-			for _, k := range keys {
-				ch := out[k]
-				note := ""
-				if ch.After != ch.Requested {
-					note = "  (the driver kept its own value)"
-					refused = append(refused, k)
-				}
-				fmt.Fprintf(e.stdout, "%s: %d -> %d%s\n", k, ch.Before, ch.After, note)
-			}
-			if len(refused) > 0 {
-				return fmt.Errorf("set coalescing of %s: not taken: %s", offloadWhere(ns, dev), strings.Join(refused, ", "))
+			if refused := report.CoalesceNotTaken(changes); len(refused) > 0 {
+				return fmt.Errorf("set coalescing of %s: not taken: %s", report.OffloadWhere(ns, dev), strings.Join(refused, ", "))
 			}
 			return nil
 		},

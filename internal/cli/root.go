@@ -1,5 +1,3 @@
-// Package cli wires latlab's commands: flags, output selection and exit
-// codes. The work itself lives in the other internal packages.
 package cli
 
 import (

@@ -173,7 +173,6 @@ func roundValues(o *Outcome, key, metric string) (map[int]float64, string, bool)
 	return out, unit, higher
 }
 
-// configKeys lists the run's configurations in first-seen order.
 // samePlacementFree returns the one key of keys equal to k but for the
 // placement, or "" when there is none or several.
 func samePlacementFree(k string, keys []string) string {
@@ -194,6 +193,7 @@ func samePlacementFree(k string, keys []string) string {
 	return found
 }
 
+// configKeys lists the run's configurations in first-seen order.
 func configKeys(o *Outcome) []string {
 	var keys []string
 	for _, t := range o.Trials {

@@ -1,8 +1,3 @@
-// Package experiment expands what to compare into configurations and runs
-// them as interleaved trials: every round runs every configuration once, in
-// a fresh random order, so slow drift on a shared machine spreads over all
-// configurations instead of landing on one. It drives topo (the lab),
-// workload (the measurements) and, through Summarize, stats.
 package experiment
 
 import (
@@ -94,19 +89,20 @@ type Target struct {
 }
 
 // Placement pins the client's and server's timed threads, as `latlab bench
-// --cpu --server-cpu` does.
+// --cpu --server-cpu` does. A spec file writes it as a PlacementSpec
+// (server_cpu "auto", "none" or a number); this is the checked form.
 type Placement struct {
-	Name string `json:"name" yaml:"name"`
+	Name string `json:"name"`
 	// ClientCPUs: nil means automatic (end of the allowed set).
-	ClientCPUs []int `json:"client_cpus,omitempty" yaml:"client_cpus,omitempty"`
+	ClientCPUs []int `json:"client_cpus,omitempty"`
 	// ServerCPU: workload.CPUAuto, workload.CPUNone or a CPU.
-	ServerCPU int `json:"server_cpu" yaml:"server_cpu"`
+	ServerCPU int `json:"server_cpu"`
 	// Workloads, when set, are the only workloads the placement applies
 	// to (calibration gives each workload its own).
-	Workloads []workload.Workload `json:"workloads,omitempty" yaml:"workloads,omitempty"`
+	Workloads []workload.Workload `json:"workloads,omitempty"`
 }
 
-// AutoPlacement is the default placement.
+// autoPlacement is the default placement.
 var autoPlacement = Placement{Name: "auto", ServerCPU: workload.CPUAuto}
 
 // Defaults for `latlab lab`.
@@ -124,7 +120,7 @@ const (
 	DefaultBaseline = "host"
 )
 
-// DefaultWorkloads are the workloads `latlab lab` runs by default.
+// defaultWorkloads are the workloads `latlab lab` runs by default.
 var defaultWorkloads = []workload.Workload{workload.TCPRR, workload.UDPRR, workload.TCPCRR, workload.TCPStream}
 
 // DefaultWorkloads returns a fresh copy of the default workload list.
@@ -470,7 +466,7 @@ func (o *Outcome) AddTrial(tr TrialResult, rec Recorder, onEvent func(Event), do
 	return nil
 }
 
-type config struct {
+type trialConfig struct {
 	mode  *topo.ModeState
 	wl    workload.Workload
 	size  int
@@ -478,12 +474,12 @@ type config struct {
 	place Placement
 }
 
-func (c config) public() Config {
+func (c trialConfig) public() Config {
 	return Config{Mode: c.mode.Mode.Name, Workload: c.wl, Size: c.size, Offload: c.off.Name, Placement: c.place.Name}
 }
 
 func runTrials(ctx context.Context, spec *LabSpec, lab *topo.Lab, j *journal.Journal, out *Outcome, onEvent func(Event)) (err error) {
-	var configs []config
+	var configs []trialConfig
 	for _, m := range lab.Modes {
 		if m.Status != topo.StatusOK {
 			continue
@@ -496,7 +492,7 @@ func runTrials(ctx context.Context, spec *LabSpec, lab *topo.Lab, j *journal.Jou
 			for _, sz := range sizes {
 				for _, o := range spec.Offloads {
 					for _, p := range PlacementsFor(spec.Placements, w) {
-						configs = append(configs, config{m, w, sz, o, p})
+						configs = append(configs, trialConfig{m, w, sz, o, p})
 					}
 				}
 			}
@@ -539,7 +535,7 @@ func runTrials(ctx context.Context, spec *LabSpec, lab *topo.Lab, j *journal.Jou
 			}
 		}
 	}
-	byKey := map[Config]config{}
+	byKey := map[Config]trialConfig{}
 	var public []Config
 	for _, c := range configs {
 		byKey[c.public()] = c
@@ -594,7 +590,7 @@ func calibrateLab(ctx context.Context, spec *LabSpec, lab *topo.Lab, out *Outcom
 	probe := func(ctx context.Context, w workload.Workload, p Placement, d, warm time.Duration) (*workload.Result, error) {
 		ps := *spec
 		ps.Duration, ps.Warmup, ps.Attribute = d, warm, false
-		res, _, err := runOne(ctx, &ps, config{mode: base, wl: w, size: spec.Sizes[0], place: p}, nil)
+		res, _, err := runOne(ctx, &ps, trialConfig{mode: base, wl: w, size: spec.Sizes[0], place: p}, nil)
 		return res, err
 	}
 	ps, cals, err := Calibrate(ctx, spec.Workloads, allowed, spec.Seed, probe)
@@ -606,7 +602,7 @@ func calibrateLab(ctx context.Context, spec *LabSpec, lab *topo.Lab, out *Outcom
 	return nil
 }
 
-func runOne(ctx context.Context, spec *LabSpec, c config, ebpf *probe.EBPF) (*workload.Result, *probe.Attribution, error) {
+func runOne(ctx context.Context, spec *LabSpec, c trialConfig, ebpf *probe.EBPF) (*workload.Result, *probe.Attribution, error) {
 	cfg := workload.Config{
 		Target:     c.mode.Mode.Target,
 		Workload:   c.wl,

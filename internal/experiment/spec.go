@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -71,11 +70,13 @@ type InterfaceSpec struct {
 	Dev   string `yaml:"dev"`
 }
 
-// PlacementSpec is a placement as written in a spec.
+// PlacementSpec is a placement as written in a spec; ParseSpec checks it
+// into a Placement (the one type the rest of experiment uses), and
+// RenderSpec writes a Placement back as one.
 type PlacementSpec struct {
 	Name       string `yaml:"name"`
 	ClientCPUs []int  `yaml:"client_cpus,omitempty"`
-	ServerCPU  string `yaml:"server_cpu,omitempty"` // auto (default), none, or a CPU
+	ServerCPU  string `yaml:"server_cpu,omitempty"` // auto (default), none, or a CPU: ParseServerCPU
 	// Workloads the placement applies to (default: all).
 	Workloads []string `yaml:"workloads,omitempty"`
 }
@@ -150,15 +151,7 @@ func RenderSpec(spec *LabSpec, name, header string) ([]byte, error) {
 		sf.Offloads = append(sf.Offloads, yaml.Node{Kind: yaml.ScalarNode, Value: v})
 	}
 	for _, p := range spec.Placements {
-		ps := PlacementSpec{Name: p.Name, ClientCPUs: p.ClientCPUs}
-		switch p.ServerCPU {
-		case workload.CPUAuto:
-			ps.ServerCPU = "auto"
-		case workload.CPUNone:
-			ps.ServerCPU = "none"
-		default:
-			ps.ServerCPU = strconv.Itoa(p.ServerCPU)
-		}
+		ps := PlacementSpec{Name: p.Name, ClientCPUs: p.ClientCPUs, ServerCPU: FormatServerCPU(p.ServerCPU)}
 		for _, w := range p.Workloads {
 			ps.Workloads = append(ps.Workloads, string(w))
 		}
@@ -343,7 +336,7 @@ func ParseSpec(b []byte, file string) (*LabSpec, string, error) {
 			return nil, "", fail(at("placements", i), field, "placement %q given twice", ps.Name)
 		}
 		seen[ps.Name] = true
-		p := Placement{Name: ps.Name, ClientCPUs: ps.ClientCPUs, ServerCPU: workload.CPUAuto}
+		p := Placement{Name: ps.Name, ClientCPUs: ps.ClientCPUs}
 		if len(ps.ClientCPUs) > MaxCPU {
 			return nil, "", fail(at("placements", i, "client_cpus"), field+".client_cpus", "%d CPUs, at most %d", len(ps.ClientCPUs), MaxCPU)
 		}
@@ -352,20 +345,14 @@ func ParseSpec(b []byte, file string) (*LabSpec, string, error) {
 				return nil, "", fail(at("placements", i, "client_cpus", k), fmt.Sprintf("%s.client_cpus[%d]", field, k), "%v", err)
 			}
 		}
-		switch ps.ServerCPU {
-		case "", "auto":
-		case "none":
-			p.ServerCPU = workload.CPUNone
-		default:
-			n, err := strconv.Atoi(ps.ServerCPU)
-			if err != nil {
-				return nil, "", fail(at("placements", i, "server_cpu"), field+".server_cpu", "%q (allowed: auto, none or a CPU number)", ps.ServerCPU)
-			}
-			if err := CheckCPU(n); err != nil {
-				return nil, "", fail(at("placements", i, "server_cpu"), field+".server_cpu", "%v", err)
-			}
-			p.ServerCPU = n
+		n, err := ParseServerCPU(ps.ServerCPU)
+		if err == nil && n >= 0 {
+			err = CheckCPU(n)
 		}
+		if err != nil {
+			return nil, "", fail(at("placements", i, "server_cpu"), field+".server_cpu", "%v", err)
+		}
+		p.ServerCPU = n
 		for k, w := range ps.Workloads {
 			wl, err := workload.ParseWorkload(w)
 			if err != nil {
@@ -441,51 +428,6 @@ func CheckWarmup(d time.Duration) error {
 		return fmt.Errorf("%v: want whole milliseconds, 0..%v", d, MaxWarmup)
 	}
 	return nil
-}
-
-// CheckCPU refuses a CPU number that is negative, at least MaxCPU, or
-// beyond the CPUs this machine can ever have
-// (/sys/devices/system/cpu/possible, when readable).
-func CheckCPU(cpu int) error {
-	if cpu < 0 {
-		return fmt.Errorf("CPU %d is negative", cpu)
-	}
-	if cpu >= MaxCPU {
-		return fmt.Errorf("CPU %d: CPU numbers are below %d", cpu, MaxCPU)
-	}
-	if n, ok := PossibleCPUs(); ok && cpu >= n {
-		return fmt.Errorf("CPU %d: this machine's CPUs are 0..%d (/sys/devices/system/cpu/possible)", cpu, n-1)
-	}
-	return nil
-}
-
-// PossibleCPUs is one more than the highest CPU number this machine can
-// have, from /sys/devices/system/cpu/possible ("0-3", "0,2-5"); ok is
-// false when it cannot be read.
-func PossibleCPUs() (n int, ok bool) {
-	b, err := os.ReadFile("/sys/devices/system/cpu/possible")
-	if err != nil {
-		return 0, false
-	}
-	return parseCPUList(strings.TrimSpace(string(b)))
-}
-
-// parseCPUList returns one more than the highest CPU of a kernel CPU list
-// ("0-3,8").
-func parseCPUList(s string) (int, bool) {
-	hi := -1
-	for _, part := range strings.Split(s, ",") {
-		_, last, _ := strings.Cut(part, "-")
-		if last == "" {
-			last = part
-		}
-		v, err := strconv.Atoi(last)
-		if err != nil || v < 0 {
-			return 0, false
-		}
-		hi = max(hi, v)
-	}
-	return hi + 1, hi >= 0
 }
 
 // specErrorFrom turns a YAML or topology parse error into a SpecError of

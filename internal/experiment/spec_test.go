@@ -172,18 +172,6 @@ func TestSpecBounds(t *testing.T) {
 	}
 }
 
-func TestParseCPUList(t *testing.T) {
-	for _, c := range []struct {
-		in   string
-		want int
-		ok   bool
-	}{{"0", 1, true}, {"0-3", 4, true}, {"0,2-5", 6, true}, {"0-1,8", 9, true}, {"", 0, false}, {"x", 0, false}, {"0-", 0, false}} {
-		if got, ok := parseCPUList(c.in); got != c.want || ok != c.ok {
-			t.Errorf("%q: %d %v, want %d %v", c.in, got, ok, c.want, c.ok)
-		}
-	}
-}
-
 // A spec is one YAML document: a second one is refused at its line, a
 // trailing "---" alone is not a document.
 func TestSpecMultipleDocuments(t *testing.T) {

@@ -22,10 +22,10 @@ const (
 	bootstrapIters = 1000
 )
 
-// Interval is a median with its confidence interval. Confidence is the
+// Estimate is a median with its confidence interval. Confidence is the
 // level actually reached (order statistics reach discrete levels); TooFew
 // says the trials were too few to reach 95% at all.
-type Interval struct {
+type Estimate struct {
 	Median     float64 `json:"median"`
 	CILow      float64 `json:"ci_low"`
 	CIHigh     float64 `json:"ci_high"`
@@ -33,8 +33,9 @@ type Interval struct {
 	TooFew     bool    `json:"too_few_trials,omitempty"`
 }
 
-func interval(e stats.Estimate) *Interval {
-	return &Interval{Median: e.Center, CILow: e.Lo, CIHigh: e.Hi, Confidence: e.Confidence, TooFew: e.TooFew}
+// EstimateOf is e in the form an Outcome's summary and the reports carry.
+func EstimateOf(e stats.Estimate) *Estimate {
+	return &Estimate{Median: e.Center, CILow: e.Lo, CIHigh: e.Hi, Confidence: e.Confidence, TooFew: e.TooFew}
 }
 
 // ModeResult is one (mode, workload) configuration summarised over its
@@ -56,8 +57,8 @@ type ModeResult struct {
 	// Metric names what rate_per_sec's comparison is about: "rate_per_sec"
 	// for request/response workloads, "throughput_bps" for tcp_stream.
 	Metric        string    `json:"metric"`
-	RatePerSec    *Interval `json:"rate_per_sec,omitempty"`
-	ThroughputBps *Interval `json:"throughput_bps,omitempty"`
+	RatePerSec    *Estimate `json:"rate_per_sec,omitempty"`
+	ThroughputBps *Estimate `json:"throughput_bps,omitempty"`
 	// P50Ns and P99Ns come from the histograms of all trials merged.
 	P50Ns int64 `json:"p50_ns,omitempty"`
 	P99Ns int64 `json:"p99_ns,omitempty"`
@@ -68,8 +69,8 @@ type ModeResult struct {
 	// the dual of the verdict's test (TooFew: the range of the per-round
 	// ratios, no interval). P99RatioVsHost is the p99 latency ratio with a
 	// cluster bootstrap CI over whole trials.
-	RatioVsHost    *Interval `json:"ratio_vs_host,omitempty"`
-	P99RatioVsHost *Interval `json:"p99_ratio_vs_host,omitempty"`
+	RatioVsHost    *Estimate `json:"ratio_vs_host,omitempty"`
+	P99RatioVsHost *Estimate `json:"p99_ratio_vs_host,omitempty"`
 	// CV is the trial-to-trial coefficient of variation of the metric.
 	CV float64 `json:"cv"`
 	// OutlierRounds flags rounds whose ratio to the baseline lies far
@@ -114,8 +115,8 @@ type Statistics struct {
 // another offload preset.
 type OffloadComparison struct {
 	Preset      string    `json:"preset"`
-	Ratio       *Interval `json:"ratio"`
-	P99Ratio    *Interval `json:"p99_ratio,omitempty"`
+	Ratio       *Estimate `json:"ratio"`
+	P99Ratio    *Estimate `json:"p99_ratio,omitempty"`
 	PValue      float64   `json:"p_value"`
 	Significant bool      `json:"significant"`
 	Verdict     string    `json:"verdict"`
@@ -335,9 +336,9 @@ func summarizeGroup(o *Outcome, g Config, rng *rand.Rand) []ModeResult {
 			rows = append(rows, r)
 			continue
 		}
-		r.RatePerSec = interval(stats.MedianCI(c.rates, Confidence))
+		r.RatePerSec = EstimateOf(stats.MedianCI(c.rates, Confidence))
 		if w == workload.TCPStream {
-			r.ThroughputBps = interval(stats.MedianCI(c.values, Confidence))
+			r.ThroughputBps = EstimateOf(stats.MedianCI(c.values, Confidence))
 		}
 		r.CV = cv(c.values)
 		if c.merged != nil && c.merged.Count() > 0 {
@@ -351,9 +352,9 @@ func summarizeGroup(o *Outcome, g Config, rng *rand.Rand) []ModeResult {
 		r.CPUPerTxn = &workload.CPUCost{Client: stats.Median(c.cpuClient), Server: stats.Median(c.cpuServer)}
 		switch cmp, found := cmps[mi.Name]; {
 		case mi.Name == o.Spec.Baseline:
-			r.RatioVsHost = &Interval{Median: 1, CILow: 1, CIHigh: 1, Confidence: 1}
+			r.RatioVsHost = &Estimate{Median: 1, CILow: 1, CIHigh: 1, Confidence: 1}
 		case found:
-			r.RatioVsHost = ratioInterval(cmp, c, base)
+			r.RatioVsHost = ratioEstimate(cmp, c, base)
 			_, r.P99RatioVsHost = ratios(c, base, rng)
 			r.OutlierRounds = outliers(c, base)
 			p := cmp.PAdjusted
@@ -366,16 +367,16 @@ func summarizeGroup(o *Outcome, g Config, rng *rand.Rand) []ModeResult {
 	return rows
 }
 
-// ratioInterval turns a paired comparison's ratio into an Interval; with
+// ratioEstimate turns a paired comparison's ratio into an Estimate; with
 // too few rounds for an interval at the adjusted level it is the range of
 // the per-round ratios, marked TooFew.
-func ratioInterval(c stats.Comparison, a, b series) *Interval {
+func ratioEstimate(c stats.Comparison, a, b series) *Estimate {
 	e := c.Ratio
 	if !e.TooFew {
-		return &Interval{Median: e.Center, CILow: e.Lo, CIHigh: e.Hi, Confidence: e.Confidence}
+		return &Estimate{Median: e.Center, CILow: e.Lo, CIHigh: e.Hi, Confidence: e.Confidence}
 	}
 	num, den := pairByRound(a, b)
-	iv := &Interval{Median: e.Center, CILow: math.Inf(1), CIHigh: 0, TooFew: true}
+	iv := &Estimate{Median: e.Center, CILow: math.Inf(1), CIHigh: 0, TooFew: true}
 	for i := range num {
 		r := num[i] / den[i]
 		iv.CILow, iv.CIHigh = min(iv.CILow, r), max(iv.CIHigh, r)
@@ -447,22 +448,22 @@ func compareOffloads(o *Outcome, first string, rows []ModeResult, rng *rand.Rand
 	stats.AdjustComparisons(cmps, Alpha)
 	for k, c := range cmps {
 		v := rows[idx[k]].VsOffload
-		v.Ratio = ratioInterval(c, sers[k][0], sers[k][1])
+		v.Ratio = ratioEstimate(c, sers[k][0], sers[k][1])
 		v.PValue, v.Significant, v.Verdict = c.PAdjusted, c.Significant, string(c.Verdict)
 	}
 }
 
 // ratios pairs a with b by round (metric ratio) and bootstraps the p99
 // ratio over whole trials.
-func ratios(a, b series, rng *rand.Rand) (ratio, p99 *Interval) {
+func ratios(a, b series, rng *rand.Rand) (ratio, p99 *Estimate) {
 	num, den := pairByRound(a, b)
 	if e, err := stats.PairedRatio(num, den, Confidence); err == nil && e.N > 0 {
-		ratio = interval(e)
+		ratio = EstimateOf(e)
 	}
 	if len(a.hists) > 0 && len(b.hists) > 0 {
 		e := stats.BootstrapQuantileRatio(a.hists, b.hists, 99, bootstrapIters, Confidence, rng)
 		if e.N > 0 && !e.TooFew && !math.IsNaN(e.Center) {
-			p99 = interval(e)
+			p99 = EstimateOf(e)
 		}
 	}
 	return ratio, p99
@@ -540,7 +541,7 @@ func pairByRound(a, b series) (num, den []float64) {
 }
 
 // String renders an interval compactly, for logs.
-func (iv *Interval) String() string {
+func (iv *Estimate) String() string {
 	if iv == nil {
 		return "-"
 	}

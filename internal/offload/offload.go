@@ -1,16 +1,3 @@
-// Package offload reads and changes a network device's offloads (TSO, GSO,
-// GRO, LRO, checksums, scatter-gather...) and its interrupt coalescing, ring
-// and channel settings, inside any named network namespace, the way
-// ethtool -k/-K/-c/-C/-g/-l do.
-//
-// It speaks ethtool netlink (the "ethtool" generic netlink family) and falls
-// back to the legacy SIOCETHTOOL ioctl on kernels without it. Feature names
-// are the kernel's (tx-tcp-segmentation, rx-gro-hw, tx-checksum-ip-generic)
-// and ethtool's legacy names and short aliases (tso, gso, gro, lro, tx, rx,
-// sg, generic-receive-offload...) which expand as `ethtool -K` expands them.
-//
-// Set and Restore never trust the request: they re-read the device and
-// report what really moved, what the kernel refused and what moved with it.
 package offload
 
 import (
@@ -589,7 +576,8 @@ type param struct {
 	u8   bool // NLA_U8 (a boolean or small enum); otherwise NLA_U32
 }
 
-// Coalescing parameters, ETHTOOL_A_COALESCE_*, in ethtool -c order.
+// coalesceParams are the coalescing parameters, ETHTOOL_A_COALESCE_*, in
+// ethtool -c order.
 var coalesceParams = []param{
 	{"adaptive-rx", 11, true},
 	{"adaptive-tx", 12, true},
@@ -620,7 +608,7 @@ var coalesceParams = []param{
 	{"tx-aggr-time-usecs", 28, false},
 }
 
-// Ring parameters, ETHTOOL_A_RINGS_*.
+// ringParams are the ring parameters, ETHTOOL_A_RINGS_*.
 var ringParams = []param{
 	{"rx-max", 2, false},
 	{"rx-mini-max", 3, false},
@@ -641,7 +629,7 @@ var ringParams = []param{
 	{"hds-thresh-max", 18, false},
 }
 
-// Channel parameters, ETHTOOL_A_CHANNELS_*.
+// channelParams are the channel parameters, ETHTOOL_A_CHANNELS_*.
 var channelParams = []param{
 	{"rx-max", 2, false},
 	{"tx-max", 3, false},

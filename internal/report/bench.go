@@ -1,4 +1,3 @@
-// Package report renders results as tables, JSON and CSV.
 package report
 
 import (
@@ -32,20 +31,26 @@ func CheckFormat(f string) error {
 	return fmt.Errorf("unknown format %q (want table, json or csv)", f)
 }
 
+// writeJSON writes v as indented JSON, the form of every --json and
+// --format json output.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
 // WriteBench writes one `latlab bench` result, with its kernel evidence
 // when attr is not nil (`--attribute`).
 func WriteBench(w io.Writer, format string, r *workload.Result, attr *probe.Attribution) error {
 	switch format {
 	case FormatJSON:
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
 		if attr != nil {
-			return enc.Encode(struct {
+			return writeJSON(w, struct {
 				*workload.Result
 				Attribution *probe.Attribution `json:"attribution"`
 			}{r, attr})
 		}
-		return enc.Encode(r)
+		return writeJSON(w, r)
 	case FormatCSV:
 		return writeBenchCSV(w, r)
 	case FormatTable:
@@ -66,7 +71,7 @@ func WriteBench(w io.Writer, format string, r *workload.Result, attr *probe.Attr
 	return CheckFormat(format)
 }
 
-// BenchCSVHeader is the column list of the CSV format.
+// benchCSVHeader is the column list of the CSV format.
 var benchCSVHeader = []string{
 	"workload", "target", "flows", "request_size", "response_size", "duration_s", "transactions",
 	"rate_per_sec", "mean_ns", "p50_ns", "p90_ns", "p99_ns", "p999_ns", "max_ns", "throughput_bps",

@@ -2,7 +2,6 @@ package report
 
 import (
 	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -35,9 +34,7 @@ func WriteRuns(w io.Writer, format string, runs []RunInfo) error {
 		if runs == nil {
 			runs = []RunInfo{}
 		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(runs)
+		return writeJSON(w, runs)
 	case FormatCSV:
 		cw := csv.NewWriter(w)
 		cw.Write([]string{"id", "started", "finished", "status", "spec_name", "kind", "trials", "seed"})
@@ -81,8 +78,8 @@ func WriteComparison(w io.Writer, format, baseName, newName string, rows []exper
 		type row struct {
 			Name      string              `json:"name"`
 			Unit      string              `json:"unit"`
-			Base      experiment.Interval `json:"base"`
-			New       experiment.Interval `json:"new"`
+			Base      experiment.Estimate `json:"base"`
+			New       experiment.Estimate `json:"new"`
 			DeltaPct  float64             `json:"delta_pct"`
 			P         float64             `json:"p_value"`
 			PAdjusted float64             `json:"p_adjusted"`
@@ -95,11 +92,9 @@ func WriteComparison(w io.Writer, format, baseName, newName string, rows []exper
 			Rows []row  `json:"rows"`
 		}{Base: baseName, New: newName}
 		for _, r := range rows {
-			out.Rows = append(out.Rows, row{r.Name, r.Unit, ival(r.Base), ival(r.New), finite(r.DeltaPct), r.P, r.PAdjusted, r.Significant, string(r.Verdict)})
+			out.Rows = append(out.Rows, row{r.Name, r.Unit, *experiment.EstimateOf(r.Base), *experiment.EstimateOf(r.New), finite(r.DeltaPct), r.P, r.PAdjusted, r.Significant, string(r.Verdict)})
 		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return writeJSON(w, out)
 	case FormatCSV:
 		cw := csv.NewWriter(w)
 		cw.Write([]string{"name", "unit", "base_median", "base_ci_low", "base_ci_high", "new_median", "new_ci_low", "new_ci_high", "delta_pct", "p_value", "p_adjusted", "verdict"})
@@ -136,10 +131,6 @@ func WriteComparison(w io.Writer, format, baseName, newName string, rows []exper
 	return CheckFormat(format)
 }
 
-func ival(e stats.Estimate) experiment.Interval {
-	return experiment.Interval{Median: e.Center, CILow: e.Lo, CIHigh: e.Hi, Confidence: e.Confidence, TooFew: e.TooFew}
-}
-
 func finite(v float64) float64 {
 	if v != v || v > 1e300 || v < -1e300 {
 		return 0
@@ -165,7 +156,8 @@ func ciText(e stats.Estimate, unit string) string {
 	return s
 }
 
-// Export formats.
+// FormatBenchstat is WriteExport's format beside FormatCSV: benchstat
+// lines.
 const FormatBenchstat = "benchstat"
 
 // WriteExport writes a run's trials: benchstat (one line per trial, the
@@ -220,9 +212,7 @@ func WriteExport(w io.Writer, format string, run *store.Run, o *experiment.Outco
 		cw.Flush()
 		return cw.Error()
 	case FormatJSON:
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
+		return writeJSON(w, struct {
 			Run     RunInfo                  `json:"run"`
 			Trials  []experiment.TrialResult `json:"trials"`
 			Summary *experiment.Summary      `json:"summary"`

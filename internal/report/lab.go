@@ -2,7 +2,6 @@ package report
 
 import (
 	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -20,9 +19,7 @@ import (
 func WriteLab(w io.Writer, format string, s *experiment.Summary) error {
 	switch format {
 	case FormatJSON:
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(s)
+		return writeJSON(w, s)
 	case FormatCSV:
 		return writeLabCSV(w, s)
 	case FormatTable:
@@ -265,7 +262,7 @@ func writeAttribution(w io.Writer, group []experiment.ModeResult) error {
 	return tw.Flush()
 }
 
-func metric(r experiment.ModeResult) *experiment.Interval {
+func metric(r experiment.ModeResult) *experiment.Estimate {
 	if r.Metric == "throughput_bps" {
 		return r.ThroughputBps
 	}

@@ -1,6 +1,3 @@
-// Package testutil holds helpers for tests that need root, kernel features
-// or external tools. Under CI=true a test that would skip fails instead, so
-// a missing install step in .ci/run can never hide behind a skip.
 package testutil
 
 import (

@@ -1,5 +1,3 @@
-// Package topo builds network topologies (namespaces, veth pairs, bridges,
-// macvlan, vxlan) through netlink and tears them down.
 package topo
 
 import (

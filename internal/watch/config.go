@@ -475,19 +475,13 @@ func parseTarget(rt *rawTarget, at func(path ...any) int, tf string) (*TargetSpe
 			return nil, fail(at("client_cpus", i), fmt.Sprintf(".client_cpus[%d]", i), "%v", err)
 		}
 	}
-	switch rt.ServerCPU {
-	case "", "auto":
-	case "none":
-		t.ServerCPU = workload.CPUNone
-	default:
-		n, err := strconv.Atoi(rt.ServerCPU)
-		if err != nil {
-			return nil, fail(at("server_cpu"), ".server_cpu", "%q (allowed: auto, none or a CPU number)", rt.ServerCPU)
-		}
-		if err := experiment.CheckCPU(n); err != nil {
-			return nil, fail(at("server_cpu"), ".server_cpu", "%v", err)
-		}
-		t.ServerCPU = n
+	n, err := experiment.ParseServerCPU(rt.ServerCPU)
+	if err == nil && n >= 0 {
+		err = experiment.CheckCPU(n)
 	}
+	if err != nil {
+		return nil, fail(at("server_cpu"), ".server_cpu", "%v", err)
+	}
+	t.ServerCPU = n
 	return t, nil
 }

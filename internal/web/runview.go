@@ -53,7 +53,7 @@ type rowView struct {
 	ConfigKey, HistoryURL string
 }
 
-// buildRunView loads, summarises and charts run id. Finished runs are
+// runView loads, summarises and charts run id. Finished runs are
 // cached.
 func (s *Server) runView(ctx context.Context, id int64) (*runView, error) {
 	if v := s.cache.get(id); v != nil {
@@ -155,7 +155,7 @@ func groupTitle(s *experiment.Summary, g experiment.ModeResult) string {
 	return title
 }
 
-func metricOf(r experiment.ModeResult) *experiment.Interval {
+func metricOf(r experiment.ModeResult) *experiment.Estimate {
 	if r.Metric == "throughput_bps" {
 		return r.ThroughputBps
 	}

@@ -1,6 +1,3 @@
-// Package webtest fills a results database with synthetic runs for the
-// dashboard's tests and benchmarks: real histograms, recorded through
-// experiment.StoreRecorder exactly as `latlab lab` records a run.
 package webtest
 
 import (
