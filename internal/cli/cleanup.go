@@ -13,10 +13,19 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/latlab/latlab/internal/docker"
+	"github.com/latlab/latlab/internal/docker/dockerlab"
 	"github.com/latlab/latlab/internal/experiment"
 	"github.com/latlab/latlab/internal/journal"
 	"github.com/latlab/latlab/internal/topo"
 )
+
+// undoers is the journal undo registry of every kind a latlab run
+// journals, each from the package that creates it: `latlab cleanup`
+// sweeps with it, and every lab's first sweep (LabSpec.Undoers,
+// dockerlab.Spec.Undoers, watch jobs).
+func undoers() journal.Undoers {
+	return experiment.UndoHandlers().With(dockerlab.UndoHandlers())
+}
 
 // dockerHostNone is the --docker-host value that skips the label sweep.
 const dockerHostNone = "none"
@@ -56,7 +65,7 @@ orphans from here. Exit status 0 when everything that was found is gone.`,
 			if os.Geteuid() != 0 {
 				return fmt.Errorf("latlab cleanup needs root to delete network namespaces")
 			}
-			res, sweepErr := journal.Sweep(dir, journal.SweepOptions{IncludeKept: true, Handlers: experiment.UndoHandlers()})
+			res, sweepErr := journal.Sweep(dir, journal.SweepOptions{IncludeKept: true, Handlers: undoers()})
 			for _, u := range res.Undone {
 				if u.Kind == experiment.KindOffload {
 					fmt.Fprintf(e.stdout, "restored offloads of %s (netns %s)\n", u.Name, u.NS)

@@ -10,7 +10,6 @@ import (
 
 	"github.com/latlab/latlab/internal/docker"
 	"github.com/latlab/latlab/internal/docker/dockertest"
-	"github.com/latlab/latlab/internal/experiment"
 	"github.com/latlab/latlab/internal/journal"
 )
 
@@ -153,7 +152,7 @@ func journalDocker(t *testing.T, dir, run, host string) *journal.Journal {
 		t.Fatal(err)
 	}
 	data, _ := json.Marshal(map[string]string{"host": host, "label": docker.LabelRun + "=" + run})
-	if err := j.Record(journal.Entry{Kind: experiment.KindDocker, Name: run, Data: data}); err != nil {
+	if err := j.Record(journal.Entry{Kind: docker.JournalKind, Name: run, Data: data}); err != nil {
 		t.Fatal(err)
 	}
 	if err := j.MarkKept(); err != nil {

@@ -142,6 +142,7 @@ crash. Needs root (entering namespaces) and a daemon on this machine.`,
 				}
 				fmt.Fprintln(e.stderr)
 			}
+			spec.Undoers = undoers()
 			out, runErr := dockerlab.RunLab(cmd.Context(), spec, prog.event)
 			prog.finish()
 			if out == nil {

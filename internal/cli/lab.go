@@ -267,6 +267,7 @@ func (o *labOpts) run(cmd *cobra.Command, e *env, spec *experiment.LabSpec, name
 		rec = &experiment.StoreRecorder{Store: st, Kind: kind, SpecName: name, SpecHeader: text + "# latlab " + Version() + "\n", Version: Version()}
 		spec.Recorder = rec
 	}
+	spec.Undoers = undoers()
 	prog := newLabProgress(e, o.quiet)
 	out, runErr := experiment.RunLab(cmd.Context(), *spec, prog.event)
 	prog.finish()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/latlab/latlab/internal/experiment"
 	"github.com/latlab/latlab/internal/journal"
 	"github.com/latlab/latlab/internal/watch"
 )
@@ -81,9 +82,14 @@ after the trial in progress. See docs/watch.md.`,
 				return err
 			}
 			defer st.Close()
+			reg := undoers()
 			w := &watch.Watcher{Store: st, Config: cfg, Version: Version(), JournalDir: journalDir,
 				Logf: func(format string, a ...any) {
 					fmt.Fprintf(e.stderr, "%s %s\n", time.Now().Format("2006-01-02T15:04:05"), fmt.Sprintf(format, a...))
+				},
+				RunLab: func(ctx context.Context, spec experiment.LabSpec, onEvent func(experiment.Event)) (*experiment.Outcome, error) {
+					spec.Undoers = reg // sweep Docker runs' journals too
+					return experiment.RunLab(ctx, spec, onEvent)
 				}}
 			if once {
 				return w.RunOnce(cmd.Context())

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/latlab/latlab/internal/docker"
 	"github.com/latlab/latlab/internal/journal"
 	"github.com/latlab/latlab/internal/offload"
 	"github.com/latlab/latlab/internal/testutil"
@@ -91,26 +90,6 @@ func TestUndoHandlersRefuseForeignNames(t *testing.T) {
 		if err := h[topo.KindNetNS](journal.Entry{Kind: topo.KindNetNS, Name: name}); err == nil || !strings.Contains(err.Error(), "refusing") {
 			t.Errorf("netns %q: %v, want a refusal", name, err)
 		}
-	}
-	data := func(label string) json.RawMessage {
-		b, _ := json.Marshal(map[string]string{"host": "unix:///nonexistent/docker.sock", "label": label})
-		return b
-	}
-	for _, e := range []journal.Entry{
-		{Kind: KindDocker, Name: "someones-run", Data: data(docker.LabelRun + "=someones-run")},
-		{Kind: KindDocker, Name: "latlab-d1234", Data: data(docker.LabelRun)},                   // every run's objects
-		{Kind: KindDocker, Name: "latlab-d1234", Data: data(docker.LabelRun + "=latlab-d9999")}, // another run's
-		{Kind: KindDocker, Name: "latlab-d1234", Data: data("com.example=x")},
-	} {
-		if err := h[KindDocker](e); err == nil || !strings.Contains(err.Error(), "refusing") {
-			t.Errorf("docker %s %s: %v, want a refusal", e.Name, e.Data, err)
-		}
-	}
-	// A well-formed entry on a daemon that cannot be reached is an error
-	// (the journal stays), not "nothing to do".
-	e := journal.Entry{Kind: KindDocker, Name: "latlab-d1234", Data: data(docker.LabelRun + "=latlab-d1234")}
-	if err := h[KindDocker](e); err == nil || !strings.Contains(err.Error(), "unreachable") {
-		t.Errorf("unreachable daemon: %v, want an error saying so", err)
 	}
 	snap, _ := json.Marshal(offload.Snapshot{Version: offload.SnapshotVersion, NetNS: "/var/run/netns/latlab-t-x", Dev: "mine0"})
 	if err := h[KindOffload](journal.Entry{Kind: KindOffload, Name: "eth0", NS: "", Data: snap}); err == nil || !strings.Contains(err.Error(), "refusing") {

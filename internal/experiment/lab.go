@@ -65,6 +65,10 @@ type LabSpec struct {
 	Placements []Placement `json:"placements"`
 	// JournalDir holds the journal (default journal.DefaultDir).
 	JournalDir string `json:"-"`
+	// Undoers are the journal undo handlers RunLab sweeps dead runs'
+	// journals with before it starts (nil: UndoHandlers, which knows
+	// nothing of Docker runs); internal/cli passes its registry.
+	Undoers journal.Undoers `json:"-"`
 	// NAT backend for topo (default auto).
 	NAT string `json:"-"`
 	// Keep leaves the lab up after the run.
@@ -169,6 +173,14 @@ func (s *LabSpec) Defaults() {
 	if s.NAT == "" {
 		s.NAT = topo.NATAuto
 	}
+}
+
+// undoers is the registry RunLab sweeps with.
+func (s *LabSpec) undoers() journal.Undoers {
+	if s.Undoers != nil {
+		return s.Undoers
+	}
+	return UndoHandlers()
 }
 
 // Validate checks a defaulted spec.
@@ -370,9 +382,10 @@ type Event struct {
 
 // RunLab builds the lab, starts a server in every server namespace, runs
 // every (mode, workload) configuration once per round in a fresh random
-// order, and tears everything down (unless Keep). When ctx is cancelled it
-// stops after the trial in progress, keeps what finished, and marks the
-// outcome incomplete. onEvent may be nil.
+// order (RunTestbed over the namespace lab), and tears everything down
+// (unless Keep). When ctx is cancelled it stops after the trial in
+// progress, keeps what finished, and marks the outcome incomplete. onEvent
+// may be nil.
 func RunLab(ctx context.Context, spec LabSpec, onEvent func(Event)) (*Outcome, error) {
 	spec.Defaults()
 	if err := spec.Validate(); err != nil {
@@ -381,13 +394,9 @@ func RunLab(ctx context.Context, spec LabSpec, onEvent func(Event)) (*Outcome, e
 	if onEvent == nil {
 		onEvent = func(Event) {}
 	}
-	// Servers report from their own goroutines: serialise the callback.
-	var mu sync.Mutex
-	report := onEvent
-	onEvent = func(e Event) { mu.Lock(); defer mu.Unlock(); report(e) }
 	// Leftovers of runs that died (kill -9) go first; live runs and kept
 	// labs are left alone.
-	journal.Sweep(spec.JournalDir, journal.SweepOptions{Handlers: UndoHandlers()})
+	journal.Sweep(spec.JournalDir, journal.SweepOptions{Handlers: spec.undoers()})
 
 	out := &Outcome{Spec: spec, Started: time.Now().UTC()}
 	prefix := topo.NewPrefix()
@@ -404,40 +413,12 @@ func RunLab(ctx context.Context, spec LabSpec, onEvent func(Event)) (*Outcome, e
 		j.Remove()
 		return nil, err
 	}
+	tb := labTestbed{lab}
 	out.Prefix, out.NATBackend, out.BuildTime = lab.Prefix, lab.NATBackend, lab.BuildTime
-	for _, m := range lab.Modes {
-		out.Modes = append(out.Modes, ModeInfo{
-			Name: m.Mode.Name, Description: m.Mode.Description, Status: string(m.Status), Reason: m.Reason,
-			ClientNS: m.ClientNS, ServerNS: m.ServerNS, Target: m.Mode.Target,
-		})
-	}
+	out.Modes = tb.Modes()
 	onEvent(Event{Kind: "built", Lab: lab})
 
-	var runErr error
-	if len(spec.Placements) == 0 {
-		onEvent(Event{Kind: "calibrating"})
-		runErr = calibrateLab(ctx, &spec, lab, out)
-		if runErr == nil {
-			onEvent(Event{Kind: "calibrated", Calibration: out.Calibration})
-		}
-	}
-	begun := false
-	if spec.Recorder != nil && runErr == nil {
-		if err := spec.Recorder.Begin(out); err != nil {
-			runErr = fmt.Errorf("record run: %w", err)
-		} else {
-			begun = true
-		}
-	}
-	if runErr == nil {
-		runErr = runTrials(ctx, &spec, lab, j, out, onEvent)
-	}
-	out.Finished = time.Now().UTC()
-	if begun {
-		if err := spec.Recorder.End(out); err != nil {
-			runErr = errors.Join(runErr, fmt.Errorf("record run: %w", err))
-		}
-	}
+	runErr := RunTestbed(ctx, tb, j, out, onEvent)
 	onEvent(Event{Kind: "teardown"})
 	if spec.Keep {
 		out.Kept = true
@@ -466,176 +447,46 @@ func (o *Outcome) AddTrial(tr TrialResult, rec Recorder, onEvent func(Event), do
 	return nil
 }
 
-type trialConfig struct {
-	mode  *topo.ModeState
-	wl    workload.Workload
-	size  int
-	off   offload.Preset
-	place Placement
+// labTestbed is the namespace lab as a Testbed: a mode's client runs in
+// this process in the mode's client namespace, its server in this process
+// in the server namespace (startServers).
+type labTestbed struct{ lab *topo.Lab }
+
+// Modes lists the lab's modes as they were built.
+func (t labTestbed) Modes() []ModeInfo {
+	var ms []ModeInfo
+	for _, m := range t.lab.Modes {
+		ms = append(ms, ModeInfo{
+			Name: m.Mode.Name, Description: m.Mode.Description, Status: string(m.Status), Reason: m.Reason,
+			ClientNS: m.ClientNS, ServerNS: m.ServerNS, Target: m.Mode.Target,
+		})
+	}
+	return ms
 }
 
-func (c trialConfig) public() Config {
-	return Config{Mode: c.mode.Mode.Name, Workload: c.wl, Size: c.size, Offload: c.off.Name, Placement: c.place.Name}
+// Serve starts the lab's servers (startServers).
+func (t labTestbed) Serve(onEvent func(Event)) (func(), error) { return startServers(t.lab, onEvent) }
+
+// Trial runs the client in the mode's client namespace (RunClient).
+func (t labTestbed) Trial(ctx context.Context, tr Trial) (*workload.Result, *probe.Attribution, error) {
+	m := t.lab.Mode(tr.Mode)
+	if m == nil {
+		return nil, nil, fmt.Errorf("run trial: no mode %s in lab %s", tr.Mode, t.lab.Prefix)
+	}
+	return RunClient(ctx, topo.NetNSPath(m.ClientNS), m.Mode.Target, tr)
 }
 
-func runTrials(ctx context.Context, spec *LabSpec, lab *topo.Lab, j *journal.Journal, out *Outcome, onEvent func(Event)) (err error) {
-	var configs []trialConfig
-	for _, m := range lab.Modes {
-		if m.Status != topo.StatusOK {
-			continue
-		}
-		for _, w := range spec.Workloads {
-			sizes := spec.Sizes
-			if w == workload.TCPStream {
-				sizes = []int{0}
-			}
-			for _, sz := range sizes {
-				for _, o := range spec.Offloads {
-					for _, p := range PlacementsFor(spec.Placements, w) {
-						configs = append(configs, trialConfig{m, w, sz, o, p})
-					}
-				}
-			}
-		}
-	}
-	if len(configs) == 0 {
-		return nil
-	}
-	stop, err := startServers(lab, onEvent)
+// Interfaces lists every interface of the lab: wire ends, bridges, veth
+// ends, macvlans and vxlan devices, by namespace path.
+func (t labTestbed) Interfaces() ([]topo.Iface, error) {
+	ifs, err := t.lab.Interfaces()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer stop()
-	var axis *offloadAxis
-	if len(spec.Offloads) > 1 || spec.Offloads[0].Name != offload.PresetDefault {
-		if axis, err = newOffloadAxis(lab, spec.Interfaces, j); err != nil {
-			return err
-		}
-		defer func() {
-			// Interfaces that existed before the run are put back and
-			// verified whatever happened (interrupt included).
-			err = errors.Join(err, axis.restoreTargets())
-			out.OffloadNotes = axis.notes()
-			axis.close()
-		}()
+	for k := range ifs {
+		ifs[k].NS = topo.NetNSPath(ifs[k].NS)
 	}
-
-	var ebpf *probe.EBPF
-	if spec.Attribute {
-		out.EBPFTier = "proc"
-		eb, err := probe.LoadEBPF()
-		if err != nil {
-			out.EBPFUnavailable = append(out.EBPFUnavailable, err.Error())
-		} else {
-			ebpf = eb
-			defer eb.Close()
-			out.EBPFTier = eb.Tier()
-			for _, u := range eb.Unavailable() {
-				out.EBPFUnavailable = append(out.EBPFUnavailable, fmt.Sprint(u))
-			}
-		}
-	}
-	byKey := map[Config]trialConfig{}
-	var public []Config
-	for _, c := range configs {
-		byKey[c.public()] = c
-		public = append(public, c.public())
-	}
-	run := func(ctx context.Context, pc Config) (*workload.Result, *probe.Attribution, error) {
-		c := byKey[pc]
-		if axis != nil {
-			if err := axis.apply(c.off); err != nil {
-				return nil, nil, err
-			}
-		}
-		return runOne(ctx, spec, c, ebpf)
-	}
-	return RunRounds(ctx, spec, out, public, PinnedCPUs(spec.Placements), run, onEvent)
-}
-
-// PinnedCPUs lists the CPUs the placements pin, for the noise report.
-func PinnedCPUs(ps []Placement) []int {
-	var cpus []int
-	for _, p := range ps {
-		cpus = append(cpus, p.ClientCPUs...)
-		if p.ServerCPU >= 0 {
-			cpus = append(cpus, p.ServerCPU)
-		}
-	}
-	slices.Sort(cpus)
-	return slices.Compact(cpus)
-}
-
-// calibrateLab runs placement calibration for a lab and folds the chosen
-// placements into spec (and the outcome's copy of it).
-func calibrateLab(ctx context.Context, spec *LabSpec, lab *topo.Lab, out *Outcome) error {
-	allowed, err := workload.AllowedCPUs()
-	if err != nil {
-		return fmt.Errorf("calibrate placement: %w", err)
-	}
-	stop, err := startServers(lab, func(Event) {})
-	if err != nil {
-		return err
-	}
-	defer stop()
-	var base *topo.ModeState
-	for _, m := range lab.Modes {
-		if m.Mode.Name == spec.Baseline && m.Status == topo.StatusOK {
-			base = m
-		}
-	}
-	if base == nil {
-		return fmt.Errorf("calibrate placement: baseline mode %s did not build", spec.Baseline)
-	}
-	probe := func(ctx context.Context, w workload.Workload, p Placement, d, warm time.Duration) (*workload.Result, error) {
-		ps := *spec
-		ps.Duration, ps.Warmup, ps.Attribute = d, warm, false
-		res, _, err := runOne(ctx, &ps, trialConfig{mode: base, wl: w, size: spec.Sizes[0], place: p}, nil)
-		return res, err
-	}
-	ps, cals, err := Calibrate(ctx, spec.Workloads, allowed, spec.Seed, probe)
-	if err != nil {
-		return err
-	}
-	spec.Placements, out.Calibration = ps, cals
-	out.Spec.Placements = ps
-	return nil
-}
-
-func runOne(ctx context.Context, spec *LabSpec, c trialConfig, ebpf *probe.EBPF) (*workload.Result, *probe.Attribution, error) {
-	cfg := workload.Config{
-		Target:     c.mode.Mode.Target,
-		Workload:   c.wl,
-		Warmup:     spec.Warmup,
-		Duration:   spec.Duration,
-		NetNS:      topo.NetNSPath(c.mode.ClientNS),
-		ClientCPUs: c.place.ClientCPUs,
-		ServerCPU:  c.place.ServerCPU,
-		Interval:   spec.Duration,
-		IOTimeout:  5 * time.Second,
-	}
-	if c.size > 0 {
-		cfg.ReqSize, cfg.RespSize = c.size, c.size
-	}
-	cfg.Defaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, nil, err
-	}
-	var sched *probe.Scheduled
-	if spec.Attribute {
-		s := &probe.Sampler{Registry: probe.DefaultRegistry(probe.Options{NetNS: cfg.NetNS}), EBPF: ebpf}
-		cfg.Window = func(start, end time.Time) { sched = probe.Schedule(s, start, end) }
-	}
-	res, err := workload.Run(ctx, cfg)
-	w, _ := sched.Wait() // a collector that fails is reported in Unavailable
-	if err != nil {
-		return nil, nil, err
-	}
-	if w == nil {
-		return res, nil, nil
-	}
-	a := w.Attribute(res.Transactions)
-	return res, &a, nil
+	return ifs, nil
 }
 
 // startServers starts one latlab server in every namespace a selected mode

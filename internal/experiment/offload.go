@@ -3,6 +3,7 @@ package experiment
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/latlab/latlab/internal/journal"
@@ -35,18 +36,11 @@ type offloadAxis struct {
 	refused map[string]map[string]int
 }
 
-func newOffloadAxis(lab *topo.Lab, targets []Target, j *journal.Journal) (*offloadAxis, error) {
-	var ifs []topo.Iface
-	if lab != nil {
-		lifs, err := lab.Interfaces()
-		if err != nil {
-			return nil, err
-		}
-		for _, i := range lifs {
-			i.NS = topo.NetNSPath(i.NS)
-			ifs = append(ifs, i)
-		}
-	}
+// newOffloadAxis snapshots own, a testbed's interfaces (NS a namespace
+// path; they go with the testbed), and targets, interfaces that existed
+// before the run, whose snapshots j journals first.
+func newOffloadAxis(own []topo.Iface, targets []Target, j *journal.Journal) (*offloadAxis, error) {
+	ifs := slices.Clone(own)
 	first := len(ifs)
 	for _, t := range targets {
 		ifs = append(ifs, topo.Iface{NS: t.NetNS, Name: t.Dev})
@@ -130,10 +124,12 @@ func nsLabel(ns string) string {
 
 // UndoHandlers returns the journal undo handlers of everything an
 // experiment creates or changes: lab namespaces (topo) and offload
-// snapshots of pre-existing interfaces. Handlers of objects latlab creates
+// snapshots of pre-existing interfaces. Other kinds (Docker runs) are
+// their packages' own: internal/cli adds them to build the registry that
+// LabSpec.Undoers and `latlab cleanup` use. Handlers of objects latlab creates
 // refuse names outside latlab's prefix (topo.Prefix); an offload entry is
 // refused unless its snapshot is of the device and namespace it names.
-func UndoHandlers() map[string]journal.Undo {
+func UndoHandlers() journal.Undoers {
 	h := topo.UndoHandlers()
 	h[topo.KindNetNS] = journal.RequirePrefix(topo.Prefix, h[topo.KindNetNS])
 	h[KindOffload] = func(e journal.Entry) error {
@@ -156,7 +152,6 @@ func UndoHandlers() map[string]journal.Undo {
 		}
 		return nil
 	}
-	addDockerUndo(h)
 	return h
 }
 

@@ -26,7 +26,11 @@ func TestOffloadAxisAppliesAndRestores(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { lab.Teardown() })
-	axis, err := newOffloadAxis(lab, nil, j)
+	own, err := labTestbed{lab}.Interfaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	axis, err := newOffloadAxis(own, nil, j)
 	if err != nil {
 		t.Fatal(err)
 	}

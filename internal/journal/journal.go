@@ -237,6 +237,29 @@ func RequirePrefix(prefix string, u Undo) Undo {
 	}
 }
 
+// Undoers is a registry of undo handlers by entry kind. Each package that
+// journals a kind offers its handlers as an Undoers value
+// (experiment.UndoHandlers, dockerlab.UndoHandlers) and the program builds
+// the registry it sweeps with at wiring time (internal/cli): there is no
+// package-level registry, so a package that only undoes does not have to
+// import the one that creates.
+type Undoers map[string]Undo
+
+// With returns a new registry with u's handlers and then more's (a kind in
+// both gets more's handler).
+func (u Undoers) With(more ...Undoers) Undoers {
+	out := make(Undoers, len(u))
+	for k, h := range u {
+		out[k] = h
+	}
+	for _, m := range more {
+		for k, h := range m {
+			out[k] = h
+		}
+	}
+	return out
+}
+
 // SweepOptions configure Sweep.
 type SweepOptions struct {
 	// IncludeKept also removes journals marked kept (--keep).
@@ -244,7 +267,7 @@ type SweepOptions struct {
 	// Handlers maps an entry kind to its undo function. Entries of kinds
 	// without a handler make the journal fail to sweep (and stay), so no
 	// object is forgotten silently.
-	Handlers map[string]Undo
+	Handlers Undoers
 }
 
 // SweepResult says what a sweep did.

@@ -1,9 +1,12 @@
 // Package dockerlab runs `latlab lab`'s comparison on real Docker networks:
 // a latlab server in a container on every network mode, a client container
 // next to it, and the same interleaved trials and statistics as the
-// namespace lab. It produces an experiment.Outcome, so
-// experiment.Summarize, report.WriteLab and experiment.StoreRecorder work
-// unchanged.
+// namespace lab, from the same loop: the containers are an
+// experiment.Testbed and experiment.RunTestbed runs calibration, rounds and
+// the stopping rule; this package keeps what is Docker's (image, networks,
+// containers, waiting for servers to serve, the docker journal entry and its
+// undo). It produces an experiment.Outcome, so experiment.Summarize,
+// report.WriteLab and experiment.StoreRecorder work unchanged.
 //
 // The timed path is the same as lab's: the client runs in this process
 // (workload.Run) on threads that enter the client container's network
@@ -31,6 +34,7 @@ import (
 	"github.com/latlab/latlab/internal/journal"
 	"github.com/latlab/latlab/internal/offload"
 	"github.com/latlab/latlab/internal/probe"
+	"github.com/latlab/latlab/internal/topo"
 	"github.com/latlab/latlab/internal/workload"
 )
 
@@ -93,7 +97,11 @@ type Spec struct {
 	Placement   experiment.Placement
 	NoCalibrate bool
 	JournalDir  string
-	Recorder    experiment.Recorder
+	// Undoers are the journal undo handlers RunLab sweeps dead runs'
+	// journals with first (nil: experiment.UndoHandlers and UndoHandlers);
+	// internal/cli passes its registry.
+	Undoers  journal.Undoers
+	Recorder experiment.Recorder
 	// OnBuilt, if set, is called once the modes are set up.
 	OnBuilt func(modes []experiment.ModeInfo, build time.Duration)
 }
@@ -141,6 +149,9 @@ func (s *Spec) Defaults() {
 	}
 	if s.JournalDir == "" {
 		s.JournalDir = journal.DefaultDir
+	}
+	if s.Undoers == nil {
+		s.Undoers = experiment.UndoHandlers().With(UndoHandlers())
 	}
 	if s.Placement.Name == "" && s.NoCalibrate {
 		s.Placement = experiment.Placement{Name: "auto", ServerCPU: workload.CPUAuto}
@@ -200,10 +211,11 @@ type mode struct {
 }
 
 // RunLab sets up every mode, runs every (mode, workload) once per round in
-// a fresh random order, and removes every labelled object at the end
-// (interrupt included: ctx cancelled stops after the trial in progress and
-// marks the outcome incomplete). onEvent receives "trial" and "teardown"
-// events, as experiment.RunLab sends them; it may be nil.
+// a fresh random order (experiment.RunTestbed over the containers), and
+// removes every labelled object at the end (interrupt included: ctx
+// cancelled stops after the trial in progress and marks the outcome
+// incomplete). onEvent receives the events experiment.RunLab sends but
+// "built" (Spec.OnBuilt is called instead); it may be nil.
 func RunLab(ctx context.Context, spec Spec, onEvent func(experiment.Event)) (out *experiment.Outcome, err error) {
 	spec.Defaults()
 	if err := spec.Validate(); err != nil {
@@ -220,7 +232,7 @@ func RunLab(ctx context.Context, spec Spec, onEvent func(experiment.Event)) (out
 	} else if err := docker.CheckBinary(bin); err != nil {
 		return nil, err
 	}
-	journal.Sweep(spec.JournalDir, journal.SweepOptions{Handlers: experiment.UndoHandlers()})
+	journal.Sweep(spec.JournalDir, journal.SweepOptions{Handlers: spec.Undoers})
 	eng, err := docker.Open(ctx, spec.Host)
 	if err != nil {
 		return nil, err
@@ -267,42 +279,17 @@ func RunLab(ctx context.Context, spec Spec, onEvent func(experiment.Event)) (out
 	if err != nil {
 		return nil, err
 	}
-	modes := setup(bctx, eng, &spec, img, runID)
+	tb := &testbed{eng: eng, modes: setup(bctx, eng, &spec, img, runID)}
 	out.BuildTime = time.Since(t0)
-	for _, m := range modes {
-		out.Modes = append(out.Modes, m.info)
-	}
+	out.Modes = tb.Modes()
 	if spec.OnBuilt != nil {
 		spec.OnBuilt(out.Modes, out.BuildTime)
 	}
 
-	var runErr error
 	if spec.Placement.Name != "" {
 		out.Spec.Placements = []experiment.Placement{spec.Placement}
-	} else {
-		onEvent(experiment.Event{Kind: "calibrating"})
-		if runErr = calibrate(ctx, &spec, modes, out); runErr == nil {
-			onEvent(experiment.Event{Kind: "calibrated", Calibration: out.Calibration})
-		}
 	}
-	begun := false
-	if spec.Recorder != nil && runErr == nil {
-		if err := spec.Recorder.Begin(out); err != nil {
-			runErr = fmt.Errorf("record run: %w", err)
-		} else {
-			begun = true
-		}
-	}
-	if runErr == nil {
-		runErr = runTrials(ctx, eng, &spec, modes, out, onEvent)
-	}
-	out.Finished = time.Now().UTC()
-	if begun {
-		if err := spec.Recorder.End(out); err != nil {
-			runErr = errors.Join(runErr, fmt.Errorf("record run: %w", err))
-		}
-	}
-	return out, runErr
+	return out, experiment.RunTestbed(ctx, tb, j, out, onEvent)
 }
 
 // setup creates every mode's network and containers; a mode that fails is
@@ -414,94 +401,42 @@ func waitServing(ctx context.Context, eng *docker.Engine, id string) error {
 	}
 }
 
-type config struct {
-	m     *mode
-	wl    workload.Workload
-	size  int
-	place experiment.Placement
+// testbed is the Docker lab as an experiment.Testbed: every mode's server
+// runs in its container (started and waited for by setup), the client in
+// this process on threads in the client container's network namespace.
+type testbed struct {
+	eng   *docker.Engine
+	modes []*mode
 }
 
-func runTrials(ctx context.Context, eng *docker.Engine, spec *Spec, modes []*mode, out *experiment.Outcome, onEvent func(experiment.Event)) error {
-	byKey := map[experiment.Config]config{}
-	var configs []experiment.Config
-	for _, m := range modes {
-		if m.info.Status != "ok" {
-			continue
-		}
-		for _, w := range spec.Workloads {
-			sz := spec.Size
-			if w == workload.TCPStream {
-				sz = 0
-			}
-			for _, p := range experiment.PlacementsFor(out.Spec.Placements, w) {
-				pc := experiment.Config{Mode: m.info.Name, Workload: w, Size: sz, Offload: offload.PresetDefault, Placement: p.Name}
-				byKey[pc] = config{m, w, sz, p}
-				configs = append(configs, pc)
-			}
-		}
+// Modes lists the modes as setup left them.
+func (t *testbed) Modes() []experiment.ModeInfo {
+	var ms []experiment.ModeInfo
+	for _, m := range t.modes {
+		ms = append(ms, m.info)
 	}
-	if len(configs) == 0 {
-		return nil
-	}
-	run := func(ctx context.Context, pc experiment.Config) (*workload.Result, *probe.Attribution, error) {
-		c := byKey[pc]
-		res, err := runOne(ctx, spec, c, spec.Duration, spec.Warmup)
-		if err != nil && ctx.Err() == nil {
-			if aerr := eng.Alive(context.WithoutCancel(ctx), c.m.server.ID); aerr != nil {
-				err = fmt.Errorf("%w (%v)", err, aerr)
-			}
-		}
-		return res, nil, err
-	}
-	return experiment.RunRounds(ctx, &out.Spec, out, configs, experiment.PinnedCPUs(out.Spec.Placements), run, onEvent)
+	return ms
 }
 
-// calibrate picks the placements in the baseline mode, as the lab does.
-func calibrate(ctx context.Context, spec *Spec, modes []*mode, out *experiment.Outcome) error {
-	var base *mode
-	for _, m := range modes {
-		if m.info.Name == spec.Baseline && m.info.Status == "ok" {
-			base = m
+// Serve has nothing to start: the servers came up with their containers.
+func (t *testbed) Serve(func(experiment.Event)) (func(), error) { return func() {}, nil }
+
+// Trial runs the client in the client container's namespace; when it
+// fails, the error says whether the server container is still alive.
+func (t *testbed) Trial(ctx context.Context, tr experiment.Trial) (*workload.Result, *probe.Attribution, error) {
+	i := slices.IndexFunc(t.modes, func(m *mode) bool { return m.info.Name == tr.Mode && m.info.Status == experiment.StatusOK })
+	if i < 0 {
+		return nil, nil, fmt.Errorf("run trial: docker mode %s is not up", tr.Mode)
+	}
+	m := t.modes[i]
+	res, attr, err := experiment.RunClient(ctx, m.client.NetNS(), m.info.Target, tr)
+	if err != nil && ctx.Err() == nil {
+		if aerr := t.eng.Alive(context.WithoutCancel(ctx), m.server.ID); aerr != nil {
+			err = fmt.Errorf("%w (%v)", err, aerr)
 		}
 	}
-	if base == nil {
-		return fmt.Errorf("calibrate placement: baseline mode %s did not start", spec.Baseline)
-	}
-	allowed, err := workload.AllowedCPUs()
-	if err != nil {
-		return fmt.Errorf("calibrate placement: %w", err)
-	}
-	probeFn := func(ctx context.Context, w workload.Workload, p experiment.Placement, d, warm time.Duration) (*workload.Result, error) {
-		return runOne(ctx, spec, config{base, w, spec.Size, p}, d, warm)
-	}
-	ps, cals, err := experiment.Calibrate(ctx, spec.Workloads, allowed, spec.Seed, probeFn)
-	if err != nil {
-		return err
-	}
-	out.Spec.Placements, out.Calibration = ps, cals
-	return nil
+	return res, attr, err
 }
 
-// runOne is experiment's runOne with the client in the client container's
-// network namespace.
-func runOne(ctx context.Context, spec *Spec, c config, duration, warmup time.Duration) (*workload.Result, error) {
-	cfg := workload.Config{
-		Target:     c.m.info.Target,
-		Workload:   c.wl,
-		Warmup:     warmup,
-		Duration:   duration,
-		NetNS:      c.m.client.NetNS(),
-		ClientCPUs: c.place.ClientCPUs,
-		ServerCPU:  c.place.ServerCPU,
-		Interval:   duration,
-		IOTimeout:  5 * time.Second,
-	}
-	if c.size > 0 {
-		cfg.ReqSize, cfg.RespSize = c.size, c.size
-	}
-	cfg.Defaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	return workload.Run(ctx, cfg)
-}
+// Interfaces is empty: offload presets are not applied to containers.
+func (t *testbed) Interfaces() ([]topo.Iface, error) { return nil, nil }

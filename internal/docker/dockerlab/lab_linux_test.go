@@ -135,8 +135,8 @@ func checkClean(t *testing.T, d *dockertest.Daemon, jdir string) {
 }
 
 // TestDockerCleanupAfterCrash: a run that died leaves a journal naming its
-// label; sweeping it with experiment.UndoHandlers (what `latlab cleanup`
-// does) removes the labelled containers and networks.
+// label; sweeping it with experiment.UndoHandlers and UndoHandlers (the
+// registry `latlab cleanup` builds) removes the labelled containers and networks.
 func TestDockerCleanupAfterCrash(t *testing.T) {
 	d := dockertest.Start(t)
 	bin := dockertest.Latlab(t)
@@ -160,7 +160,7 @@ func TestDockerCleanupAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	data, _ := json.Marshal(dockerlab.JournalData{Host: e.Host, Label: docker.LabelRun + "=" + id})
-	if err := j.Record(journal.Entry{Kind: experiment.KindDocker, Name: id, Data: data}); err != nil {
+	if err := j.Record(journal.Entry{Kind: docker.JournalKind, Name: id, Data: data}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.CreateNetwork(ctx, docker.Network{Name: id + "-br", Driver: "bridge", RunID: id}); err != nil {
@@ -187,7 +187,7 @@ func TestDockerCleanupAfterCrash(t *testing.T) {
 	if c, n, _ := e.Labelled(ctx, docker.LabelRun+"="+id); c != 1 || n != 1 {
 		t.Fatalf("before cleanup: %d containers, %d networks, want 1 and 1", c, n)
 	}
-	res, err := journal.Sweep(jdir, journal.SweepOptions{IncludeKept: true, Handlers: experiment.UndoHandlers()})
+	res, err := journal.Sweep(jdir, journal.SweepOptions{IncludeKept: true, Handlers: experiment.UndoHandlers().With(dockerlab.UndoHandlers())})
 	if err != nil || len(res.Undone) != 1 {
 		t.Fatalf("sweep: %+v %v", res, err)
 	}

@@ -1,4 +1,4 @@
-package experiment
+package dockerlab
 
 import (
 	"context"
@@ -11,22 +11,23 @@ import (
 	"github.com/latlab/latlab/internal/topo"
 )
 
-// KindDocker is the journal kind of a `latlab docker lab` run: Data holds
-// the daemon address and the run's label; undoing it removes every
-// container and network carrying that label.
-const KindDocker = docker.JournalKind
+// UndoHandlers returns the journal undo handler of a `latlab docker lab`
+// run (kind docker.JournalKind, data JournalData): it removes every
+// container and network carrying the run's label. internal/cli adds it to
+// experiment.UndoHandlers to build the registry `latlab cleanup` and every
+// lab's first sweep use.
+func UndoHandlers() journal.Undoers {
+	return journal.Undoers{docker.JournalKind: journal.RequirePrefix(topo.Prefix, undoRun)}
+}
 
-// undoDocker removes what a docker run left: every labelled container and
+// undoRun removes what a docker run left: every labelled container and
 // network on the daemon it names. The entry's name is the run id (latlab's
-// prefix, checked by the wrapper in addDockerUndo) and its label must be
+// prefix, checked by the wrapper in UndoHandlers) and its label must be
 // that run's, so a damaged journal cannot make cleanup remove anything
 // else. A daemon that cannot be reached is an error (docker.ErrUnreachable):
 // the journal stays, for a cleanup once the daemon is back.
-func undoDocker(e journal.Entry) error {
-	var d struct {
-		Host  string `json:"host"`
-		Label string `json:"label"`
-	}
+func undoRun(e journal.Entry) error {
+	var d JournalData
 	if err := json.Unmarshal(e.Data, &d); err != nil {
 		return fmt.Errorf("docker entry: %w", err)
 	}
@@ -36,9 +37,4 @@ func undoDocker(e journal.Entry) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	return docker.CleanupLabel(ctx, d.Host, d.Label)
-}
-
-// addDockerUndo adds the docker handler to an UndoHandlers map.
-func addDockerUndo(h map[string]journal.Undo) {
-	h[KindDocker] = journal.RequirePrefix(topo.Prefix, undoDocker)
 }
