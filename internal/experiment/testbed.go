@@ -139,7 +139,7 @@ func calibrate(ctx context.Context, tb Testbed, spec *LabSpec, out *Outcome) err
 	return nil
 }
 
-// config is one configuration with the preset and placement it names.
+// trialConfig is one configuration with the preset and placement it names.
 type trialConfig struct {
 	Config
 	off   offload.Preset
