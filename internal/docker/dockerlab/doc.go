@@ -14,6 +14,7 @@
 // container.
 //
 // It imports experiment (the loop, Outcome), docker (the Engine API),
-// workload, journal and topo's types, and must not import cli, report,
-// watch or web: it is below them and above experiment.
+// journal and the workers' types (workload, probe, offload, topo), and must
+// not import cli, report, watch or web: it is below them and above
+// experiment.
 package dockerlab
