@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/latlab/latlab/internal/offload"
+	"github.com/latlab/latlab/internal/report"
 	"github.com/latlab/latlab/internal/topo"
 )
 
@@ -91,11 +91,11 @@ func usageArgs(v cobra.PositionalArgs) cobra.PositionalArgs {
 
 func newOffloadShowCmd(e *env) *cobra.Command {
 	var (
-		netns   string
-		jsonOut bool
+		netns string
+		out   *outputFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "show [--netns NS] DEV [--json]",
+		Use:   "show [--netns NS] DEV [-o json]",
 		Short: "Show a device's features, coalescing, rings and channels",
 		Long: `Show prints every feature as ethtool -k does: on or off, "[fixed]" when the
 device cannot change it, "[requested on]" when it was asked for but the
@@ -111,6 +111,11 @@ does not support the query.`,
   latlab offload show --netns lab1 veth0 --json | jq .features`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			output, err := out.result()
+			if err != nil {
+				return err
+			}
+			jsonOut := output.Format == report.FormatJSON
 			ns, err := netnsPath(netns)
 			if err != nil {
 				return err
@@ -125,7 +130,7 @@ does not support the query.`,
 				return err
 			}
 			if jsonOut {
-				return writeOffloadJSON(e.stdout, offloadShowJSON(info))
+				return report.WriteJSON(e.stdout, output.Meta, offloadShowJSON(info))
 			}
 			writeOffloadShow(e.stdout, info)
 			return nil
@@ -133,14 +138,15 @@ does not support the query.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&netns, "netns", "", "the device's network namespace (a name under /var/run/netns or a path); default: latlab's own")
-	f.BoolVar(&jsonOut, "json", false, "write JSON")
+	out = addOutput(cmd, report.FormatTable, report.FormatJSON)
+	cmd.RegisterFlagCompletionFunc("netns", netnsCompletion)
 	return cmd
 }
 
 func newOffloadSetCmd(e *env) *cobra.Command {
 	var (
 		netns        string
-		jsonOut      bool
+		out          *outputFlags
 		allowHostNIC bool
 	)
 	cmd := &cobra.Command{
@@ -172,6 +178,11 @@ usage (unknown feature, bad value).`,
   latlab offload set --netns lab1 veth0 tx off --json     # ethtool -K syntax works too`,
 		Args: usageArgs(cobra.MinimumNArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			output, err := out.result()
+			if err != nil {
+				return err
+			}
+			jsonOut := output.Format == report.FormatJSON
 			dev := args[0]
 			settings, err := offload.ParseSettings(args[1:])
 			if err != nil {
@@ -190,7 +201,7 @@ usage (unknown feature, bad value).`,
 				return err
 			}
 			if jsonOut {
-				if err := writeOffloadJSON(e.stdout, res); err != nil {
+				if err := report.WriteJSON(e.stdout, output.Meta, res); err != nil {
 					return err
 				}
 			} else {
@@ -208,7 +219,8 @@ usage (unknown feature, bad value).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&netns, "netns", "", "the device's network namespace (a name under /var/run/netns or a path)")
-	f.BoolVar(&jsonOut, "json", false, "write JSON: changed, unchanged, refused, dependent")
+	out = addOutput(cmd, report.FormatTable, report.FormatJSON) // json: changed, unchanged, refused, dependent
+	cmd.RegisterFlagCompletionFunc("netns", netnsCompletion)
 	f.BoolVar(&allowHostNIC, "allow-host-nic", false, "allow changing a device in latlab's own or the host's namespace (no --netns, or a --netns that is one of them)")
 	return cmd
 }
@@ -265,12 +277,6 @@ func offloadShowJSON(info *offload.Info) offloadShowOut {
 		Features: info.Features.Map(),
 		Coalesce: info.Coalesce, Rings: info.Rings, Channels: info.Channels,
 	}
-}
-
-func writeOffloadJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 func writeOffloadShow(w io.Writer, info *offload.Info) {
@@ -365,7 +371,7 @@ func onOffStr(b bool) string {
 func newOffloadCoalesceCmd(e *env) *cobra.Command {
 	var (
 		netns        string
-		jsonOut      bool
+		out          *outputFlags
 		allowHostNIC bool
 	)
 	cmd := &cobra.Command{
@@ -385,6 +391,11 @@ refused unless --allow-host-nic is given.`,
   latlab offload coalesce --netns lab1 eth0 adaptive-rx=on --json`,
 		Args: usageArgs(cobra.MinimumNArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			output, err := out.result()
+			if err != nil {
+				return err
+			}
+			jsonOut := output.Format == report.FormatJSON
 			dev := args[0]
 			want := offload.Coalesce{}
 			for _, a := range args[1:] {
@@ -428,19 +439,19 @@ refused unless --allow-host-nic is given.`,
 				After     uint32 `json:"after"`
 				Requested uint32 `json:"requested"`
 			}
-			out := map[string]change{}
+			changes := map[string]change{}
 			var keys []string
 			for k, v := range want {
-				out[k] = change{Before: before[k], After: after[k], Requested: v}
+				changes[k] = change{Before: before[k], After: after[k], Requested: v}
 				keys = append(keys, k)
 			}
 			sort.Strings(keys)
 			if jsonOut {
-				return writeOffloadJSON(e.stdout, out)
+				return report.WriteJSON(e.stdout, output.Meta, changes)
 			}
 			var refused []string
 			for _, k := range keys {
-				ch := out[k]
+				ch := changes[k]
 				note := ""
 				if ch.After != ch.Requested {
 					note = "  (the driver kept its own value)"
@@ -456,7 +467,8 @@ refused unless --allow-host-nic is given.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&netns, "netns", "", "the device's network namespace (a name under /var/run/netns or a path)")
-	f.BoolVar(&jsonOut, "json", false, "write JSON: each parameter's before, requested and after")
+	out = addOutput(cmd, report.FormatTable, report.FormatJSON) // json: each parameter's before, requested and after
+	cmd.RegisterFlagCompletionFunc("netns", netnsCompletion)
 	f.BoolVar(&allowHostNIC, "allow-host-nic", false, "allow changing a device in latlab's own or the host's namespace (no --netns, or a --netns that is one of them)")
 	return cmd
 }

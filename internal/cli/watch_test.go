@@ -18,8 +18,8 @@ func runWatch(t *testing.T, db string, args ...string) (string, string, error) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	e := &env{stdout: &out, stderr: &errb}
-	cmd := newWatchCmd(e, &db)
-	cmd.SetArgs(args)
+	cmd := newWatchCmd(e)
+	cmd.SetArgs(append([]string{"--db", db}, args...))
 	cmd.SetOut(&out)
 	cmd.SetErr(&errb)
 	cmd.SilenceUsage, cmd.SilenceErrors = true, true
