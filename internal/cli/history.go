@@ -418,10 +418,10 @@ table is printed).`,
 	out = addOutput(cmd, report.FormatTable, report.FormatJSON, report.FormatCSV)
 	db = addDBFlag(cmd)
 	cmd.ValidArgsFunction = runIDCompletion(db, 2)
-	cmd.RegisterFlagCompletionFunc("metric", fixedCompletion(experiment.MetricRate, experiment.MetricP50, experiment.MetricP99))
-	cmd.RegisterFlagCompletionFunc("fail-on", fixedCompletion("worse", "worse>5%"))
 	cmd.Flags().Var(&failOn, "fail-on", "exit 3 (after printing) when a configuration is significantly worse: 'worse', or 'worse>5%' for worse by more than 5% (rate: lower, p50/p99: higher)")
 	cmd.Flags().StringVar(&metric, "metric", experiment.MetricRate, "what to compare: rate (tcp_stream: throughput), p50 or p99 (per-trial latency)")
+	cmd.RegisterFlagCompletionFunc("metric", fixedCompletion(experiment.MetricRate, experiment.MetricP50, experiment.MetricP99))
+	cmd.RegisterFlagCompletionFunc("fail-on", fixedCompletion("worse", "worse>5%"))
 	return cmd
 }
 

@@ -150,6 +150,9 @@ held (compare --fail-on worse), 130 interrupted (Ctrl-C, SIGTERM).`,
 	root.AddCommand(newVersionCmd(e), newServeCmd(e), newBenchCmd(e), newLabCmd(e), newCleanupCmd(e), newOffloadCmd(e),
 		newRunCmd(e), newRunsCmd(e), newShowCmd(e), newCompareCmd(e), newExportCmd(e),
 		newUICmd(e), newReportCmd(e), newWatchCmd(e), newDockerCmd(e), newManCmd(e))
+	// The completion command binds its output when it is made.
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
 	root.InitDefaultCompletionCmd()
 	usageArgsTree(root)
 	root.Args = func(cmd *cobra.Command, a []string) error {
