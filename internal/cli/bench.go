@@ -20,11 +20,12 @@ func newBenchCmd(e *env) *cobra.Command {
 		cfg                workload.Config
 		wl, cpu, serverCPU string
 		size               int
-		jsonOut, quiet     bool
+		quiet              bool
 		attribute          bool
 		calibrate          bool
-		format, netns      string
+		netns              string
 		connections        int
+		out                *outputFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "bench --target HOST[:PORT] [--workload W]",
@@ -55,6 +56,9 @@ Placement: by default each flow's thread is pinned to a CPU taken from the
 end of the allowed set (taskset/cpuset are respected) and the server pins
 its thread from the start of its own set, so on a 2-CPU machine they run on
 different cores. Unpinned runs on a small machine swing by tens of percent.
+
+Output: -o table (default), json (docs/bench-json.md) or csv; --json is -o
+json; --percentiles 50,90,99,99.9 chooses the latency percentiles printed.
 
 The default port is %d. Exit codes: 0 ok, 1 run failed, 2 bad usage.`, workload.DefaultPort),
 		Example: `  latlab bench --target 127.0.0.1 --workload tcp_rr --duration 5s --size 64 --json
@@ -95,11 +99,9 @@ The default port is %d. Exit codes: 0 ok, 1 run failed, 2 bad usage.`, workload.
 			if f.Changed("size") && !f.Changed("resp-size") {
 				cfg.RespSize = size
 			}
-			if jsonOut {
-				format = report.FormatJSON
-			}
-			if err := report.CheckFormat(format); err != nil {
-				return usageError{err}
+			output, err := out.result()
+			if err != nil {
+				return err
 			}
 			if cfg.ClientCPUs, cfg.NoPin, err = experiment.ParseClientCPUs(strings.ToLower(cpu)); err != nil {
 				return usagef("--cpu: %v", err)
@@ -157,7 +159,7 @@ The default port is %d. Exit codes: 0 ok, 1 run failed, 2 bad usage.`, workload.
 				a := win.Attribute(res.Transactions)
 				attr = &a
 			}
-			return report.WriteBench(e.stdout, format, res, attr)
+			return report.WriteBench(e.stdout, output, res, attr)
 		},
 	}
 	f := cmd.Flags()
@@ -184,11 +186,16 @@ The default port is %d. Exit codes: 0 ok, 1 run failed, 2 bad usage.`, workload.
 	f.StringVar(&cfg.Body, "body", "", "http: request body (sent with Content-Length)")
 	f.BoolVar(&cfg.NoKeepAlive, "no-keepalive", false, "http: one connection per request (Connection: close); latency includes the connect")
 	f.StringVar(&netns, "netns", "", "run the client inside this network namespace: a name under /var/run/netns, a path (/proc/PID/ns/net), or a running Docker container (name or ID; $DOCKER_HOST)")
-	f.BoolVar(&jsonOut, "json", false, "write JSON (same as --format json; schema in docs/bench-json.md)")
-	f.StringVar(&format, "format", report.FormatTable, "output format: table, json or csv")
+	out = addOutput(cmd, report.FormatTable, report.FormatJSON, report.FormatCSV).withPercentiles("50,90,99,99.9")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress line on a terminal")
 	f.BoolVar(&calibrate, "calibrate", false, "first pick the placement as 'latlab lab' does: a few short probes same core vs cross core against the target (the server must be a latlab server that pins on request), the steadier wins; printed on stderr")
 	f.BoolVar(&attribute, "attribute", false, "attach kernel evidence of the measured window: softirqs and softirq time per transaction, drops, retransmits, run-queue delay")
+	cmd.RegisterFlagCompletionFunc("workload", fixedCompletion(workloadNames()...))
+	cmd.RegisterFlagCompletionFunc("cpu", cpuCompletion)
+	cmd.RegisterFlagCompletionFunc("server-cpu", cpuCompletion)
+	cmd.RegisterFlagCompletionFunc("netns", netnsCompletion)
+	cmd.RegisterFlagCompletionFunc("congestion", congestionCompletion)
+	cmd.RegisterFlagCompletionFunc("method", fixedCompletion("GET", "HEAD", "POST", "PUT", "DELETE"))
 	return cmd
 }
 

@@ -140,7 +140,7 @@ func dockerOrphans(t *testing.T, host, jdir string) (string, error) {
 		t.Fatal(err)
 	}
 	var b strings.Builder
-	_, err = cleanupDockerOrphans(context.Background(), &b, host, true, ids, true)
+	_, err = cleanupDockerOrphans(context.Background(), &cleanupLog{w: &b}, host, true, ids, true)
 	return b.String(), err
 }
 

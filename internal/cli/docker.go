@@ -20,24 +20,25 @@ import (
 	"github.com/latlab/latlab/internal/workload"
 )
 
-func newDockerCmd(e *env, db *string) *cobra.Command {
+func newDockerCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "docker",
 		Short: "Measure real Docker networks through the Docker Engine API",
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newDockerLabCmd(e, db))
+	cmd.AddCommand(newDockerLabCmd(e))
 	return cmd
 }
 
-func newDockerLabCmd(e *env, db *string) *cobra.Command {
+func newDockerLabCmd(e *env) *cobra.Command {
 	var (
-		spec                 dockerlab.Spec
-		modes, workloads     string
-		cpu, serverCPU       string
-		format               string
-		jsonOut, quiet, noDB bool
+		spec             dockerlab.Spec
+		modes, workloads []string
+		cpu, serverCPU   string
+		out              *outputFlags
+		db               *string
+		quiet, noDB      bool
 	)
 	cmd := &cobra.Command{
 		Use:   "lab",
@@ -64,27 +65,28 @@ statistics and tables as 'latlab lab'; the run is recorded.
 
 Every container and network carries the label io.latlab.run=<run id> and is
 removed at the end, on SIGINT/SIGTERM, and by 'latlab cleanup' after a
-crash. Needs root (entering namespaces) and a daemon on this machine.`,
+crash. Needs root (entering namespaces) and a daemon on this machine.
+
+Output as lab's: -o table, json or csv (--json is -o json), --percentiles;
+--modes and --workloads take commas or repetition (--mode, --workload).`,
 		Example: `  latlab docker lab
   latlab docker lab --modes host,bridge --workloads tcp_rr --trials 20
   latlab docker lab --macvlan-parent eth1 --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f := cmd.Flags()
-			fmtName, err := pickFormat(format, jsonOut)
+			output, err := out.result()
 			if err != nil {
 				return err
 			}
 			if f.Changed("modes") {
-				spec.Modes = splitList(modes)
+				spec.Modes = cleanList(modes)
 			}
-			for _, w := range splitList(workloads) {
-				wl, err := workload.ParseWorkload(w)
-				if err != nil {
-					return usageError{err}
-				}
-				spec.Workloads = append(spec.Workloads, wl)
+			wls, err := parseWorkloads(workloads)
+			if err != nil {
+				return err
 			}
+			spec.Workloads = append(spec.Workloads, wls...)
 			if f.Changed("cpu") || f.Changed("server-cpu") {
 				client, server, err := parsePlacement(cpu, serverCPU)
 				if err != nil {
@@ -118,7 +120,7 @@ crash. Needs root (entering namespaces) and a daemon on this machine.`,
 				}
 				defer st.Close()
 				var changed []string
-				f.Visit(func(fl *pflag.Flag) { changed = append(changed, "--"+fl.Name+"="+fl.Value.String()) })
+				f.Visit(func(fl *pflag.Flag) { changed = append(changed, flagText(fl)) })
 				rec = &experiment.StoreRecorder{Store: st, Kind: "docker", SpecName: "docker lab",
 					SpecText: "# latlab docker lab " + strings.Join(changed, " ") + "\n", Version: Version()}
 				spec.Recorder = rec
@@ -143,12 +145,12 @@ crash. Needs root (entering namespaces) and a daemon on this machine.`,
 				fmt.Fprintln(e.stderr)
 			}
 			spec.Undoers = undoers()
-			out, runErr := dockerlab.RunLab(cmd.Context(), spec, prog.event)
+			res, runErr := dockerlab.RunLab(cmd.Context(), spec, prog.event)
 			prog.finish()
-			if out == nil {
+			if res == nil {
 				return runErr
 			}
-			if err := report.WriteLab(e.stdout, fmtName, experiment.Summarize(out)); err != nil {
+			if err := report.WriteLab(e.stdout, output, experiment.Summarize(res)); err != nil {
 				return err
 			}
 			if rec != nil && rec.RunID != 0 && !quiet {
@@ -157,16 +159,16 @@ crash. Needs root (entering namespaces) and a daemon on this machine.`,
 			if runErr != nil {
 				return runErr
 			}
-			if out.Incomplete {
-				return fmt.Errorf("interrupted: the results above are incomplete (%d trials finished)", len(out.Trials))
+			if res.Incomplete {
+				return fmt.Errorf("interrupted: the results above are incomplete (%d trials finished)", len(res.Trials))
 			}
 			return nil
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&spec.Host, "host", "", "Docker daemon address, e.g. unix:///var/run/docker.sock (default $DOCKER_HOST, else the default socket)")
-	f.StringVar(&modes, "modes", "", "modes, comma-separated: host, bridge, user-bridge, published, macvlan (default: all; macvlan only with --macvlan-parent; host is always added)")
-	f.StringVar(&workloads, "workloads", "tcp_rr,udp_rr,tcp_crr,tcp_stream", "workloads, comma-separated")
+	f.StringSliceVar(&modes, "modes", nil, "modes, comma-separated or repeated (--mode): host, bridge, user-bridge, published, macvlan (default: all; macvlan only with --macvlan-parent; host is always added)")
+	f.StringSliceVar(&workloads, "workloads", []string{"tcp_rr", "udp_rr", "tcp_crr", "tcp_stream"}, "workloads, comma-separated or repeated (--workload)")
 	f.StringVar(&spec.MacvlanParent, "macvlan-parent", "", "parent device of the macvlan network (in the daemon's network namespace)")
 	f.StringVar(&spec.MacvlanSubnet, "macvlan-subnet", "", "subnet of the macvlan network (default: the daemon picks one)")
 	f.StringVar(&spec.Binary, "binary", "", "latlab binary to put in the image (default: this executable; a dynamically linked one is bundled with its shared libraries)")
@@ -183,9 +185,15 @@ crash. Needs root (entering namespaces) and a daemon on this machine.`,
 	f.StringVar(&serverCPU, "server-cpu", "auto", "server CPU: auto, none or a CPU number")
 	f.StringVar(&spec.JournalDir, "journal-dir", journal.DefaultDir, "where journals of created objects live")
 	f.BoolVar(&noDB, "no-store", false, "do not record the run in the database")
-	f.BoolVar(&jsonOut, "json", false, "write JSON (same as --format json; schema in docs/lab-json.md)")
-	f.StringVar(&format, "format", report.FormatTable, "output format: table, json or csv")
+	out = addOutput(cmd, report.FormatTable, report.FormatJSON, report.FormatCSV).withPercentiles("50,99")
+	db = addDBFlag(cmd)
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress on stderr")
+	listAliases(cmd, map[string]string{"mode": "modes", "workload": "workloads"})
+	cmd.RegisterFlagCompletionFunc("modes", listCompletion(dockerlab.AllModes))
+	cmd.RegisterFlagCompletionFunc("workloads", listCompletion(workloadNames))
+	cmd.RegisterFlagCompletionFunc("cpu", cpuCompletion)
+	cmd.RegisterFlagCompletionFunc("server-cpu", cpuCompletion)
+	cmd.MarkFlagDirname("journal-dir")
 	return cmd
 }
 

@@ -34,7 +34,7 @@ func TestDockerLabCommand(t *testing.T) {
 	e := &env{stdout: &stdout, stderr: &stderr}
 	db := filepath.Join(t.TempDir(), "latlab.db")
 	jdir := t.TempDir()
-	err := runCmd(t, newDockerCmd(e, &db), "lab", "--host", d.Host, "--binary", bin, "--modes", "bridge,user-bridge,published",
+	err := runCmd(t, newDockerCmd(e), "lab", "--db", db, "--host", d.Host, "--binary", bin, "--modes", "bridge,user-bridge,published",
 		"--workloads", "tcp_rr,udp_rr", "--trials", "2", "--duration", "100ms", "--warmup", "20ms", "--journal-dir", jdir, "--json")
 	if err != nil {
 		t.Fatalf("docker lab: %v\nstderr: %s\n%s", err, stderr.String(), d.Log())

@@ -21,10 +21,7 @@ import (
 // openStore opens the database named by --db (or the default path) and
 // marks runs left "running" by dead processes as incomplete.
 func openStore(ctx context.Context, path string) (*store.Store, error) {
-	if path == "" {
-		path = store.DefaultPath()
-	}
-	st, err := store.Open(path)
+	st, err := store.Open(dbPath(path))
 	if err != nil {
 		return nil, err
 	}
@@ -55,10 +52,10 @@ func resolveRun(ctx context.Context, st *store.Store, arg string) (store.Run, er
 	return r, err
 }
 
-// withRun opens the store, resolves RUN ("" or latest: the newest) and
-// loads its outcome for fn.
+// withRun opens the existing store, resolves RUN ("" or latest: the
+// newest) and loads its outcome for fn.
 func withRun(ctx context.Context, db, arg string, fn func(*store.Store, store.Run, *experiment.Outcome) error) error {
-	st, err := openStore(ctx, db)
+	st, err := openStoreExisting(ctx, db)
 	if err != nil {
 		return err
 	}
@@ -74,22 +71,7 @@ func withRun(ctx context.Context, db, arg string, fn func(*store.Store, store.Ru
 	return fn(st, run, o)
 }
 
-func formatFlag(cmd *cobra.Command, format *string, jsonOut *bool) {
-	cmd.Flags().BoolVar(jsonOut, "json", false, "write JSON (same as --format json)")
-	cmd.Flags().StringVar(format, "format", report.FormatTable, "output format: table, json or csv")
-}
-
-func pickFormat(format string, jsonOut bool) (string, error) {
-	if jsonOut {
-		format = report.FormatJSON
-	}
-	if err := report.CheckFormat(format); err != nil {
-		return "", usageError{err}
-	}
-	return format, nil
-}
-
-func newRunCmd(e *env, db *string) *cobra.Command {
+func newRunCmd(e *env) *cobra.Command {
 	var o labOpts
 	cmd := &cobra.Command{
 		Use:   "run SPEC",
@@ -111,31 +93,39 @@ Ctrl-C stops after the current trial and marks the run incomplete.`,
 			if err != nil {
 				return usageError{err}
 			}
-			return o.run(cmd, e, spec, name, "# latlab run "+args[0]+"\n", "run", *db)
+			return o.run(cmd, e, spec, name, "# latlab run "+args[0]+"\n", "run")
 		},
 	}
 	o.flags(cmd)
+	cmd.ValidArgsFunction = func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		return []string{"yaml", "yml"}, cobra.ShellCompDirectiveFilterFileExt
+	}
 	return cmd
 }
 
-func newRunsCmd(e *env, db *string) *cobra.Command {
+func newRunsCmd(e *env) *cobra.Command {
 	var (
-		format  string
-		jsonOut bool
-		limit   int
+		out   *outputFlags
+		db    *string
+		limit int
 	)
 	cmd := &cobra.Command{
 		Use:   "runs",
 		Short: "List recorded runs, newest first",
 		Long: `Runs lists the runs in the database (--db): id, start, duration, status
-(complete, incomplete, running), kind (lab, run, watch), spec and trials.`,
+(complete, incomplete, running), kind (lab, run, watch), spec and trials.
+It only reads: a missing database is an error, never created.
+-o json writes {"schema_version", "start", "runs": [...]}.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := pickFormat(format, jsonOut)
+			output, err := out.result()
 			if err != nil {
 				return err
 			}
-			st, err := openStore(cmd.Context(), *db)
+			st, err := openStoreExisting(cmd.Context(), *db)
 			if err != nil {
 				return err
 			}
@@ -155,26 +145,29 @@ func newRunsCmd(e *env, db *string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var out []report.RunInfo
+			var infos []report.RunInfo
 			for _, r := range runs {
-				out = append(out, report.RunInfo{ID: r.ID, Started: r.Started, Finished: r.Finished, Status: string(r.Status),
+				infos = append(infos, report.RunInfo{ID: r.ID, Started: r.Started, Finished: r.Finished, Status: string(r.Status),
 					SpecName: r.SpecName, Kind: r.Kind, Trials: counts[r.ID].Trials, Seed: r.Seed, Version: r.Version})
 			}
-			return report.WriteRuns(e.stdout, format, out)
+			return report.WriteRuns(e.stdout, output, infos)
 		},
 	}
-	formatFlag(cmd, &format, &jsonOut)
+	out = addOutput(cmd, report.FormatTable, report.FormatJSON, report.FormatCSV)
+	db = addDBFlag(cmd)
 	cmd.Flags().IntVar(&limit, "limit", 50, "show at most this many runs (0: all)")
-	cmd.AddCommand(newRunsPruneCmd(e, db))
+	cmd.AddCommand(newRunsPruneCmd(e))
 	return cmd
 }
 
 // newRunsPruneCmd is `latlab runs prune --older-than AGE`.
-func newRunsPruneCmd(e *env, db *string) *cobra.Command {
+func newRunsPruneCmd(e *env) *cobra.Command {
 	var (
 		olderThan string
 		force     bool
 		dryRun    bool
+		out       *outputFlags
+		db        *string
 	)
 	cmd := &cobra.Command{
 		Use:   "prune --older-than AGE",
@@ -207,7 +200,11 @@ prints what would go. The file does not shrink: sqlite reuses the pages.`,
 			if err != nil {
 				return usageError{fmt.Errorf("--older-than: %w", err)}
 			}
-			st, err := openStore(cmd.Context(), *db)
+			output, err := out.result()
+			if err != nil {
+				return err
+			}
+			st, err := openStoreExisting(cmd.Context(), *db)
 			if err != nil {
 				return err
 			}
@@ -216,6 +213,23 @@ prints what would go. The file does not shrink: sqlite reuses the pages.`,
 			res, err := st.DeleteRunsOlderThan(cmd.Context(), cutoff, store.PruneOptions{Force: force, DryRun: dryRun})
 			if err != nil {
 				return err
+			}
+			if output.Format == report.FormatJSON {
+				protected := res.Protected
+				if protected == nil {
+					protected = []int64{}
+				}
+				return report.WriteJSON(e.stdout, output.Meta, struct {
+					DryRun      bool      `json:"dry_run"`
+					Cutoff      time.Time `json:"started_before"`
+					Runs        int       `json:"runs"`
+					Trials      int       `json:"trials"`
+					Envs        int       `json:"environments"`
+					Annotations int       `json:"annotations"`
+					Baselines   int       `json:"pinned_baselines"`
+					Protected   []int64   `json:"kept_protected"`
+					Running     int       `json:"kept_running"`
+				}{dryRun, cutoff, res.Runs, res.Trials, res.Environments, res.Annotations, res.Baselines, protected, res.Running})
 			}
 			verb := "deleted"
 			if dryRun {
@@ -244,6 +258,8 @@ prints what would go. The file does not shrink: sqlite reuses the pages.`,
 	cmd.Flags().StringVar(&olderThan, "older-than", "", "delete runs started more than this long ago: 90d, 2w, 36h (required)")
 	cmd.Flags().BoolVar(&force, "force", false, "also delete runs that open alerts or pinned baselines refer to")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be deleted, delete nothing")
+	out = addOutput(cmd, report.FormatTable, report.FormatJSON)
+	db = addDBFlag(cmd)
 	return cmd
 }
 
@@ -277,26 +293,31 @@ func parseAge(s string) (time.Duration, error) {
 	return d, nil
 }
 
-func newShowCmd(e *env, db *string) *cobra.Command {
+func newShowCmd(e *env) *cobra.Command {
 	var (
-		format  string
-		jsonOut bool
+		out *outputFlags
+		db  *string
 	)
 	cmd := &cobra.Command{
 		Use:   "show [RUN]",
 		Short: "Show a recorded run's tables (default: the latest run)",
-		Args:  cobra.MaximumNArgs(1),
+		Long: `Show prints a recorded run (default: the latest) as 'latlab lab' printed it,
+then the alerts it raised and the notes about it. -o json writes the lab
+summary (docs/lab-json.md), -o csv one row per result; --percentiles
+chooses the latency columns. It only reads the database (--db).`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := pickFormat(format, jsonOut)
+			output, err := out.result()
 			if err != nil {
 				return err
 			}
+			format := output.Format
 			return withRun(cmd.Context(), *db, argOr(args, 0), func(st *store.Store, run store.Run, o *experiment.Outcome) error {
 				if format == report.FormatTable {
 					fmt.Fprintf(e.stdout, "run %d (%s, %s, spec %s), started %s\n", run.ID, run.Kind, run.Status, run.SpecName,
 						run.Started.Local().Format("2006-01-02 15:04:05"))
 				}
-				if err := report.WriteLab(e.stdout, format, experiment.Summarize(o)); err != nil {
+				if err := report.WriteLab(e.stdout, output, experiment.Summarize(o)); err != nil {
 					return err
 				}
 				if format != report.FormatTable {
@@ -306,16 +327,18 @@ func newShowCmd(e *env, db *string) *cobra.Command {
 			})
 		},
 	}
-	formatFlag(cmd, &format, &jsonOut)
+	out = addOutput(cmd, report.FormatTable, report.FormatJSON, report.FormatCSV).withPercentiles("50,99")
+	db = addDBFlag(cmd)
+	cmd.ValidArgsFunction = runIDCompletion(db, 1)
 	return cmd
 }
 
-func newCompareCmd(e *env, db *string) *cobra.Command {
+func newCompareCmd(e *env) *cobra.Command {
 	var (
-		format  string
-		jsonOut bool
-		metric  string
-		failOn  failOnFlag
+		out    *outputFlags
+		db     *string
+		metric string
+		failOn failOnFlag
 	)
 	cmd := &cobra.Command{
 		Use:   "compare RUN_A RUN_B | compare RUN CONFIG_A CONFIG_B",
@@ -333,16 +356,20 @@ Two runs: every configuration present in both is compared, A as the base.
 One run and two configuration filters (FIELD=VALUE joined by '/', fields
 mode, workload, size, offload, placement): A's configurations are paired with
 B's on every other field, e.g. 'latlab compare 7 mode=host mode=veth-routed'
-or 'latlab compare latest offload=all-on offload=seg-off'.`,
+or 'latlab compare latest offload=all-on offload=seg-off'.
+
+It only reads the database (--db). Exit 3 when --fail-on holds (after the
+table is printed).`,
 		Example: `  latlab compare 3 4
   latlab compare latest mode=host mode=bridge-nat --metric p99
   latlab compare 41 42 --fail-on 'worse>5%'    # CI gate: exit 3 on a regression`,
 		Args: cobra.RangeArgs(2, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := pickFormat(format, jsonOut)
+			output, err := out.result()
 			if err != nil {
 				return err
 			}
+			format := output.Format
 			switch metric {
 			case experiment.MetricRate, experiment.MetricP50, experiment.MetricP99:
 			default:
@@ -376,7 +403,7 @@ or 'latlab compare latest offload=all-on offload=seg-off'.`,
 						return err
 					}
 				}
-				if err := report.WriteComparison(e.stdout, format, an, bn, rows); err != nil {
+				if err := report.WriteComparison(e.stdout, output, an, bn, rows); err != nil {
 					return err
 				}
 				if len(args) == 2 && format == report.FormatTable {
@@ -388,14 +415,22 @@ or 'latlab compare latest offload=all-on offload=seg-off'.`,
 			})
 		},
 	}
-	formatFlag(cmd, &format, &jsonOut)
+	out = addOutput(cmd, report.FormatTable, report.FormatJSON, report.FormatCSV)
+	db = addDBFlag(cmd)
+	cmd.ValidArgsFunction = runIDCompletion(db, 2)
 	cmd.Flags().Var(&failOn, "fail-on", "exit 3 (after printing) when a configuration is significantly worse: 'worse', or 'worse>5%' for worse by more than 5% (rate: lower, p50/p99: higher)")
 	cmd.Flags().StringVar(&metric, "metric", experiment.MetricRate, "what to compare: rate (tcp_stream: throughput), p50 or p99 (per-trial latency)")
+	cmd.RegisterFlagCompletionFunc("metric", fixedCompletion(experiment.MetricRate, experiment.MetricP50, experiment.MetricP99))
+	cmd.RegisterFlagCompletionFunc("fail-on", fixedCompletion("worse", "worse>5%"))
 	return cmd
 }
 
-func newExportCmd(e *env, db *string) *cobra.Command {
-	var format, config string
+func newExportCmd(e *env) *cobra.Command {
+	var (
+		out    *outputFlags
+		db     *string
+		config string
+	)
 	cmd := &cobra.Command{
 		Use:   "export [RUN]",
 		Short: "Export a run's trials: benchstat, csv, json, or HdrHistogram hlog/hgrm",
@@ -403,44 +438,49 @@ func newExportCmd(e *env, db *string) *cobra.Command {
 format names each configuration as /key=value parts of the benchmark name,
 so golang.org/x/perf/cmd/benchstat can pivot on them:
 
-  latlab export --format benchstat > lab.txt
+  latlab export -o benchstat > lab.txt
   benchstat -col /mode lab.txt
 
-HdrHistogram's own tools read the latency histograms:
+-o csv writes one row per trial, -o json the trials and the summary
+(--json is -o json; --format is the older name of -o). HdrHistogram's own
+tools read the latency histograms:
 
-  --format hlog   an interval log, one histogram per trial tagged with its
-                  configuration (nanoseconds), for HistogramLogProcessor
-                  (-tag selects a configuration), HistogramLogAnalyzer and
-                  HdrHistogramVisualizer
-  --format hgrm   the percentile distribution of one configuration, its
-                  trials merged, values in microseconds, for HdrHistogram's
-                  plotter and hdr-plot; --config names it by its key or any
-                  part only its key contains (e.g. mode=macvlan/workload=tcp_rr)
+  -o hlog   an interval log, one histogram per trial tagged with its
+            configuration (nanoseconds), for HistogramLogProcessor (-tag
+            selects a configuration), HistogramLogAnalyzer and
+            HdrHistogramVisualizer
+  -o hgrm   the percentile distribution of one configuration, its trials
+            merged, values in microseconds, for HdrHistogram's plotter and
+            hdr-plot; --config names it by its key or any part only its key
+            contains (e.g. mode=macvlan/workload=tcp_rr)
 
-  latlab export --format hgrm --config mode=host/workload=tcp_rr > host.hgrm`,
+  latlab export -o hgrm --config mode=host/workload=tcp_rr > host.hgrm
+
+It only reads the database (--db).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			switch format {
-			case report.FormatBenchstat, report.FormatCSV, report.FormatJSON, report.FormatHlog, report.FormatHgrm:
-			default:
-				return usagef("--format %q: want benchstat, csv, json, hlog or hgrm", format)
+			output, err := out.result()
+			if err != nil {
+				return err
 			}
-			if config != "" && format != report.FormatHgrm {
-				return usagef("--config selects the configuration of --format hgrm; --format %s exports them all", format)
+			if config != "" && output.Format != report.FormatHgrm {
+				return usagef("--config selects the configuration of -o hgrm; -o %s exports them all", output.Format)
 			}
 			return withRun(cmd.Context(), *db, argOr(args, 0), func(_ *store.Store, run store.Run, o *experiment.Outcome) error {
-				switch format {
+				switch output.Format {
 				case report.FormatHlog:
 					return report.WriteHlog(e.stdout, &run, o)
 				case report.FormatHgrm:
 					return report.WriteHgrm(e.stdout, o, config)
 				}
-				return report.WriteExport(e.stdout, format, &run, o)
+				return report.WriteExport(e.stdout, output, &run, o)
 			})
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", report.FormatBenchstat, "benchstat, csv, json, hlog or hgrm")
-	cmd.Flags().StringVar(&config, "config", "", "with --format hgrm: the configuration (its key, or a part only it contains)")
+	out = addOutput(cmd, report.FormatBenchstat, report.FormatCSV, report.FormatJSON, report.FormatHlog, report.FormatHgrm)
+	cmd.Flags().StringVar(&config, "config", "", "with -o hgrm: the configuration (its key, or a part only it contains)")
+	db = addDBFlag(cmd)
+	cmd.ValidArgsFunction = runIDCompletion(db, 1)
 	return cmd
 }
 

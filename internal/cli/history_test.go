@@ -23,12 +23,21 @@ import (
 
 func TestHistoryEmptyDatabase(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "h.db")
+	st, err := store.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
 	code, out, _ := runCLI(t, "runs", "--db", db)
 	if code != ExitOK || !strings.Contains(out, "no runs yet") {
 		t.Errorf("runs on an empty db: %d %q", code, out)
 	}
 	code, out, _ = runCLI(t, "runs", "--db", db, "--json")
-	if code != ExitOK || strings.TrimSpace(out) != "[]" {
+	var doc struct {
+		SchemaVersion int               `json:"schema_version"`
+		Runs          []json.RawMessage `json:"runs"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); code != ExitOK || err != nil || doc.SchemaVersion != 1 || doc.Runs == nil || len(doc.Runs) != 0 {
 		t.Errorf("runs --json on an empty db: %d %q", code, out)
 	}
 	if code, _, stderr := runCLI(t, "show", "--db", db); code != ExitFailed || !strings.Contains(stderr, "no runs") {
@@ -69,7 +78,7 @@ func TestHistoryCommandsEndToEnd(t *testing.T) {
 		SpecName string    `json:"spec_name"`
 		Trials   int       `json:"trials"`
 	}
-	if err := json.Unmarshal([]byte(out), &runs); code != ExitOK || err != nil {
+	if err := unmarshalRuns(out, &runs); code != ExitOK || err != nil {
 		t.Fatalf("runs --json: %d %v %s", code, err, out)
 	}
 	if len(runs) != 2 || runs[0].ID <= runs[1].ID || runs[0].Status != "complete" || runs[0].SpecName != "small" ||
@@ -160,7 +169,7 @@ func TestKilledRunKeepsFinishedTrials(t *testing.T) {
 		Status string `json:"status"`
 		Trials int    `json:"trials"`
 	}
-	json.Unmarshal([]byte(out), &runs)
+	unmarshalRuns(out, &runs)
 	if code != ExitOK || len(runs) != 1 || runs[0].Status != "incomplete" || runs[0].Trials < 2 {
 		t.Fatalf("after kill -9: %d %s", code, out)
 	}
@@ -430,4 +439,15 @@ func TestRootVersionFlag(t *testing.T) {
 	if code != ExitOK || out != "latlab "+Version()+"\n" {
 		t.Errorf("--version: exit %d, %q", code, out)
 	}
+}
+
+// unmarshalRuns decodes `latlab runs -o json`'s "runs" into runs.
+func unmarshalRuns(out string, runs any) error {
+	var doc struct {
+		Runs json.RawMessage `json:"runs"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		return err
+	}
+	return json.Unmarshal(doc.Runs, runs)
 }

@@ -15,13 +15,12 @@ import (
 	"github.com/latlab/latlab/internal/offload"
 	"github.com/latlab/latlab/internal/report"
 	"github.com/latlab/latlab/internal/topo"
-	"github.com/latlab/latlab/internal/workload"
 )
 
-func newLabCmd(e *env, db *string) *cobra.Command {
+func newLabCmd(e *env) *cobra.Command {
 	var (
 		spec                       experiment.LabSpec
-		modes, workloads, offloads string
+		modes, workloads, offloads []string
 		size                       int
 		cpu, serverCPU             string
 		topoFile, family           string
@@ -81,7 +80,13 @@ How it measures:
 Nothing is left behind: every namespace is journalled (under --journal-dir)
 before it is created; SIGINT/SIGTERM stop after the current trial, print what
 finished and tear down; after a crash or kill -9, 'latlab cleanup' (and the
-next 'latlab lab') removes the leftovers. Needs root.`,
+next 'latlab lab') removes the leftovers. Needs root.
+
+Output: -o table (default), json (docs/lab-json.md) or csv; --json is -o
+json; --percentiles 50,90,99,99.9 chooses the tables' latency columns.
+Lists take commas or repetition: --modes host,macvlan is --mode host
+--mode macvlan, and --offload all-on --offload mine:tso=off,gro=off gives
+two presets without quoting ';'.`,
 		Example: `  latlab lab                                     # every mode × tcp_rr, udp_rr, tcp_crr, tcp_stream
   latlab lab --modes host,veth-routed --workloads tcp_rr --trials 10
   latlab lab --target-ci 0.01 --budget 10m      # tighter answer, more time
@@ -144,21 +149,19 @@ next 'latlab lab') removes the leftovers. Needs root.`,
 				return usagef("--duration %v: want a positive duration", spec.Duration)
 			}
 			if f.Changed("modes") {
-				spec.Modes = splitList(modes)
+				spec.Modes = cleanList(modes)
 			}
 			if f.Changed("workloads") {
-				for _, w := range splitList(workloads) {
-					wl, err := workload.ParseWorkload(w)
-					if err != nil {
-						return usageError{err}
-					}
-					spec.Workloads = append(spec.Workloads, wl)
+				wls, err := parseWorkloads(workloads)
+				if err != nil {
+					return err
 				}
+				spec.Workloads = wls
 			}
 			if f.Changed("offload") {
-				ps, err := offload.ParsePresets(offloads)
+				ps, err := parseOffloadFlags(offloads)
 				if err != nil {
-					return usageError{err}
+					return err
 				}
 				spec.Offloads = ps
 			}
@@ -185,15 +188,15 @@ next 'latlab lab') removes the leftovers. Needs root.`,
 				spec.Modes = append([]string{spec.Baseline}, spec.Modes...)
 			}
 			var changed []string
-			f.Visit(func(fl *pflag.Flag) { changed = append(changed, "--"+fl.Name+"="+fl.Value.String()) })
+			f.Visit(func(fl *pflag.Flag) { changed = append(changed, flagText(fl)) })
 			header := strings.TrimSpace("# latlab lab "+strings.Join(changed, " ")) + "\n# what ran, flags and calibrated placements folded in: 'latlab run' of this file repeats it\n"
-			return o.run(cmd, e, &spec, "lab", header, "lab", *db)
+			return o.run(cmd, e, &spec, "lab", header, "lab")
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&modes, "modes", "", "modes to compare, comma-separated (default: all of the topology; the baseline is always added)")
-	f.StringVar(&workloads, "workloads", "tcp_rr,udp_rr,tcp_crr,tcp_stream", "workloads, comma-separated (http also works: the server answers HTTP on the same port)")
-	f.StringVar(&offloads, "offload", "default", "offload presets to compare on every lab interface: default, all-on, all-off, seg-off (tso+gso off), gro-off, gro-on, csum-off, or NAME:feature=on|off,... (separate user-given presets with ';')")
+	f.StringSliceVar(&modes, "modes", nil, "modes to compare, comma-separated or repeated (--mode is the same; default: all of the topology; the baseline is always added)")
+	f.StringSliceVar(&workloads, "workloads", []string{"tcp_rr", "udp_rr", "tcp_crr", "tcp_stream"}, "workloads, comma-separated or repeated (--workload is the same; http also works: the server answers HTTP on the same port)")
+	f.StringArrayVar(&offloads, "offload", []string{"default"}, "offload presets to compare on every lab interface, comma-separated or repeated: default, all-on, all-off, seg-off (tso+gso off), gro-off, gro-on, csum-off, or NAME:feature=on|off,... (one per --offload, or separated with ';')")
 	f.IntVarP(&spec.Trials, "trials", "n", 0, "fixed number of rounds (every configuration runs once per round); default: adaptive, see --target-ci")
 	f.Float64Var(&spec.TargetCI, "target-ci", experiment.DefaultTargetCI, "adaptive rounds: stop when every ratio's CI half-width is within this (0.02: ±2 points)")
 	f.DurationVar(&spec.Budget, "budget", experiment.DefaultBudget, "adaptive rounds: time limit of the rounds (the minimum rounds always run)")
@@ -211,14 +214,35 @@ next 'latlab lab') removes the leftovers. Needs root.`,
 	f.BoolVar(&print, "print-topology", false, "print the topology as YAML and exit")
 	f.BoolVar(&printSpec, "print-spec", false, "print the experiment spec lab runs (for 'latlab run') and exit")
 	o.flags(cmd)
+	listAliases(cmd, map[string]string{"mode": "modes", "workload": "workloads", "offloads": "offload"})
+	cmd.RegisterFlagCompletionFunc("modes", listCompletion(func() []string { return modeNames(topoFile) }))
+	cmd.RegisterFlagCompletionFunc("baseline", func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		return modeNames(topoFile), cobra.ShellCompDirectiveNoFileComp
+	})
+	cmd.RegisterFlagCompletionFunc("workloads", listCompletion(workloadNames))
+	cmd.RegisterFlagCompletionFunc("offload", listCompletion(func() []string { return append([]string{"default"}, offload.PresetNames()...) }))
+	cmd.RegisterFlagCompletionFunc("cpu", cpuCompletion)
+	cmd.RegisterFlagCompletionFunc("server-cpu", cpuCompletion)
+	cmd.MarkFlagFilename("topology", "yaml", "yml")
 	return cmd
+}
+
+// modeNames are the modes of the topology file (the default topology's
+// when there is none, or it does not load).
+func modeNames(topoFile string) []string {
+	if topoFile != "" {
+		if t, err := topo.LoadTopology(topoFile); err == nil {
+			return t.ModeNames()
+		}
+	}
+	return labModeNames()
 }
 
 // labOpts are the flags lab and run share: output, journal, NAT, keep,
 // recording.
 type labOpts struct {
-	format       string
-	jsonOut      bool
+	out          *outputFlags
+	db           *string
 	quiet        bool
 	keep         bool
 	noStore      bool
@@ -236,15 +260,17 @@ func (o *labOpts) flags(cmd *cobra.Command) {
 	f.BoolVar(&o.noStore, "no-store", false, "do not record the run in the database")
 	f.BoolVar(&o.attribute, "attribute", false, "attach kernel evidence to every trial: NET_RX/NET_TX softirqs and softirq time per transaction, drops by reason, retransmits, run-queue delay (eBPF tracepoints where they load, /proc counters otherwise)")
 	f.BoolVar(&o.allowHostNIC, "allow-host-nic", false, "let a spec's interfaces include devices in the caller's own namespace (journalled and restored)")
-	f.BoolVar(&o.jsonOut, "json", false, "write JSON (same as --format json; schema in docs/lab-json.md)")
-	f.StringVar(&o.format, "format", report.FormatTable, "output format: table, json or csv")
+	o.out = addOutput(cmd, report.FormatTable, report.FormatJSON, report.FormatCSV).withPercentiles("50,99")
+	o.db = addDBFlag(cmd)
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress on stderr")
+	cmd.RegisterFlagCompletionFunc("nat", fixedCompletion(topo.NATAuto, topo.NATNftables, topo.NATIptables))
+	cmd.MarkFlagDirname("journal-dir")
 }
 
 // run executes a spec, records it (the spec rendered from what ran, after
 // the header's comment lines) and prints the summary.
-func (o *labOpts) run(cmd *cobra.Command, e *env, spec *experiment.LabSpec, name, text, kind, db string) error {
-	format, err := pickFormat(o.format, o.jsonOut)
+func (o *labOpts) run(cmd *cobra.Command, e *env, spec *experiment.LabSpec, name, text, kind string) error {
+	output, err := o.out.result()
 	if err != nil {
 		return err
 	}
@@ -259,7 +285,7 @@ func (o *labOpts) run(cmd *cobra.Command, e *env, spec *experiment.LabSpec, name
 	}
 	var rec *experiment.StoreRecorder
 	if !o.noStore {
-		st, err := openStore(cmd.Context(), db)
+		st, err := openStore(cmd.Context(), *o.db)
 		if err != nil {
 			return fmt.Errorf("%w (--no-store runs without a database)", err)
 		}
@@ -275,7 +301,7 @@ func (o *labOpts) run(cmd *cobra.Command, e *env, spec *experiment.LabSpec, name
 		return runErr
 	}
 	sum := experiment.Summarize(out)
-	if err := report.WriteLab(e.stdout, format, sum); err != nil {
+	if err := report.WriteLab(e.stdout, output, sum); err != nil {
 		return err
 	}
 	if rec != nil && rec.RunID != 0 && !o.quiet {
@@ -308,16 +334,6 @@ func parsePlacement(cpu, serverCPU string) ([]int, int, error) {
 		return nil, 0, usagef("--server-cpu: %v", err)
 	}
 	return client, server, nil
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 func containsStr(xs []string, s string) bool {

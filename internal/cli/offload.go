@@ -88,11 +88,11 @@ func usageArgs(v cobra.PositionalArgs) cobra.PositionalArgs {
 
 func newOffloadShowCmd(e *env) *cobra.Command {
 	var (
-		netns   string
-		jsonOut bool
+		netns string
+		out   *outputFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "show [--netns NS] DEV [--json]",
+		Use:   "show [--netns NS] DEV [-o json]",
 		Short: "Show a device's features, coalescing, rings and channels",
 		Long: `Show prints every feature as ethtool -k does: on or off, "[fixed]" when the
 device cannot change it, "[requested on]" when it was asked for but the
@@ -108,6 +108,10 @@ does not support the query.`,
   latlab offload show --netns lab1 veth0 --json | jq .features`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			output, err := out.result()
+			if err != nil {
+				return err
+			}
 			ns, err := netnsPath(netns)
 			if err != nil {
 				return err
@@ -121,19 +125,20 @@ does not support the query.`,
 			if err != nil {
 				return err
 			}
-			return report.WriteOffloadShow(e.stdout, offloadFormat(jsonOut), info)
+			return report.WriteOffloadShow(e.stdout, output, info)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&netns, "netns", "", "the device's network namespace (a name under /var/run/netns or a path); default: latlab's own")
-	f.BoolVar(&jsonOut, "json", false, "write JSON")
+	out = addOutput(cmd, report.FormatTable, report.FormatJSON)
+	cmd.RegisterFlagCompletionFunc("netns", netnsCompletion)
 	return cmd
 }
 
 func newOffloadSetCmd(e *env) *cobra.Command {
 	var (
 		netns        string
-		jsonOut      bool
+		out          *outputFlags
 		allowHostNIC bool
 	)
 	cmd := &cobra.Command{
@@ -165,6 +170,10 @@ usage (unknown feature, bad value).`,
   latlab offload set --netns lab1 veth0 tx off --json     # ethtool -K syntax works too`,
 		Args: usageArgs(cobra.MinimumNArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			output, err := out.result()
+			if err != nil {
+				return err
+			}
 			dev := args[0]
 			settings, err := offload.ParseSettings(args[1:])
 			if err != nil {
@@ -182,7 +191,7 @@ usage (unknown feature, bad value).`,
 			if err != nil {
 				return err
 			}
-			if err := report.WriteOffloadSet(e.stdout, offloadFormat(jsonOut), res); err != nil {
+			if err := report.WriteOffloadSet(e.stdout, output, res); err != nil {
 				return err
 			}
 			if n := len(res.Refused); n > 0 {
@@ -197,7 +206,8 @@ usage (unknown feature, bad value).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&netns, "netns", "", "the device's network namespace (a name under /var/run/netns or a path)")
-	f.BoolVar(&jsonOut, "json", false, "write JSON: changed, unchanged, refused, dependent")
+	out = addOutput(cmd, report.FormatTable, report.FormatJSON) // json: changed, unchanged, refused, dependent
+	cmd.RegisterFlagCompletionFunc("netns", netnsCompletion)
 	f.BoolVar(&allowHostNIC, "allow-host-nic", false, "allow changing a device in latlab's own or the host's namespace (no --netns, or a --netns that is one of them)")
 	return cmd
 }
@@ -231,18 +241,10 @@ func openToChange(netns, dev string, allowHostNIC bool, what string) (offloadCli
 	return c, ns, nil
 }
 
-// offloadFormat is the report format of the offload commands' --json.
-func offloadFormat(jsonOut bool) string {
-	if jsonOut {
-		return report.FormatJSON
-	}
-	return report.FormatTable
-}
-
 func newOffloadCoalesceCmd(e *env) *cobra.Command {
 	var (
 		netns        string
-		jsonOut      bool
+		out          *outputFlags
 		allowHostNIC bool
 	)
 	cmd := &cobra.Command{
@@ -262,6 +264,11 @@ refused unless --allow-host-nic is given.`,
   latlab offload coalesce --netns lab1 eth0 adaptive-rx=on --json`,
 		Args: usageArgs(cobra.MinimumNArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			output, err := out.result()
+			if err != nil {
+				return err
+			}
+			jsonOut := output.Format == report.FormatJSON
 			dev := args[0]
 			want := offload.Coalesce{}
 			for _, a := range args[1:] {
@@ -301,7 +308,7 @@ refused unless --allow-host-nic is given.`,
 				return fmt.Errorf("re-read coalescing of %s: %w", report.OffloadWhere(ns, dev), err)
 			}
 			changes := report.CoalesceChanges(want, before, after)
-			if err := report.WriteCoalesce(e.stdout, offloadFormat(jsonOut), changes); err != nil || jsonOut {
+			if err := report.WriteCoalesce(e.stdout, output, changes); err != nil || jsonOut {
 				return err
 			}
 			if refused := report.CoalesceNotTaken(changes); len(refused) > 0 {
@@ -312,7 +319,8 @@ refused unless --allow-host-nic is given.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&netns, "netns", "", "the device's network namespace (a name under /var/run/netns or a path)")
-	f.BoolVar(&jsonOut, "json", false, "write JSON: each parameter's before, requested and after")
+	out = addOutput(cmd, report.FormatTable, report.FormatJSON) // json: each parameter's before, requested and after
+	cmd.RegisterFlagCompletionFunc("netns", netnsCompletion)
 	f.BoolVar(&allowHostNIC, "allow-host-nic", false, "allow changing a device in latlab's own or the host's namespace (no --netns, or a --netns that is one of them)")
 	return cmd
 }

@@ -72,7 +72,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return ExitOK
 	}
@@ -86,10 +86,19 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	}
 	var ue usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintln(stderr, "Run 'latlab --help' or 'latlab COMMAND --help' for usage.")
+		fmt.Fprintln(stderr, helpHint(cmd))
 		return ExitUsage
 	}
 	return ExitFailed
+}
+
+// helpHint is the line under a usage error: the failing command's own
+// --help (the root's also names COMMAND --help).
+func helpHint(cmd *cobra.Command) string {
+	if cmd == nil || !cmd.HasParent() {
+		return "Run 'latlab --help' or 'latlab COMMAND --help' for usage."
+	}
+	return fmt.Sprintf("Run '%s --help' for usage.", cmd.CommandPath())
 }
 
 func newRoot(e *env) *cobra.Command {
@@ -117,6 +126,15 @@ Workloads: tcp_rr (request/response on one connection), tcp_crr (connect,
 request, response, close per transaction), udp_rr (datagram ping-pong,
 losses counted and skipped), tcp_stream (bulk throughput).
 
+Output: every command that prints results takes -o/--output table, json or
+csv (--json is -o json); csv only where there is a table. Every JSON
+document starts with "schema_version" and a "start" block (latlab version,
+command, host: kernel, CPU model, cores). List flags take commas or
+repetition alike (--modes host,macvlan or --mode host --mode macvlan).
+--db is on the commands that use the database; the ones that only read it
+(runs, show, compare, export, report, ui) never create it.
+Shell completion: latlab completion bash|zsh|fish. Man pages: latlab man --dir DIR.
+
 Exit codes: 0 ok, 1 the run failed, 2 bad usage, 3 a --fail-on condition
 held (compare --fail-on worse), 130 interrupted (Ctrl-C, SIGTERM).`,
 		SilenceUsage:  true,
@@ -127,23 +145,14 @@ held (compare --fail-on worse), 130 interrupted (Ctrl-C, SIGTERM).`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{err}
 	})
-	db := root.PersistentFlags().String("db", "", "database of recorded runs (default $LATLAB_DB, else /var/lib/latlab/latlab.db as root, else ~/.local/share/latlab/latlab.db)")
-	root.AddCommand(newVersionCmd(e), newServeCmd(e), newBenchCmd(e), newLabCmd(e, db), newCleanupCmd(e), newOffloadCmd(e),
-		newRunCmd(e, db), newRunsCmd(e, db), newShowCmd(e, db), newCompareCmd(e, db), newExportCmd(e, db),
-		newUICmd(e, db), newReportCmd(e, db), newWatchCmd(e, db), newDockerCmd(e, db))
-	// Cobra reports unknown commands and bad arguments as plain errors;
-	// make every argument problem a usage error.
-	for _, c := range root.Commands() {
-		if c.Args != nil {
-			args := c.Args
-			c.Args = func(cmd *cobra.Command, a []string) error {
-				if err := args(cmd, a); err != nil {
-					return usageError{err}
-				}
-				return nil
-			}
-		}
-	}
+	root.AddCommand(newVersionCmd(e), newServeCmd(e), newBenchCmd(e), newLabCmd(e), newCleanupCmd(e), newOffloadCmd(e),
+		newRunCmd(e), newRunsCmd(e), newShowCmd(e), newCompareCmd(e), newExportCmd(e),
+		newUICmd(e), newReportCmd(e), newWatchCmd(e), newDockerCmd(e), newManCmd(e))
+	// The completion command binds its output when it is made.
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
+	root.InitDefaultCompletionCmd()
+	usageArgsTree(root)
 	root.Args = func(cmd *cobra.Command, a []string) error {
 		if len(a) > 0 {
 			return usagef("unknown command %q for latlab", a[0])

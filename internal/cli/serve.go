@@ -96,6 +96,9 @@ docs/security.md explains each limit. SIGINT or SIGTERM stops it cleanly.`, work
 	f.IntVar(&lim.MaxPeerHTTPConns, "max-peer-http-conns", workload.DefaultMaxPeerHTTPConns, "open HTTP connections of one client address")
 	f.DurationVar(&lim.HTTPIdleTimeout, "http-idle-timeout", workload.DefaultHTTPIdleTimeout, "close an idle HTTP keep-alive connection after this")
 	f.DurationVar(&lim.HTTPHeadTimeout, "http-head-timeout", workload.DefaultHTTPHeadTimeout, "longest time a request head may take to arrive (slowloris)")
+	cmd.RegisterFlagCompletionFunc("netns", netnsCompletion)
+	cmd.RegisterFlagCompletionFunc("log-level", fixedCompletion("debug", "info", "warn", "error"))
+	cmd.RegisterFlagCompletionFunc("listen", fixedCompletion(fmt.Sprintf(":%d", workload.DefaultPort), fmt.Sprintf("127.0.0.1:%d", workload.DefaultPort), "[::1]:0"))
 	return cmd
 }
 

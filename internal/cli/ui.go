@@ -21,10 +21,11 @@ import (
 // loopback only.
 const DefaultUIListen = "127.0.0.1:7708"
 
-func newUICmd(e *env, db *string) *cobra.Command {
+func newUICmd(e *env) *cobra.Command {
 	var (
 		listen string
 		token  string
+		db     *string
 	)
 	cmd := &cobra.Command{
 		Use:   "ui",
@@ -38,7 +39,8 @@ for Prometheus (docs/dashboard.md; Grafana: docs/grafana-latlab.json).
 Everything is served from the binary (no CDN, no JavaScript). It listens on
 127.0.0.1 only unless --listen says otherwise; with --token (or
 LATLAB_UI_TOKEN) every request needs "Authorization: Bearer TOKEN" (a browser
-can open any page once with ?token=TOKEN). Only GET and HEAD are accepted.`,
+can open any page once with ?token=TOKEN). Only GET and HEAD are accepted.
+The database must exist: ui never creates one.`,
 		Example: `  latlab ui
   latlab ui --db /var/lib/latlab/latlab.db --listen 0.0.0.0:7708 --token "$(openssl rand -hex 16)"`,
 		Args: cobra.NoArgs,
@@ -47,7 +49,7 @@ can open any page once with ?token=TOKEN). Only GET and HEAD are accepted.`,
 				token = os.Getenv("LATLAB_UI_TOKEN")
 			}
 			ctx := cmd.Context()
-			st, err := openStore(ctx, *db)
+			st, err := openStoreExisting(ctx, *db)
 			if err != nil {
 				return err
 			}
@@ -57,6 +59,8 @@ can open any page once with ?token=TOKEN). Only GET and HEAD are accepted.`,
 	}
 	cmd.Flags().StringVar(&listen, "listen", DefaultUIListen, "address to listen on (host:port; port 0 picks one)")
 	cmd.Flags().StringVar(&token, "token", "", "require this bearer token (default $LATLAB_UI_TOKEN)")
+	db = addDBFlag(cmd)
+	cmd.RegisterFlagCompletionFunc("listen", fixedCompletion(DefaultUIListen, "127.0.0.1:0"))
 	return cmd
 }
 
@@ -88,14 +92,18 @@ func serveUntilDone(ctx context.Context, ln net.Listener, h http.Handler) error 
 	return nil
 }
 
-func newReportCmd(e *env, db *string) *cobra.Command {
-	var htmlOut string
+func newReportCmd(e *env) *cobra.Command {
+	var (
+		htmlOut string
+		db      *string
+	)
 	cmd := &cobra.Command{
 		Use:   "report [RUN] --html FILE",
 		Short: "Write a run's dashboard page as one self-contained HTML file",
 		Long: `Report writes run RUN (default: the latest) as a single HTML file with the
 dashboard's tables and charts: inline CSS and SVG, nothing loaded from
-anywhere, so it can be mailed or attached to a ticket. FILE "-" is stdout.`,
+anywhere, so it can be mailed or attached to a ticket. FILE "-" is stdout.
+It only reads the database (--db).`,
 		Example: `  latlab report --html lab.html
   latlab report 42 --html run42.html`,
 		Args: cobra.MaximumNArgs(1),
@@ -104,7 +112,7 @@ anywhere, so it can be mailed or attached to a ticket. FILE "-" is stdout.`,
 				return usagef("report needs --html FILE (the only output so far)")
 			}
 			ctx := cmd.Context()
-			st, err := openStore(ctx, *db)
+			st, err := openStoreExisting(ctx, *db)
 			if err != nil {
 				return err
 			}
@@ -140,5 +148,8 @@ anywhere, so it can be mailed or attached to a ticket. FILE "-" is stdout.`,
 		},
 	}
 	cmd.Flags().StringVar(&htmlOut, "html", "", "write the run as a self-contained HTML page to FILE (- for stdout)")
+	cmd.MarkFlagFilename("html", "html")
+	db = addDBFlag(cmd)
+	cmd.ValidArgsFunction = runIDCompletion(db, 1)
 	return cmd
 }

@@ -54,8 +54,8 @@ func startUI(t *testing.T, db string, args ...string) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	stderr := &syncBuf{}
 	e := &env{stdout: io.Discard, stderr: stderr}
-	cmd := newUICmd(e, &db)
-	cmd.SetArgs(append([]string{"--listen", "127.0.0.1:0"}, args...))
+	cmd := newUICmd(e)
+	cmd.SetArgs(append([]string{"--db", db, "--listen", "127.0.0.1:0"}, args...))
 	cmd.SetOut(io.Discard)
 	cmd.SetErr(io.Discard)
 	done := make(chan error, 1)
@@ -148,8 +148,8 @@ func TestUITokenFromEnv(t *testing.T) {
 func TestUIBadListen(t *testing.T) {
 	db, _ := uiDB(t)
 	e := &env{stdout: io.Discard, stderr: io.Discard}
-	cmd := newUICmd(e, &db)
-	cmd.SetArgs([]string{"--listen", "256.0.0.1:x"})
+	cmd := newUICmd(e)
+	cmd.SetArgs([]string{"--db", db, "--listen", "256.0.0.1:x"})
 	cmd.SetOut(io.Discard)
 	cmd.SetErr(io.Discard)
 	var ue usageError
@@ -162,8 +162,8 @@ func TestReportHTML(t *testing.T) {
 	db, id := uiDB(t)
 	run := func(args ...string) (string, string, error) {
 		var out, errb bytes.Buffer
-		cmd := newReportCmd(&env{stdout: &out, stderr: &errb}, &db)
-		cmd.SetArgs(args)
+		cmd := newReportCmd(&env{stdout: &out, stderr: &errb})
+		cmd.SetArgs(append([]string{"--db", db}, args...))
 		cmd.SetOut(io.Discard)
 		cmd.SetErr(io.Discard)
 		err := cmd.ExecuteContext(context.Background())

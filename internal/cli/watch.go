@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/csv"
 	"fmt"
 	"os"
 	"time"
@@ -10,11 +11,14 @@ import (
 
 	"github.com/latlab/latlab/internal/experiment"
 	"github.com/latlab/latlab/internal/journal"
+	"github.com/latlab/latlab/internal/report"
 	"github.com/latlab/latlab/internal/watch"
 )
 
-func newWatchCmd(e *env, db *string) *cobra.Command {
+func newWatchCmd(e *env) *cobra.Command {
 	var (
+		out        *outputFlags
+		db         *string
 		config     string
 		once       bool
 		check      bool
@@ -43,7 +47,10 @@ A job either runs a lab spec (spec: FILE; needs root) or measures a server
 that already runs (target: {address: HOST:PORT, netns: NAME}). Lab jobs
 journal every object they create under --journal-dir (as 'latlab lab'
 does; give 'latlab cleanup' the same one to undo what a crash left). SIGINT or SIGTERM stop
-after the trial in progress. See docs/watch.md.`,
+after the trial in progress. See docs/watch.md.
+
+--check validates the file and prints its jobs (-o table, json or csv);
+without --check, -o table is the only output (watch logs to stderr).`,
 		Example: `  latlab watch --config /etc/latlab/watch.yaml
   latlab watch --config watch.yaml --once        # every job once, then exit
   latlab watch --config watch.yaml --check       # validate the file and exit`,
@@ -52,25 +59,19 @@ after the trial in progress. See docs/watch.md.`,
 			if config == "" {
 				return usagef("--config FILE is required")
 			}
+			output, err := out.result()
+			if err != nil {
+				return err
+			}
+			if !check && output.Format != report.FormatTable {
+				return usagef("-o %s applies to --check only: watch itself logs to stderr", output.Format)
+			}
 			cfg, err := watch.LoadConfig(config)
 			if err != nil {
 				return usageError{err}
 			}
 			if check {
-				for _, j := range cfg.Jobs {
-					kind := "target " + func() string {
-						if j.Target != nil {
-							return j.Target.Address
-						}
-						return ""
-					}()
-					if j.Spec != nil {
-						kind = "lab spec " + j.SpecFile
-					}
-					fmt.Fprintf(e.stdout, "%s: %s, schedule %q (next %s), overlap %s\n", j.Name, kind, j.ScheduleText,
-						j.Schedule.Next(time.Now()).Format(time.RFC3339), j.Overlap)
-				}
-				return nil
+				return writeWatchCheck(e, output, cfg)
 			}
 			for _, j := range cfg.Jobs {
 				if j.Spec != nil && os.Geteuid() != 0 {
@@ -108,5 +109,60 @@ after the trial in progress. See docs/watch.md.`,
 	f.StringVar(&listen, "listen", DefaultUIListen, "serve the dashboard and /metrics here while watching (\"\" to not serve)")
 	f.StringVar(&journalDir, "journal-dir", journal.DefaultDir, "where lab jobs journal the objects they create (as latlab lab --journal-dir)")
 	f.StringVar(&token, "token", os.Getenv("LATLAB_UI_TOKEN"), "require this bearer token on the dashboard (default $LATLAB_UI_TOKEN)")
+	out = addOutput(cmd, report.FormatTable, report.FormatJSON, report.FormatCSV)
+	db = addDBFlag(cmd)
+	cmd.MarkFlagFilename("config", "yaml", "yml")
+	cmd.MarkFlagDirname("journal-dir")
+	cmd.RegisterFlagCompletionFunc("listen", fixedCompletion(DefaultUIListen, ""))
 	return cmd
+}
+
+// watchJob is one line of watch --check.
+type watchJob struct {
+	Name     string    `json:"name"`
+	Kind     string    `json:"kind"` // "lab" or "target"
+	What     string    `json:"what"` // the spec file or the target address
+	Schedule string    `json:"schedule"`
+	Next     time.Time `json:"next"`
+	Overlap  string    `json:"overlap"`
+}
+
+// writeWatchCheck prints the jobs of a valid configuration.
+func writeWatchCheck(e *env, out report.Output, cfg *watch.Config) error {
+	var jobs []watchJob
+	for _, j := range cfg.Jobs {
+		wj := watchJob{Name: j.Name, Kind: "target", Schedule: j.ScheduleText, Next: j.Schedule.Next(time.Now()), Overlap: string(j.Overlap)}
+		if j.Target != nil {
+			wj.What = j.Target.Address
+		}
+		if j.Spec != nil {
+			wj.Kind, wj.What = "lab", j.SpecFile
+		}
+		jobs = append(jobs, wj)
+	}
+	switch out.Format {
+	case report.FormatJSON:
+		if jobs == nil {
+			jobs = []watchJob{}
+		}
+		return report.WriteJSON(e.stdout, out.Meta, struct {
+			Jobs []watchJob `json:"jobs"`
+		}{jobs})
+	case report.FormatCSV:
+		cw := csv.NewWriter(e.stdout)
+		cw.Write([]string{"name", "kind", "what", "schedule", "next", "overlap"})
+		for _, j := range jobs {
+			cw.Write([]string{j.Name, j.Kind, j.What, j.Schedule, j.Next.Format(time.RFC3339), j.Overlap})
+		}
+		cw.Flush()
+		return cw.Error()
+	}
+	for _, j := range jobs {
+		kind := "target " + j.What
+		if j.Kind == "lab" {
+			kind = "lab spec " + j.What
+		}
+		fmt.Fprintf(e.stdout, "%s: %s, schedule %q (next %s), overlap %s\n", j.Name, kind, j.Schedule, j.Next.Format(time.RFC3339), j.Overlap)
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"os"
@@ -18,8 +19,8 @@ func runWatch(t *testing.T, db string, args ...string) (string, string, error) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	e := &env{stdout: &out, stderr: &errb}
-	cmd := newWatchCmd(e, &db)
-	cmd.SetArgs(args)
+	cmd := newWatchCmd(e)
+	cmd.SetArgs(append([]string{"--db", db}, args...))
 	cmd.SetOut(&out)
 	cmd.SetErr(&errb)
 	cmd.SilenceUsage, cmd.SilenceErrors = true, true
@@ -48,6 +49,24 @@ func TestWatchCheck(t *testing.T) {
 	out, _, err := runWatch(t, filepath.Join(dir, "db"), "--config", cfg, "--check")
 	if err != nil || !strings.Contains(out, `path: target 127.0.0.1:7707, schedule "*/20 * * * *"`) {
 		t.Errorf("--check: %q %v", out, err)
+	}
+	out, _, err = runWatch(t, filepath.Join(dir, "db"), "--config", cfg, "--check", "-o", "json")
+	var doc struct {
+		SchemaVersion int `json:"schema_version"`
+		Jobs          []struct {
+			Name, Kind, What, Schedule string
+		} `json:"jobs"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &doc) != nil || doc.SchemaVersion != 1 || len(doc.Jobs) != 1 ||
+		doc.Jobs[0].Kind != "target" || doc.Jobs[0].What != "127.0.0.1:7707" {
+		t.Errorf("--check -o json: %q %v", out, err)
+	}
+	out, _, err = runWatch(t, filepath.Join(dir, "db"), "--config", cfg, "--check", "-o", "csv")
+	if err != nil || !strings.HasPrefix(out, "name,kind,what,schedule,next,overlap\npath,target,127.0.0.1:7707,") {
+		t.Errorf("--check -o csv: %q %v", out, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "db")); err == nil {
+		t.Error("watch --check created the database")
 	}
 }
 

@@ -150,6 +150,12 @@ func Environment(runID int64, version string, o *Outcome) *store.Environment {
 	return e
 }
 
+// HostFingerprint is the machine as Environment records it: the kernel
+// release, the CPU model and the number of cores.
+func HostFingerprint() (kernel, cpu string, cores int) {
+	return kernelRelease(), cpuModel(), runtime.NumCPU()
+}
+
 func cpuModel() string {
 	f, err := os.Open("/proc/cpuinfo")
 	if err != nil {

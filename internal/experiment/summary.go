@@ -62,7 +62,10 @@ type ModeResult struct {
 	// P50Ns and P99Ns come from the histograms of all trials merged.
 	P50Ns int64 `json:"p50_ns,omitempty"`
 	P99Ns int64 `json:"p99_ns,omitempty"`
-	Lost  int64 `json:"lost,omitempty"`
+	// Hist is the merged histogram P50Ns and P99Ns come from (nil when no
+	// trial measured latency), for other percentiles (--percentiles).
+	Hist *hist.Histogram `json:"-"`
+	Lost int64           `json:"lost,omitempty"`
 	// RatioVsHost is the metric of this mode over the baseline's, paired
 	// by round: the Hodges–Lehmann estimate of the per-round ratio and its
 	// interval at the Bonferroni level of the table (Summary.Statistics),
@@ -343,6 +346,7 @@ func summarizeGroup(o *Outcome, g Config, rng *rand.Rand) []ModeResult {
 		r.CV = cv(c.values)
 		if c.merged != nil && c.merged.Count() > 0 {
 			r.P50Ns, r.P99Ns = c.merged.Percentile(50), c.merged.Percentile(99)
+			r.Hist = c.merged
 		}
 		r.Lost = c.lost
 		r.Attribution = summarizeAttribution(c.attrs)

@@ -2,7 +2,6 @@ package report
 
 import (
 	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -31,30 +30,26 @@ func CheckFormat(f string) error {
 	return fmt.Errorf("unknown format %q (want table, json or csv)", f)
 }
 
-// writeJSON writes v as indented JSON, the form of every --json and
-// --format json output.
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
 // WriteBench writes one `latlab bench` result, with its kernel evidence
-// when attr is not nil (`--attribute`).
-func WriteBench(w io.Writer, format string, r *workload.Result, attr *probe.Attribution) error {
-	switch format {
+// when attr is not nil (`--attribute`). out.Percentiles chooses the
+// table's latency percentiles (default p50, p90, p99, p99.9) and adds
+// "percentiles_ns" to the JSON.
+func WriteBench(w io.Writer, out Output, r *workload.Result, attr *probe.Attribution) error {
+	switch out.Format {
 	case FormatJSON:
-		if attr != nil {
-			return writeJSON(w, struct {
-				*workload.Result
-				Attribution *probe.Attribution `json:"attribution"`
-			}{r, attr})
+		var ps map[string]int64
+		if out.Percentiles != nil {
+			ps = percentilesOf(r.Hist, out.Percentiles)
 		}
-		return writeJSON(w, r)
+		return WriteJSON(w, out.Meta, struct {
+			*workload.Result
+			Percentiles map[string]int64   `json:"percentiles_ns,omitempty"`
+			Attribution *probe.Attribution `json:"attribution,omitempty"`
+		}{r, ps, attr})
 	case FormatCSV:
 		return writeBenchCSV(w, r)
 	case FormatTable:
-		if err := writeBenchTable(w, r); err != nil {
+		if err := writeBenchTable(w, r, out.Percentiles); err != nil {
 			return err
 		}
 		if a := attr; a != nil {
@@ -68,7 +63,7 @@ func WriteBench(w io.Writer, format string, r *workload.Result, attr *probe.Attr
 		}
 		return nil
 	}
-	return CheckFormat(format)
+	return CheckFormat(out.Format)
 }
 
 // benchCSVHeader is the column list of the CSV format.
@@ -156,7 +151,25 @@ func cpuName(cpu int, pinned bool) string {
 	return "cpu " + strconv.Itoa(cpu)
 }
 
-func writeBenchTable(w io.Writer, r *workload.Result) error {
+// benchPercentiles is the latency line's percentiles: "p50 X  p90 Y ...",
+// the summary's four by default, else ps read from the histogram.
+func benchPercentiles(r *workload.Result, ps []float64) string {
+	l := r.Latency
+	var parts []string
+	if ps == nil || r.Hist == nil || r.Hist.Count() == 0 {
+		ps = []float64{50, 90, 99, 99.9}
+		for i, v := range []int64{l.P50, l.P90, l.P99, l.P999} {
+			parts = append(parts, PercentileName(ps[i])+" "+Duration(v))
+		}
+		return strings.Join(parts, "  ")
+	}
+	for _, p := range ps {
+		parts = append(parts, PercentileName(p)+" "+Duration(r.Hist.Percentile(p)))
+	}
+	return strings.Join(parts, "  ")
+}
+
+func writeBenchTable(w io.Writer, r *workload.Result, ps []float64) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	flows := "1 flow"
 	if r.Flows != 1 {
@@ -194,8 +207,7 @@ func writeBenchTable(w io.Writer, r *workload.Result) error {
 	} else {
 		fmt.Fprintf(tw, "transactions\t%d (%.1f/s)\n", r.Transactions, r.RatePerSec)
 		if l := r.Latency; l != nil {
-			fmt.Fprintf(tw, "latency\tmean %s  p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
-				Duration(int64(l.Mean)), Duration(l.P50), Duration(l.P90), Duration(l.P99), Duration(l.P999), Duration(l.Max))
+			fmt.Fprintf(tw, "latency\tmean %s  %s  max %s\n", Duration(int64(l.Mean)), benchPercentiles(r, ps), Duration(l.Max))
 		}
 	}
 	if r.Workload == workload.UDPRR {

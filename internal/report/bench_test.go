@@ -55,7 +55,7 @@ func sample() *workload.Result {
 func TestWriteBenchFormats(t *testing.T) {
 	r := sample()
 	var b bytes.Buffer
-	if err := WriteBench(&b, FormatTable, r, nil); err != nil {
+	if err := WriteBench(&b, Output{Format: FormatTable}, r, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"udp_rr to 127.0.0.1:7707", "lost", "10 datagrams (0.990%)", "p50 1.90µs", "client cpu 1, server cpu 0 (allowed CPUs 0-1)", "closed loop"} {
@@ -64,7 +64,7 @@ func TestWriteBenchFormats(t *testing.T) {
 		}
 	}
 	b.Reset()
-	if err := WriteBench(&b, FormatJSON, r, nil); err != nil {
+	if err := WriteBench(&b, Output{Format: FormatJSON}, r, nil); err != nil {
 		t.Fatal(err)
 	}
 	var m map[string]any
@@ -72,14 +72,14 @@ func TestWriteBenchFormats(t *testing.T) {
 		t.Errorf("json: %v %v", err, m["lost"])
 	}
 	b.Reset()
-	if err := WriteBench(&b, FormatCSV, r, nil); err != nil {
+	if err := WriteBench(&b, Output{Format: FormatCSV}, r, nil); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
 	if len(lines) != 2 || !strings.HasPrefix(lines[1], "udp_rr,127.0.0.1:7707,1,64,64,1,1000,1000,2000,1900,2500,4000,9000,12000,0,10,") {
 		t.Errorf("csv:\n%s", b.String())
 	}
-	if err := WriteBench(&b, "xml", r, nil); err == nil {
+	if err := WriteBench(&b, Output{Format: "xml"}, r, nil); err == nil {
 		t.Error("unknown format accepted")
 	}
 }

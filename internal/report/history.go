@@ -27,14 +27,17 @@ type RunInfo struct {
 	Version  string    `json:"latlab_version"`
 }
 
-// WriteRuns writes the list of runs.
-func WriteRuns(w io.Writer, format string, runs []RunInfo) error {
-	switch format {
+// WriteRuns writes the list of runs (JSON: {"runs": [...]} in the
+// envelope).
+func WriteRuns(w io.Writer, out Output, runs []RunInfo) error {
+	switch format := out.Format; format {
 	case FormatJSON:
 		if runs == nil {
 			runs = []RunInfo{}
 		}
-		return writeJSON(w, runs)
+		return WriteJSON(w, out.Meta, struct {
+			Runs []RunInfo `json:"runs"`
+		}{runs})
 	case FormatCSV:
 		cw := csv.NewWriter(w)
 		cw.Write([]string{"id", "started", "finished", "status", "spec_name", "kind", "trials", "seed"})
@@ -60,7 +63,7 @@ func WriteRuns(w io.Writer, format string, runs []RunInfo) error {
 		}
 		return tw.Flush()
 	}
-	return CheckFormat(format)
+	return CheckFormat(out.Format)
 }
 
 func fmtTimeOpt(t time.Time) string {
@@ -72,8 +75,8 @@ func fmtTimeOpt(t time.Time) string {
 
 // WriteComparison writes a benchstat-like comparison: base and new medians
 // with CIs, the change, the Holm-adjusted p-value and the verdict.
-func WriteComparison(w io.Writer, format, baseName, newName string, rows []experiment.ComparisonRow) error {
-	switch format {
+func WriteComparison(w io.Writer, o Output, baseName, newName string, rows []experiment.ComparisonRow) error {
+	switch o.Format {
 	case FormatJSON:
 		type row struct {
 			Name      string              `json:"name"`
@@ -94,7 +97,7 @@ func WriteComparison(w io.Writer, format, baseName, newName string, rows []exper
 		for _, r := range rows {
 			out.Rows = append(out.Rows, row{r.Name, r.Unit, *experiment.EstimateOf(r.Base), *experiment.EstimateOf(r.New), finite(r.DeltaPct), r.P, r.PAdjusted, r.Significant, string(r.Verdict)})
 		}
-		return writeJSON(w, out)
+		return WriteJSON(w, o.Meta, out)
 	case FormatCSV:
 		cw := csv.NewWriter(w)
 		cw.Write([]string{"name", "unit", "base_median", "base_ci_low", "base_ci_high", "new_median", "new_ci_low", "new_ci_high", "delta_pct", "p_value", "p_adjusted", "verdict"})
@@ -128,7 +131,7 @@ func WriteComparison(w io.Writer, format, baseName, newName string, rows []exper
 		_, err := fmt.Fprintf(w, "\nMedians over trials, order-statistic CIs (~: fewer trials than a 95%% CI needs); %s; * significant at 0.05.\n", method)
 		return err
 	}
-	return CheckFormat(format)
+	return CheckFormat(o.Format)
 }
 
 func finite(v float64) float64 {
@@ -163,8 +166,8 @@ const FormatBenchstat = "benchstat"
 // WriteExport writes a run's trials: benchstat (one line per trial, the
 // configuration as /key=value name parts so `benchstat -col /mode` works),
 // csv (one row per trial) or json (the trials and the summary).
-func WriteExport(w io.Writer, format string, run *store.Run, o *experiment.Outcome) error {
-	switch format {
+func WriteExport(w io.Writer, out Output, run *store.Run, o *experiment.Outcome) error {
+	switch format := out.Format; format {
 	case FormatBenchstat:
 		fmt.Fprintf(w, "goos: linux\npkg: latlab\nrun: %d\nspec: %s\nseed: %d\n", run.ID, strings.ReplaceAll(run.SpecName, " ", "_"), run.Seed)
 		for _, t := range o.Trials {
@@ -212,12 +215,12 @@ func WriteExport(w io.Writer, format string, run *store.Run, o *experiment.Outco
 		cw.Flush()
 		return cw.Error()
 	case FormatJSON:
-		return writeJSON(w, struct {
+		return WriteJSON(w, out.Meta, struct {
 			Run     RunInfo                  `json:"run"`
 			Trials  []experiment.TrialResult `json:"trials"`
 			Summary *experiment.Summary      `json:"summary"`
 		}{RunInfo{ID: run.ID, Started: run.Started, Finished: run.Finished, Status: string(run.Status), SpecName: run.SpecName,
 			Kind: run.Kind, Trials: len(o.Trials), Seed: run.Seed, Version: run.Version}, o.Trials, experiment.Summarize(o)})
 	}
-	return fmt.Errorf("unknown export format %q (want benchstat, csv or json)", format)
+	return fmt.Errorf("unknown export format %q (want benchstat, csv or json)", out.Format)
 }

@@ -70,7 +70,7 @@ func TestCompareGolden(t *testing.T) {
 	}
 	for _, f := range []string{FormatTable, FormatCSV, FormatJSON} {
 		var b bytes.Buffer
-		if err := WriteComparison(&b, f, "mode=host", "mode=veth-routed", rows); err != nil {
+		if err := WriteComparison(&b, Output{Format: f, Meta: testMeta}, "mode=host", "mode=veth-routed", rows); err != nil {
 			t.Fatal(err)
 		}
 		golden(t, "compare."+f+".golden", b.Bytes())
@@ -81,7 +81,7 @@ func TestExportGolden(t *testing.T) {
 	run, o := synthetic()
 	for _, f := range []string{FormatBenchstat, FormatCSV} {
 		var b bytes.Buffer
-		if err := WriteExport(&b, f, run, o); err != nil {
+		if err := WriteExport(&b, Output{Format: f}, run, o); err != nil {
 			t.Fatal(err)
 		}
 		golden(t, "export."+f+".golden", b.Bytes())

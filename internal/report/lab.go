@@ -10,25 +10,83 @@ import (
 	"time"
 
 	"github.com/latlab/latlab/internal/experiment"
+	"github.com/latlab/latlab/internal/hist"
 	"github.com/latlab/latlab/internal/probe"
 )
 
 // WriteLab writes a `latlab lab` summary: one table per workload (table),
 // the whole summary (json, schema in docs/lab-json.md) or one row per
 // result (csv).
-func WriteLab(w io.Writer, format string, s *experiment.Summary) error {
-	switch format {
+//
+// out.Percentiles chooses the latency columns of the tables (default p50
+// and p99) and adds "percentiles_ns" to every JSON result.
+func WriteLab(w io.Writer, out Output, s *experiment.Summary) error {
+	switch out.Format {
 	case FormatJSON:
-		return writeJSON(w, s)
+		return WriteJSON(w, out.Meta, labJSON(s, out.Percentiles))
 	case FormatCSV:
 		return writeLabCSV(w, s)
 	case FormatTable:
-		return writeLabTable(w, s)
+		return writeLabTable(w, s, out.Percentiles)
 	}
-	return CheckFormat(format)
+	return CheckFormat(out.Format)
 }
 
-func writeLabTable(w io.Writer, s *experiment.Summary) error {
+// defaultLabPercentiles are the lab tables' latency columns.
+var defaultLabPercentiles = []float64{50, 99}
+
+// labResultJSON is a result with the requested percentiles.
+type labResultJSON struct {
+	experiment.ModeResult
+	Percentiles map[string]int64 `json:"percentiles_ns,omitempty"`
+}
+
+// labJSON is the summary as JSON writes it: with ps, each result gets
+// "percentiles_ns" from its merged histogram.
+func labJSON(s *experiment.Summary, ps []float64) any {
+	if ps == nil {
+		return s
+	}
+	rs := make([]labResultJSON, len(s.Results))
+	for i, r := range s.Results {
+		rs[i] = labResultJSON{ModeResult: r, Percentiles: percentilesOf(r.Hist, ps)}
+	}
+	return struct {
+		*experiment.Summary
+		Results []labResultJSON `json:"results"`
+	}{s, rs}
+}
+
+// percentilesOf reads ps from h; nil when h holds nothing.
+func percentilesOf(h *hist.Histogram, ps []float64) map[string]int64 {
+	if h == nil || h.Count() == 0 {
+		return nil
+	}
+	m := make(map[string]int64, len(ps))
+	for _, p := range ps {
+		m[PercentileKey(p)] = h.Percentile(p)
+	}
+	return m
+}
+
+// labPercentile is r's percentile p: the stored p50/p99, else read from
+// the merged histogram (0 without one).
+func labPercentile(r experiment.ModeResult, p float64) int64 {
+	switch {
+	case p == 50 && r.P50Ns != 0:
+		return r.P50Ns
+	case p == 99 && r.P99Ns != 0:
+		return r.P99Ns
+	case r.Hist != nil && r.Hist.Count() > 0:
+		return r.Hist.Percentile(p)
+	}
+	return 0
+}
+
+func writeLabTable(w io.Writer, s *experiment.Summary, ps []float64) error {
+	if ps == nil {
+		ps = defaultLabPercentiles
+	}
 	p := s.Placement
 	if s.TooNoisy != "" {
 		fmt.Fprintf(w, "TOO NOISY: %s\n", s.TooNoisy)
@@ -67,7 +125,7 @@ func writeLabTable(w io.Writer, s *experiment.Summary) error {
 		for ge < len(s.Results) && sameGroup(s.Results[ge], s.Results[gi]) {
 			ge++
 		}
-		if err := writeLabGroup(w, s, s.Results[gi:ge]); err != nil {
+		if err := writeLabGroup(w, s, ps, s.Results[gi:ge]); err != nil {
 			return err
 		}
 		gi = ge
@@ -132,7 +190,7 @@ func sameGroup(a, b experiment.ModeResult) bool {
 	return a.Workload == b.Workload && a.Size == b.Size && a.Offload == b.Offload && a.Placement == b.Placement
 }
 
-func writeLabGroup(w io.Writer, s *experiment.Summary, group []experiment.ModeResult) error {
+func writeLabGroup(w io.Writer, s *experiment.Summary, ps []float64, group []experiment.ModeResult) error {
 	g := group[0]
 	stream := g.Workload == "tcp_stream"
 	title := g.Workload
@@ -155,7 +213,11 @@ func writeLabGroup(w io.Writer, s *experiment.Summary, group []experiment.ModeRe
 	if stream {
 		fmt.Fprintf(tw, "%s\tthroughput\t95%% CI\tcv\t\tvs %s\t%s\tverdict (Bonferroni-adjusted p)%s\n", title, s.Baseline, ratioCI(s), offCol)
 	} else {
-		fmt.Fprintf(tw, "%s\trate/s\t95%% CI\tcv\tp50\tp99\tvs %s\t%s\tverdict (Bonferroni-adjusted p)%s\n", title, s.Baseline, ratioCI(s), offCol)
+		var cols []string
+		for _, p := range ps {
+			cols = append(cols, PercentileName(p))
+		}
+		fmt.Fprintf(tw, "%s\trate/s\t95%% CI\tcv\t%s\tvs %s\t%s\tverdict (Bonferroni-adjusted p)%s\n", title, strings.Join(cols, "\t"), s.Baseline, ratioCI(s), offCol)
 	}
 	// Modes that did not run go under the table: a row with fewer cells
 	// would restart tabwriter's column alignment.
@@ -209,7 +271,11 @@ func writeLabGroup(w io.Writer, s *experiment.Summary, group []experiment.ModeRe
 		if stream {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\t%s\t%s\t%s\n", r.Mode, center, ci, cv, ratio, rci, verdict)
 		} else {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Mode, center, ci, cv, Duration(r.P50Ns), Duration(r.P99Ns), ratio, rci, verdict)
+			var lat []string
+			for _, p := range ps {
+				lat = append(lat, Duration(labPercentile(r, p)))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Mode, center, ci, cv, strings.Join(lat, "\t"), ratio, rci, verdict)
 		}
 	}
 	if err := tw.Flush(); err != nil {

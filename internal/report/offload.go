@@ -36,17 +36,17 @@ type OffloadShow struct {
 // WriteOffloadShow writes a device's features, coalescing, rings and
 // channels (`latlab offload show`): as ethtool -k/-c/-g/-l print them
 // (FormatTable), or as OffloadShow (FormatJSON).
-func WriteOffloadShow(w io.Writer, format string, info *offload.Info) error {
-	switch format {
+func WriteOffloadShow(w io.Writer, out Output, info *offload.Info) error {
+	switch out.Format {
 	case FormatJSON:
-		return writeJSON(w, OffloadShow{
+		return WriteJSON(w, out.Meta, OffloadShow{
 			NetNS: info.NetNS, Dev: info.Dev, Backend: info.Backend,
 			Features: info.Features.Map(),
 			Coalesce: info.Coalesce, Rings: info.Rings, Channels: info.Channels,
 		})
 	case FormatTable:
 	default:
-		return offloadFormat(format)
+		return offloadFormat(out.Format)
 	}
 	fmt.Fprintf(w, "Features for %s (ethtool %s):\n", OffloadWhere(info.NetNS, info.Dev), info.Backend)
 	for _, g := range info.Features.Layout() {
@@ -100,13 +100,13 @@ func writeParams(w io.Writer, title, tool string, p offload.Params, order []stri
 // WriteOffloadSet writes what `latlab offload set` did: changed, refused,
 // dependent and unchanged features (FormatTable), or res itself
 // (FormatJSON).
-func WriteOffloadSet(w io.Writer, format string, res *offload.SetResult) error {
-	switch format {
+func WriteOffloadSet(w io.Writer, out Output, res *offload.SetResult) error {
+	switch out.Format {
 	case FormatJSON:
-		return writeJSON(w, res)
+		return WriteJSON(w, out.Meta, res)
 	case FormatTable:
 	default:
-		return offloadFormat(format)
+		return offloadFormat(out.Format)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	section := func(title string, n int) bool {
@@ -178,13 +178,13 @@ func CoalesceChanges(want, before, after offload.Coalesce) map[string]CoalesceCh
 // WriteCoalesce writes `latlab offload coalesce`'s result: one "name:
 // before -> after" line per parameter, sorted, noting those the driver
 // did not take (FormatTable), or the map (FormatJSON).
-func WriteCoalesce(w io.Writer, format string, changes map[string]CoalesceChange) error {
-	switch format {
+func WriteCoalesce(w io.Writer, out Output, changes map[string]CoalesceChange) error {
+	switch out.Format {
 	case FormatJSON:
-		return writeJSON(w, changes)
+		return WriteJSON(w, out.Meta, changes)
 	case FormatTable:
 	default:
-		return offloadFormat(format)
+		return offloadFormat(out.Format)
 	}
 	for _, k := range slices.Sorted(maps.Keys(changes)) {
 		ch := changes[k]

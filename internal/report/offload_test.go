@@ -41,20 +41,20 @@ func TestOffloadGolden(t *testing.T) {
 		offload.Coalesce{"rx-usecs": 50, "rx-frames": 0, "adaptive-rx": 1, "tx-usecs": 8})
 	for _, f := range []string{FormatTable, FormatJSON} {
 		var b bytes.Buffer
-		if err := WriteOffloadShow(&b, f, offloadInfo()); err != nil {
+		if err := WriteOffloadShow(&b, Output{Format: f}, offloadInfo()); err != nil {
 			t.Fatal(err)
 		}
 		golden(t, "offload-show."+f+".golden", b.Bytes())
 		b.Reset()
-		if err := WriteOffloadSet(&b, f, offloadSetResult()); err != nil {
+		if err := WriteOffloadSet(&b, Output{Format: f}, offloadSetResult()); err != nil {
 			t.Fatal(err)
 		}
-		if err := WriteOffloadSet(&b, f, &offload.SetResult{Dev: "veth0"}); err != nil {
+		if err := WriteOffloadSet(&b, Output{Format: f}, &offload.SetResult{Dev: "veth0"}); err != nil {
 			t.Fatal(err)
 		}
 		golden(t, "offload-set."+f+".golden", b.Bytes())
 		b.Reset()
-		if err := WriteCoalesce(&b, f, changes); err != nil {
+		if err := WriteCoalesce(&b, Output{Format: f}, changes); err != nil {
 			t.Fatal(err)
 		}
 		golden(t, "offload-coalesce."+f+".golden", b.Bytes())
@@ -63,8 +63,8 @@ func TestOffloadGolden(t *testing.T) {
 		t.Errorf("not taken: %v, want [rx-frames] of %+v", got, changes)
 	}
 	for _, f := range []string{FormatCSV, "xml"} {
-		if WriteOffloadShow(new(bytes.Buffer), f, offloadInfo()) == nil || WriteOffloadSet(new(bytes.Buffer), f, offloadSetResult()) == nil ||
-			WriteCoalesce(new(bytes.Buffer), f, changes) == nil {
+		if WriteOffloadShow(new(bytes.Buffer), Output{Format: f}, offloadInfo()) == nil || WriteOffloadSet(new(bytes.Buffer), Output{Format: f}, offloadSetResult()) == nil ||
+			WriteCoalesce(new(bytes.Buffer), Output{Format: f}, changes) == nil {
 			t.Errorf("format %s accepted", f)
 		}
 	}

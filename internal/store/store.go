@@ -84,6 +84,32 @@ func Open(path string) (*Store, error) {
 	return openAt(path, len(migrations))
 }
 
+// ErrNoDatabase: OpenExisting found no database file at the path.
+var ErrNoDatabase = errors.New("no database")
+
+// OpenExisting opens the database at path like Open, but never creates
+// it: commands that only read runs use it, so a mistyped --db does not
+// leave an empty database behind. A missing file fails with an error
+// wrapping ErrNoDatabase (and fs.ErrNotExist) that names the path. An
+// existing database is still brought up to date, as Open does.
+func OpenExisting(path string) (*Store, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	fi, err := os.Stat(abs)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("open store: %w at %s: %w", ErrNoDatabase, abs, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", abs, err)
+	}
+	if fi.IsDir() {
+		return nil, fmt.Errorf("open store %s: is a directory, not a database", abs)
+	}
+	return openAt(abs, len(migrations))
+}
+
 // openAt is Open stopping the schema at version (tests build old
 // databases with it).
 func openAt(path string, version int) (*Store, error) {

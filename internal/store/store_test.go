@@ -590,3 +590,30 @@ func TestPragmas(t *testing.T) {
 	}
 	integrityCheck(t, s.db)
 }
+
+// OpenExisting never creates a database: a missing file is ErrNoDatabase
+// naming the path, and nothing is left behind; an existing one opens.
+func TestOpenExisting(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sub", "none.db")
+	_, err := OpenExisting(path)
+	if !errors.Is(err, ErrNoDatabase) || !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("OpenExisting of a missing file: %v, want ErrNoDatabase naming %s", err, path)
+	}
+	if _, err := os.Stat(filepath.Dir(path)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("OpenExisting created %s (stat: %v)", filepath.Dir(path), err)
+	}
+	if _, err := OpenExisting(dir); err == nil || errors.Is(err, ErrNoDatabase) {
+		t.Errorf("OpenExisting of a directory: %v", err)
+	}
+	st, err := Open(filepath.Join(dir, "x.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	st, err = OpenExisting(filepath.Join(dir, "x.db"))
+	if err != nil {
+		t.Fatalf("OpenExisting of an existing database: %v", err)
+	}
+	st.Close()
+}
