@@ -17,7 +17,7 @@ import (
 	"github.com/latlab/latlab/internal/journal"
 	"github.com/latlab/latlab/internal/report"
 	"github.com/latlab/latlab/internal/topo"
-	"github.com/latlab/latlab/internal/workload"
+	"github.com/latlab/latlab/internal/wire"
 )
 
 func newDockerCmd(e *env, db *string) *cobra.Command {
@@ -79,7 +79,7 @@ crash. Needs root (entering namespaces) and a daemon on this machine.`,
 				spec.Modes = splitList(modes)
 			}
 			for _, w := range splitList(workloads) {
-				wl, err := workload.ParseWorkload(w)
+				wl, err := wire.ParseWorkload(w)
 				if err != nil {
 					return usageError{err}
 				}
@@ -176,7 +176,7 @@ crash. Needs root (entering namespaces) and a daemon on this machine.`,
 	f.DurationVar(&spec.Warmup, "warmup", experiment.DefaultWarmup, "warm-up before each trial (discarded)")
 	f.IntVarP(&spec.Size, "size", "s", 64, "request/response size in bytes (tcp_stream keeps its 128 KiB writes)")
 	f.Uint64Var(&spec.Seed, "seed", 0, "seed of the round orders and the bootstrap (0: random; printed)")
-	f.IntVar(&spec.Port, "port", workload.DefaultPort, "port the servers listen on (on the host network too, for the host mode)")
+	f.IntVar(&spec.Port, "port", wire.DefaultPort, "port the servers listen on (on the host network too, for the host mode)")
 	f.IntVar(&spec.PublishedPort, "published-port", 17707, "host port of the published mode (TCP and UDP)")
 	f.StringVar(&cpu, "cpu", "auto", "pin the client: a CPU list like 1 or 0,1 (default: placement calibrated per workload, as lab's)")
 	f.StringVar(&serverCPU, "server-cpu", "auto", "server CPU: auto, none or a CPU number")

@@ -15,7 +15,7 @@ import (
 	"github.com/latlab/latlab/internal/offload"
 	"github.com/latlab/latlab/internal/report"
 	"github.com/latlab/latlab/internal/topo"
-	"github.com/latlab/latlab/internal/workload"
+	"github.com/latlab/latlab/internal/wire"
 )
 
 func newLabCmd(e *env, db *string) *cobra.Command {
@@ -148,7 +148,7 @@ next 'latlab lab') removes the leftovers. Needs root.`,
 			}
 			if f.Changed("workloads") {
 				for _, w := range splitList(workloads) {
-					wl, err := workload.ParseWorkload(w)
+					wl, err := wire.ParseWorkload(w)
 					if err != nil {
 						return usageError{err}
 					}
@@ -307,9 +307,9 @@ func parsePlacement(cpu, serverCPU string) ([]int, int, error) {
 	}
 	switch strings.ToLower(serverCPU) {
 	case "auto", "":
-		return client, workload.CPUAuto, nil
+		return client, wire.CPUAuto, nil
 	case "none":
-		return client, workload.CPUNone, nil
+		return client, wire.CPUNone, nil
 	}
 	var n int
 	if _, err := fmt.Sscanf(serverCPU, "%d", &n); err != nil || n < 0 {

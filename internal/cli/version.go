@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/latlab/latlab/internal/workload"
+	"github.com/latlab/latlab/internal/wire"
 )
 
 // version is set at build time with -ldflags "-X .../internal/cli.version=v1.2.3".
@@ -53,7 +53,7 @@ func newVersionCmd(e *env) *cobra.Command {
 		Short: "Print latlab's version and protocol version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			fmt.Fprintf(e.stdout, "latlab %s (protocol %d, %s, %s/%s)\n", Version(), workload.Version,
+			fmt.Fprintf(e.stdout, "latlab %s (protocol %d, %s, %s/%s)\n", Version(), wire.Version,
 				runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			return nil
 		},

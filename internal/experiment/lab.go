@@ -18,7 +18,10 @@ import (
 	"github.com/latlab/latlab/internal/journal"
 	"github.com/latlab/latlab/internal/offload"
 	"github.com/latlab/latlab/internal/probe"
+	"github.com/latlab/latlab/internal/server"
+	"github.com/latlab/latlab/internal/sockio"
 	"github.com/latlab/latlab/internal/topo"
+	"github.com/latlab/latlab/internal/wire"
 	"github.com/latlab/latlab/internal/workload"
 )
 
@@ -29,7 +32,7 @@ type LabSpec struct {
 	// Modes to compare (nil: every mode of the topology).
 	Modes []string `json:"modes"`
 	// Workloads to run in every mode.
-	Workloads []workload.Workload `json:"workloads"`
+	Workloads []wire.Workload `json:"workloads"`
 	// Offloads is the offload axis: presets applied to every interface of
 	// the lab before a trial (default: just "default", no change).
 	Offloads []offload.Preset `json:"offloads"`
@@ -99,15 +102,15 @@ type Placement struct {
 	Name string `json:"name" yaml:"name"`
 	// ClientCPUs: nil means automatic (end of the allowed set).
 	ClientCPUs []int `json:"client_cpus,omitempty" yaml:"client_cpus,omitempty"`
-	// ServerCPU: workload.CPUAuto, workload.CPUNone or a CPU.
+	// ServerCPU: wire.CPUAuto, wire.CPUNone or a CPU.
 	ServerCPU int `json:"server_cpu" yaml:"server_cpu"`
 	// Workloads, when set, are the only workloads the placement applies
 	// to (calibration gives each workload its own).
-	Workloads []workload.Workload `json:"workloads,omitempty" yaml:"workloads,omitempty"`
+	Workloads []wire.Workload `json:"workloads,omitempty" yaml:"workloads,omitempty"`
 }
 
 // AutoPlacement is the default placement.
-var autoPlacement = Placement{Name: "auto", ServerCPU: workload.CPUAuto}
+var autoPlacement = Placement{Name: "auto", ServerCPU: wire.CPUAuto}
 
 // Defaults for `latlab lab`.
 const (
@@ -125,10 +128,10 @@ const (
 )
 
 // DefaultWorkloads are the workloads `latlab lab` runs by default.
-var defaultWorkloads = []workload.Workload{workload.TCPRR, workload.UDPRR, workload.TCPCRR, workload.TCPStream}
+var defaultWorkloads = []wire.Workload{wire.TCPRR, wire.UDPRR, wire.TCPCRR, wire.TCPStream}
 
 // DefaultWorkloads returns a fresh copy of the default workload list.
-func DefaultWorkloads() []workload.Workload { return slices.Clone(defaultWorkloads) }
+func DefaultWorkloads() []wire.Workload { return slices.Clone(defaultWorkloads) }
 
 // Defaults fills unset fields.
 func (s *LabSpec) Defaults() {
@@ -192,7 +195,7 @@ func (s *LabSpec) Validate() error {
 		return fmt.Errorf("baseline mode %q is not in the topology", s.Baseline)
 	}
 	for _, w := range s.Workloads {
-		if _, err := workload.ParseWorkload(string(w)); err != nil {
+		if _, err := wire.ParseWorkload(string(w)); err != nil {
 			return err
 		}
 	}
@@ -204,8 +207,8 @@ func (s *LabSpec) Validate() error {
 		seen[p.Name] = true
 	}
 	for _, sz := range s.Sizes {
-		if sz < 1 || sz > workload.MaxMessageSize {
-			return fmt.Errorf("size %d outside 1..%d", sz, workload.MaxMessageSize)
+		if sz < 1 || sz > wire.MaxMessageSize {
+			return fmt.Errorf("size %d outside 1..%d", sz, wire.MaxMessageSize)
 		}
 	}
 	seenP := map[string]bool{}
@@ -292,11 +295,11 @@ type TrialResult struct {
 
 // Config is one point of the experiment's matrix.
 type Config struct {
-	Mode      string            `json:"mode"`
-	Workload  workload.Workload `json:"workload"`
-	Size      int               `json:"size"` // 0 for tcp_stream (its own write size)
-	Offload   string            `json:"offload"`
-	Placement string            `json:"placement"`
+	Mode      string        `json:"mode"`
+	Workload  wire.Workload `json:"workload"`
+	Size      int           `json:"size"` // 0 for tcp_stream (its own write size)
+	Offload   string        `json:"offload"`
+	Placement string        `json:"placement"`
 }
 
 // Key names the configuration: "mode=host/workload=tcp_rr/size=64/offload=default/placement=auto".
@@ -472,7 +475,7 @@ func (o *Outcome) AddTrial(tr TrialResult, rec Recorder, onEvent func(Event), do
 
 type config struct {
 	mode  *topo.ModeState
-	wl    workload.Workload
+	wl    wire.Workload
 	size  int
 	off   offload.Preset
 	place Placement
@@ -490,7 +493,7 @@ func runTrials(ctx context.Context, spec *LabSpec, lab *topo.Lab, j *journal.Jou
 		}
 		for _, w := range spec.Workloads {
 			sizes := spec.Sizes
-			if w == workload.TCPStream {
+			if w == wire.TCPStream {
 				sizes = []int{0}
 			}
 			for _, sz := range sizes {
@@ -573,7 +576,7 @@ func PinnedCPUs(ps []Placement) []int {
 // calibrateLab runs placement calibration for a lab and folds the chosen
 // placements into spec (and the outcome's copy of it).
 func calibrateLab(ctx context.Context, spec *LabSpec, lab *topo.Lab, out *Outcome) error {
-	allowed, err := workload.AllowedCPUs()
+	allowed, err := sockio.AllowedCPUs()
 	if err != nil {
 		return fmt.Errorf("calibrate placement: %w", err)
 	}
@@ -591,7 +594,7 @@ func calibrateLab(ctx context.Context, spec *LabSpec, lab *topo.Lab, out *Outcom
 	if base == nil {
 		return fmt.Errorf("calibrate placement: baseline mode %s did not build", spec.Baseline)
 	}
-	probe := func(ctx context.Context, w workload.Workload, p Placement, d, warm time.Duration) (*workload.Result, error) {
+	probe := func(ctx context.Context, w wire.Workload, p Placement, d, warm time.Duration) (*workload.Result, error) {
 		ps := *spec
 		ps.Duration, ps.Warmup, ps.Attribute = d, warm, false
 		res, _, err := runOne(ctx, &ps, config{mode: base, wl: w, size: spec.Sizes[0], place: p}, nil)
@@ -662,7 +665,7 @@ func startServers(lab *topo.Lab, onEvent func(Event)) (func(), error) {
 			continue
 		}
 		started[key] = true
-		srv, err := workload.NewServer(workload.ServerConfig{Listen: listen, NetNS: topo.NetNSPath(m.ServerNS)})
+		srv, err := server.New(server.Config{Listen: listen, NetNS: topo.NetNSPath(m.ServerNS)})
 		if err != nil {
 			stop()
 			return nil, fmt.Errorf("start server for mode %s in %s: %w", m.Mode.Name, m.ServerNS, err)

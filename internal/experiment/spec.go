@@ -15,7 +15,7 @@ import (
 
 	"github.com/latlab/latlab/internal/offload"
 	"github.com/latlab/latlab/internal/topo"
-	"github.com/latlab/latlab/internal/workload"
+	"github.com/latlab/latlab/internal/wire"
 )
 
 // SpecFile is the YAML form of an experiment (`latlab run SPEC`). `latlab
@@ -152,9 +152,9 @@ func RenderSpec(spec *LabSpec, name, header string) ([]byte, error) {
 	for _, p := range spec.Placements {
 		ps := PlacementSpec{Name: p.Name, ClientCPUs: p.ClientCPUs}
 		switch p.ServerCPU {
-		case workload.CPUAuto:
+		case wire.CPUAuto:
 			ps.ServerCPU = "auto"
-		case workload.CPUNone:
+		case wire.CPUNone:
 			ps.ServerCPU = "none"
 		default:
 			ps.ServerCPU = strconv.Itoa(p.ServerCPU)
@@ -308,15 +308,15 @@ func ParseSpec(b []byte, file string) (*LabSpec, string, error) {
 		spec.Modes = append([]string{spec.Baseline}, spec.Modes...)
 	}
 	for i, w := range sf.Workloads {
-		wl, err := workload.ParseWorkload(w)
+		wl, err := wire.ParseWorkload(w)
 		if err != nil {
 			return nil, "", fail(at("workloads", i), fmt.Sprintf("workloads[%d]", i), "unknown workload %q (allowed: tcp_rr, tcp_crr, udp_rr, tcp_stream, http)", w)
 		}
 		spec.Workloads = append(spec.Workloads, wl)
 	}
 	for i, sz := range sf.Sizes {
-		if sz < 1 || sz > workload.MaxMessageSize {
-			return nil, "", fail(at("sizes", i), fmt.Sprintf("sizes[%d]", i), "%d bytes outside 1..%d", sz, workload.MaxMessageSize)
+		if sz < 1 || sz > wire.MaxMessageSize {
+			return nil, "", fail(at("sizes", i), fmt.Sprintf("sizes[%d]", i), "%d bytes outside 1..%d", sz, wire.MaxMessageSize)
 		}
 	}
 	spec.Sizes = sf.Sizes
@@ -343,7 +343,7 @@ func ParseSpec(b []byte, file string) (*LabSpec, string, error) {
 			return nil, "", fail(at("placements", i), field, "placement %q given twice", ps.Name)
 		}
 		seen[ps.Name] = true
-		p := Placement{Name: ps.Name, ClientCPUs: ps.ClientCPUs, ServerCPU: workload.CPUAuto}
+		p := Placement{Name: ps.Name, ClientCPUs: ps.ClientCPUs, ServerCPU: wire.CPUAuto}
 		if len(ps.ClientCPUs) > MaxCPU {
 			return nil, "", fail(at("placements", i, "client_cpus"), field+".client_cpus", "%d CPUs, at most %d", len(ps.ClientCPUs), MaxCPU)
 		}
@@ -355,7 +355,7 @@ func ParseSpec(b []byte, file string) (*LabSpec, string, error) {
 		switch ps.ServerCPU {
 		case "", "auto":
 		case "none":
-			p.ServerCPU = workload.CPUNone
+			p.ServerCPU = wire.CPUNone
 		default:
 			n, err := strconv.Atoi(ps.ServerCPU)
 			if err != nil {
@@ -367,7 +367,7 @@ func ParseSpec(b []byte, file string) (*LabSpec, string, error) {
 			p.ServerCPU = n
 		}
 		for k, w := range ps.Workloads {
-			wl, err := workload.ParseWorkload(w)
+			wl, err := wire.ParseWorkload(w)
 			if err != nil {
 				return nil, "", fail(at("placements", i, "workloads", k), fmt.Sprintf("%s.workloads[%d]", field, k), "unknown workload %q", w)
 			}

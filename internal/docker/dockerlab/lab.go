@@ -31,6 +31,8 @@ import (
 	"github.com/latlab/latlab/internal/journal"
 	"github.com/latlab/latlab/internal/offload"
 	"github.com/latlab/latlab/internal/probe"
+	"github.com/latlab/latlab/internal/sockio"
+	"github.com/latlab/latlab/internal/wire"
 	"github.com/latlab/latlab/internal/workload"
 )
 
@@ -70,7 +72,7 @@ type Spec struct {
 	// MacvlanParent is the parent device of the macvlan network, in the
 	// daemon's network namespace; MacvlanSubnet (optional) its subnet.
 	MacvlanParent, MacvlanSubnet string
-	Workloads                    []workload.Workload
+	Workloads                    []wire.Workload
 	// Trials fixes the rounds; 0: adaptive, as the lab's (TargetCI,
 	// Budget, MinTrials: experiment.LabSpec).
 	Trials           int
@@ -134,7 +136,7 @@ func (s *Spec) Defaults() {
 		s.Seed = mrand.Uint64()
 	}
 	if s.Port == 0 {
-		s.Port = workload.DefaultPort
+		s.Port = wire.DefaultPort
 	}
 	if s.PublishedPort == 0 {
 		s.PublishedPort = 17707
@@ -143,7 +145,7 @@ func (s *Spec) Defaults() {
 		s.JournalDir = journal.DefaultDir
 	}
 	if s.Placement.Name == "" && s.NoCalibrate {
-		s.Placement = experiment.Placement{Name: "auto", ServerCPU: workload.CPUAuto}
+		s.Placement = experiment.Placement{Name: "auto", ServerCPU: wire.CPUAuto}
 	}
 }
 
@@ -158,7 +160,7 @@ func (s *Spec) Validate() error {
 		return fmt.Errorf("unknown baseline mode %q", s.Baseline)
 	}
 	for _, w := range s.Workloads {
-		if _, err := workload.ParseWorkload(string(w)); err != nil {
+		if _, err := wire.ParseWorkload(string(w)); err != nil {
 			return err
 		}
 	}
@@ -171,8 +173,8 @@ func (s *Spec) Validate() error {
 	if s.Duration < 50*time.Millisecond || s.Duration%time.Millisecond != 0 || s.Warmup < 0 || s.Warmup%time.Millisecond != 0 {
 		return fmt.Errorf("duration %v (at least 50ms) and warm-up %v must be whole milliseconds", s.Duration, s.Warmup)
 	}
-	if s.Size < 1 || s.Size > workload.MaxMessageSize {
-		return fmt.Errorf("size %d outside 1..%d", s.Size, workload.MaxMessageSize)
+	if s.Size < 1 || s.Size > wire.MaxMessageSize {
+		return fmt.Errorf("size %d outside 1..%d", s.Size, wire.MaxMessageSize)
 	}
 	if s.Port < 1 || s.Port > 65535 || s.PublishedPort < 1 || s.PublishedPort > 65535 {
 		return fmt.Errorf("ports %d/%d outside 1..65535", s.Port, s.PublishedPort)
@@ -416,7 +418,7 @@ func waitServing(ctx context.Context, eng *docker.Engine, id string) error {
 
 type config struct {
 	m     *mode
-	wl    workload.Workload
+	wl    wire.Workload
 	size  int
 	place experiment.Placement
 }
@@ -430,7 +432,7 @@ func runTrials(ctx context.Context, eng *docker.Engine, spec *Spec, modes []*mod
 		}
 		for _, w := range spec.Workloads {
 			sz := spec.Size
-			if w == workload.TCPStream {
+			if w == wire.TCPStream {
 				sz = 0
 			}
 			for _, p := range experiment.PlacementsFor(out.Spec.Placements, w) {
@@ -467,11 +469,11 @@ func calibrate(ctx context.Context, spec *Spec, modes []*mode, out *experiment.O
 	if base == nil {
 		return fmt.Errorf("calibrate placement: baseline mode %s did not start", spec.Baseline)
 	}
-	allowed, err := workload.AllowedCPUs()
+	allowed, err := sockio.AllowedCPUs()
 	if err != nil {
 		return fmt.Errorf("calibrate placement: %w", err)
 	}
-	probeFn := func(ctx context.Context, w workload.Workload, p experiment.Placement, d, warm time.Duration) (*workload.Result, error) {
+	probeFn := func(ctx context.Context, w wire.Workload, p experiment.Placement, d, warm time.Duration) (*workload.Result, error) {
 		return runOne(ctx, spec, config{base, w, spec.Size, p}, d, warm)
 	}
 	ps, cals, err := experiment.Calibrate(ctx, spec.Workloads, allowed, spec.Seed, probeFn)
