@@ -320,7 +320,7 @@ func (s *Server) handleConn(c net.Conn, peer netip.Addr) {
 			}
 		}
 		defer s.adm.releaseHTTP(peer)
-		s.serveHTTP(c, hdr[:8]) // http_server_linux.go
+		s.serveHTTP(c, hdr[:8]) // http_linux.go
 		return
 	}
 	if string(hdr[:4]) != wire.Magic {
@@ -472,7 +472,7 @@ func (s *Server) handleControl(c net.Conn, h wire.Hello, peer netip.Addr) {
 		deadline: time.Now().Add(h.Warmup + h.Duration + s.cfg.Grace),
 		attached: make([]bool, h.Flows),
 		cpus:     make([]int, h.Flows),
-		proc0:    sockio.ProcessCPU(),
+		proc0:    processCPU(),
 	}
 	for i := range ss.cpus {
 		ss.cpus[i] = s.cpuFor(h, i)
@@ -538,7 +538,7 @@ func (s *Server) handleControl(c net.Conn, h wire.Hello, peer netip.Addr) {
 		ServerCPU: first,
 	}
 	if h.Workload == wire.TCPCRR {
-		rep.CPUTime = sockio.ProcessCPU() - ss.proc0
+		rep.CPUTime = processCPU() - ss.proc0
 		rep.ProcessCPU = true
 	}
 	b, _ := rep.MarshalBinary()

@@ -6,9 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"runtime"
-	"strings"
 	"time"
 	"unsafe"
 
@@ -66,15 +64,6 @@ func ThreadCPU() time.Duration {
 	return time.Duration(ts.Nano())
 }
 
-// ProcessCPU returns the user+system CPU time of the whole process.
-func ProcessCPU() time.Duration {
-	var ru unix.Rusage
-	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // Sockaddr converts an address to the socket address for a socket of the
 // given family (unix.AF_INET or unix.AF_INET6; IPv4 addresses are mapped for
 // AF_INET6 sockets).
@@ -92,14 +81,7 @@ func Sockaddr(ap netip.AddrPort, family int) unix.Sockaddr {
 	return sa
 }
 
-func FamilyOf(a netip.Addr) int {
-	if a.Unmap().Is4() {
-		return unix.AF_INET
-	}
-	return unix.AF_INET6
-}
-
-// socket creates a blocking socket with close-on-exec set.
+// Socket creates a blocking socket with close-on-exec set.
 func Socket(family, typ int) (int, error) {
 	fd, err := unix.Socket(family, typ|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -108,35 +90,8 @@ func Socket(family, typ int) (int, error) {
 	return fd, nil
 }
 
-// SetCongestion sets the socket's TCP congestion control algorithm; "" does
-// nothing. An algorithm the kernel lacks fails with the list it offers.
-// Equivalent to: iperf3 -C NAME, netperf -K NAME.
-func SetCongestion(fd int, name string) error {
-	if name == "" {
-		return nil
-	}
-	err := unix.SetsockoptString(fd, unix.IPPROTO_TCP, unix.TCP_CONGESTION, name)
-	if err == nil {
-		return nil
-	}
-	if err == unix.ENOENT {
-		avail, _ := os.ReadFile("/proc/sys/net/ipv4/tcp_available_congestion_control")
-		return fmt.Errorf("set congestion control %q: %w (this kernel offers: %s; a module may need loading: modprobe tcp_%s)",
-			name, err, strings.TrimSpace(string(avail)), name)
-	}
-	return fmt.Errorf("set congestion control %q: %w", name, err)
-}
-
-// CongestionOf returns the socket's congestion control algorithm, or "" if
-// it cannot be read.
-func CongestionOf(fd int) string {
-	name, err := unix.GetsockoptString(fd, unix.IPPROTO_TCP, unix.TCP_CONGESTION)
-	if err != nil {
-		return ""
-	}
-	return strings.TrimRight(name, "\x00")
-}
-
+// SetTimeouts sets the socket's receive and send timeouts (SO_RCVTIMEO,
+// SO_SNDTIMEO); zero leaves one unset.
 func SetTimeouts(fd int, rcv, snd time.Duration) error {
 	if rcv > 0 {
 		tv := unix.NsecToTimeval(rcv.Nanoseconds())
@@ -149,13 +104,6 @@ func SetTimeouts(fd int, rcv, snd time.Duration) error {
 		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv); err != nil {
 			return fmt.Errorf("set SO_SNDTIMEO: %w", err)
 		}
-	}
-	return nil
-}
-
-func SetNoDelay(fd int) error {
-	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
-		return fmt.Errorf("set TCP_NODELAY: %w", err)
 	}
 	return nil
 }

@@ -10,7 +10,7 @@ import (
 // Fuzz targets for the latlab wire protocol: every message a server reads
 // from a client (Attach; Hello has FuzzDecodeHello in proto_test.go) and
 // every reply a client reads from a server (HelloReply, EndReply). Run one
-// with `go test -run=^$ -fuzz=^FuzzDecodeAttach$ ./internal/workload`;
+// with `go test -run=^$ -fuzz=^FuzzDecodeAttach$ ./internal/wire`;
 // .ci/fuzz runs them all for a few seconds each.
 
 func FuzzDecodeAttach(f *testing.F) {

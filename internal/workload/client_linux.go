@@ -559,12 +559,12 @@ type tcpRR struct {
 // Request/response flows set TCP_NODELAY (as netperf and sockperf do);
 // streams leave Nagle on (as iperf3 does).
 func dialTCP(cfg *Config, target netip.AddrPort, a wire.Attach, nodelay bool) (int, error) {
-	fam := sockio.FamilyOf(target.Addr())
+	fam := familyOf(target.Addr())
 	fd, err := sockio.Socket(fam, unix.SOCK_STREAM)
 	if err != nil {
 		return -1, err
 	}
-	if err := sockio.SetCongestion(fd, cfg.Congestion); err != nil {
+	if err := setCongestion(fd, cfg.Congestion); err != nil {
 		unix.Close(fd)
 		return -1, err
 	}
@@ -573,7 +573,7 @@ func dialTCP(cfg *Config, target netip.AddrPort, a wire.Attach, nodelay bool) (i
 		return -1, fmt.Errorf("connect data socket to %s: %w", target, err)
 	}
 	if nodelay {
-		if err := sockio.SetNoDelay(fd); err != nil {
+		if err := setNoDelay(fd); err != nil {
 			unix.Close(fd)
 			return -1, err
 		}
@@ -617,7 +617,7 @@ func (f *tcpRR) run(r *recorder) error {
 
 func (f *tcpRR) close() { unix.Close(f.fd) }
 
-func (f *tcpRR) congestion() string { return sockio.CongestionOf(f.fd) }
+func (f *tcpRR) congestion() string { return congestionOf(f.fd) }
 
 // --- tcp_crr ---
 
@@ -634,19 +634,19 @@ type tcpCRR struct {
 // newCRR prepares a tcp_crr flow. A throwaway socket checks --congestion
 // before the run and learns the algorithm the flow's sockets will run.
 func newCRR(cfg *Config, target netip.AddrPort, session uint64, idx int) (flow, error) {
-	fam := sockio.FamilyOf(target.Addr())
+	fam := familyOf(target.Addr())
 	fd, err := sockio.Socket(fam, unix.SOCK_STREAM)
 	if err != nil {
 		return nil, err
 	}
 	defer unix.Close(fd)
-	if err := sockio.SetCongestion(fd, cfg.Congestion); err != nil {
+	if err := setCongestion(fd, cfg.Congestion); err != nil {
 		return nil, err
 	}
 	req := make([]byte, wire.AttachLen+cfg.ReqSize)
 	a := wire.Attach{Kind: wire.KindCRR, Session: session, Flow: uint32(idx)}
 	a.Put(req)
-	return &tcpCRR{fam: fam, sa: sockio.Sockaddr(target, fam), req: req, cc: cfg.Congestion, ccName: sockio.CongestionOf(fd),
+	return &tcpCRR{fam: fam, sa: sockio.Sockaddr(target, fam), req: req, cc: cfg.Congestion, ccName: congestionOf(fd),
 		resp: make([]byte, cfg.RespSize+1), timeout: unix.NsecToTimeval(cfg.IOTimeout.Nanoseconds())}, nil
 }
 
@@ -683,7 +683,7 @@ func (f *tcpCRR) once() error {
 	}
 	// Only with --congestion: one more setsockopt in the timed window, as
 	// the algorithm must be chosen before connect.
-	if err := sockio.SetCongestion(fd, f.cc); err != nil {
+	if err := setCongestion(fd, f.cc); err != nil {
 		return err
 	}
 	if err := unix.Connect(fd, f.sa); err != nil {
@@ -725,7 +725,7 @@ type udpRR struct {
 }
 
 func dialUDPRR(cfg *Config, target netip.AddrPort, session uint64, idx int) (flow, error) {
-	fam := sockio.FamilyOf(target.Addr())
+	fam := familyOf(target.Addr())
 	fd, err := sockio.Socket(fam, unix.SOCK_DGRAM)
 	if err != nil {
 		return nil, err
@@ -890,7 +890,7 @@ func (f *stream) run(r *recorder) error {
 	}
 }
 
-func (f *stream) congestion() string { return sockio.CongestionOf(f.fd) }
+func (f *stream) congestion() string { return congestionOf(f.fd) }
 
 func (f *stream) close() {
 	unix.Shutdown(f.fd, unix.SHUT_WR)

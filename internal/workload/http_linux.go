@@ -168,7 +168,7 @@ func runHTTP(ctx context.Context, cfg Config) (*Result, error) {
 	if need := cfg.Threads + 1; runtime.GOMAXPROCS(0) < need {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(need))
 	}
-	fam := sockio.FamilyOf(ap.Addr())
+	fam := familyOf(ap.Addr())
 	threads := make([]*httpThread, cfg.Threads)
 	recs := make([]*recorder, cfg.Threads)
 	for i := range threads {
