@@ -17,8 +17,10 @@ import (
 
 	"github.com/latlab/latlab/internal/journal"
 	"github.com/latlab/latlab/internal/probe"
+	"github.com/latlab/latlab/internal/server"
 	"github.com/latlab/latlab/internal/stats"
 	"github.com/latlab/latlab/internal/topo"
+	"github.com/latlab/latlab/internal/wire"
 	"github.com/latlab/latlab/internal/workload"
 )
 
@@ -63,7 +65,7 @@ func measure(rounds int, dur time.Duration) (*result, error) {
 	}
 	defer lab.Teardown()
 	m := lab.Mode("host")
-	srv, err := workload.NewServer(workload.ServerConfig{Listen: ":7707", NetNS: topo.NetNSPath(m.ServerNS)})
+	srv, err := server.New(server.Config{Listen: ":7707", NetNS: topo.NetNSPath(m.ServerNS)})
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +81,7 @@ func measure(rounds int, dur time.Duration) (*result, error) {
 		res.tier = eb.Tier()
 	}
 	run := func(probes bool) (float64, error) {
-		cfg := workload.Config{Target: m.Mode.Target, Workload: workload.TCPRR, Duration: dur, Warmup: 300 * time.Millisecond,
+		cfg := workload.Config{Target: m.Mode.Target, Workload: wire.TCPRR, Duration: dur, Warmup: 300 * time.Millisecond,
 			NetNS: topo.NetNSPath(m.ClientNS)}
 		cfg.Defaults()
 		var sched *probe.Scheduled

@@ -23,10 +23,10 @@ import (
 	"github.com/latlab/latlab/internal/docker/dockertest"
 	"github.com/latlab/latlab/internal/experiment"
 	"github.com/latlab/latlab/internal/offload"
+	"github.com/latlab/latlab/internal/server"
 	"github.com/latlab/latlab/internal/store"
 	"github.com/latlab/latlab/internal/testutil"
 	"github.com/latlab/latlab/internal/topo"
-	"github.com/latlab/latlab/internal/workload"
 )
 
 // scenario is one kind of latlab run the test kills.
@@ -66,7 +66,7 @@ func TestKill9Chaos(t *testing.T) {
 	snap := features(t, ns, "mine0")
 
 	// The server watch's target job measures, on loopback.
-	srv, err := workload.NewServer(workload.ServerConfig{Listen: "127.0.0.1:0"})
+	srv, err := server.New(server.Config{Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}

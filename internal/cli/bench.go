@@ -12,6 +12,8 @@ import (
 	"github.com/latlab/latlab/internal/experiment"
 	"github.com/latlab/latlab/internal/probe"
 	"github.com/latlab/latlab/internal/report"
+	"github.com/latlab/latlab/internal/sockio"
+	"github.com/latlab/latlab/internal/wire"
 	"github.com/latlab/latlab/internal/workload"
 )
 
@@ -60,7 +62,7 @@ different cores. Unpinned runs on a small machine swing by tens of percent.
 Output: -o table (default), json (docs/bench-json.md) or csv; --json is -o
 json; --percentiles 50,90,99,99.9 chooses the latency percentiles printed.
 
-The default port is %d. Exit codes: 0 ok, 1 run failed, 2 bad usage.`, workload.DefaultPort),
+The default port is %d. Exit codes: 0 ok, 1 run failed, 2 bad usage.`, wire.DefaultPort),
 		Example: `  latlab bench --target 127.0.0.1 --workload tcp_rr --duration 5s --size 64 --json
   latlab bench --target 10.0.0.2:7707 --workload udp_rr --rate 20000
   latlab bench --target [::1] --workload tcp_stream --flows 2 --reverse
@@ -71,13 +73,13 @@ The default port is %d. Exit codes: 0 ok, 1 run failed, 2 bad usage.`, workload.
 			if cfg.Target == "" {
 				return usagef("--target is required: the address of a running 'latlab serve'")
 			}
-			w, err := workload.ParseWorkload(wl)
+			w, err := wire.ParseWorkload(wl)
 			if err != nil {
 				return usageError{err}
 			}
 			cfg.Workload = w
 			f := cmd.Flags()
-			if w == workload.HTTP {
+			if w == wire.HTTP {
 				if f.Changed("connections") {
 					cfg.Flows = connections
 				}
@@ -202,18 +204,18 @@ The default port is %d. Exit codes: 0 ok, 1 run failed, 2 bad usage.`, workload.
 // calibrateBench runs lab's placement calibration against the bench's
 // target and pins cfg to the placement chosen for its workload.
 func calibrateBench(ctx context.Context, e *env, cfg *workload.Config, quiet bool) error {
-	allowed, err := workload.AllowedCPUs()
+	allowed, err := sockio.AllowedCPUs()
 	if err != nil {
 		return fmt.Errorf("calibrate placement: %w", err)
 	}
-	probe := func(ctx context.Context, w workload.Workload, p experiment.Placement, d, warm time.Duration) (*workload.Result, error) {
+	probe := func(ctx context.Context, w wire.Workload, p experiment.Placement, d, warm time.Duration) (*workload.Result, error) {
 		c := *cfg
 		c.Duration, c.Warmup, c.Interval = d, warm, d
 		c.ClientCPUs, c.ServerCPU, c.NoPin = p.ClientCPUs, p.ServerCPU, false
 		c.Progress, c.Window, c.Rate = nil, nil, 0
 		return workload.Run(ctx, c)
 	}
-	ps, cals, err := experiment.Calibrate(ctx, []workload.Workload{cfg.Workload}, allowed, rand.Uint64(), probe)
+	ps, cals, err := experiment.Calibrate(ctx, []wire.Workload{cfg.Workload}, allowed, rand.Uint64(), probe)
 	if err != nil {
 		return err
 	}

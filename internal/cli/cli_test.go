@@ -17,7 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latlab/latlab/internal/server"
+	"github.com/latlab/latlab/internal/sockio"
 	"github.com/latlab/latlab/internal/testutil"
+	"github.com/latlab/latlab/internal/wire"
 	"github.com/latlab/latlab/internal/workload"
 )
 
@@ -50,7 +53,7 @@ func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 
 func startServer(t *testing.T) string {
 	t.Helper()
-	srv, err := workload.NewServer(workload.ServerConfig{Listen: "127.0.0.1:0"})
+	srv, err := server.New(server.Config{Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +116,7 @@ func TestRunFailedExitCode(t *testing.T) {
 // The JSON keys other tools script against (docs/bench-json.md).
 func TestBenchJSONContract(t *testing.T) {
 	addr := startServer(t)
-	for _, w := range workload.Workloads {
+	for _, w := range wire.Workloads {
 		code, out, stderr := runCLI(t, "bench", "--target", addr, "--workload", string(w),
 			"--duration", "300ms", "--warmup", "100ms", "--interval", "100ms", "--json")
 		if code != ExitOK {
@@ -125,7 +128,7 @@ func TestBenchJSONContract(t *testing.T) {
 		}
 		keys := []string{"workload", "transactions", "duration_s", "rate_per_sec", "lost",
 			"placement.client_cpu", "placement.server_cpu", "cpu_us_per_txn.client", "cpu_us_per_txn.server", "intervals"}
-		if w == workload.TCPStream {
+		if w == wire.TCPStream {
 			keys = append(keys, "throughput_bps")
 		} else {
 			keys = append(keys, "latency_ns.mean", "latency_ns.p50", "latency_ns.p90", "latency_ns.p99", "latency_ns.p999", "latency_ns.max")
@@ -232,7 +235,7 @@ func TestServeSignals(t *testing.T) {
 // started under `taskset -c N` pins only to N.
 func TestBenchInheritedAffinity(t *testing.T) {
 	taskset := testutil.RequireTool(t, "taskset")
-	allowed, err := workload.AllowedCPUs()
+	allowed, err := sockio.AllowedCPUs()
 	if err != nil {
 		t.Fatal(err)
 	}

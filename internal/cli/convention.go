@@ -31,9 +31,10 @@ import (
 	"github.com/latlab/latlab/internal/experiment"
 	"github.com/latlab/latlab/internal/offload"
 	"github.com/latlab/latlab/internal/report"
+	"github.com/latlab/latlab/internal/sockio"
 	"github.com/latlab/latlab/internal/store"
 	"github.com/latlab/latlab/internal/topo"
-	"github.com/latlab/latlab/internal/workload"
+	"github.com/latlab/latlab/internal/wire"
 )
 
 // annotationOutput marks a command that prints results (it has -o); the
@@ -201,10 +202,10 @@ func cleanList(xs []string) []string {
 }
 
 // parseWorkloads parses --workloads.
-func parseWorkloads(list []string) ([]workload.Workload, error) {
-	var out []workload.Workload
+func parseWorkloads(list []string) ([]wire.Workload, error) {
+	var out []wire.Workload
 	for _, w := range cleanList(list) {
-		wl, err := workload.ParseWorkload(w)
+		wl, err := wire.ParseWorkload(w)
 		if err != nil {
 			return nil, usageError{err}
 		}
@@ -278,10 +279,10 @@ func listCompletion(vals func() []string) cobra.CompletionFunc {
 // workloadNames are the workloads lab and bench take.
 func workloadNames() []string {
 	var out []string
-	for _, w := range workload.Workloads {
+	for _, w := range wire.Workloads {
 		out = append(out, string(w))
 	}
-	return append(out, string(workload.HTTP))
+	return append(out, string(wire.HTTP))
 }
 
 // labModeNames are the default topology's modes.
@@ -290,7 +291,7 @@ func labModeNames() []string { return topo.Default().ModeNames() }
 // cpuCompletion offers auto, none and the CPUs this process may run on.
 func cpuCompletion(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 	out := []string{"auto", "none"}
-	if cpus, err := workload.AllowedCPUs(); err == nil {
+	if cpus, err := sockio.AllowedCPUs(); err == nil {
 		for _, c := range cpus {
 			out = append(out, strconv.Itoa(c))
 		}

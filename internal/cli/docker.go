@@ -17,7 +17,7 @@ import (
 	"github.com/latlab/latlab/internal/journal"
 	"github.com/latlab/latlab/internal/report"
 	"github.com/latlab/latlab/internal/topo"
-	"github.com/latlab/latlab/internal/workload"
+	"github.com/latlab/latlab/internal/wire"
 )
 
 func newDockerCmd(e *env) *cobra.Command {
@@ -179,7 +179,7 @@ Output as lab's: -o table, json or csv (--json is -o json), --percentiles;
 	f.DurationVar(&spec.Warmup, "warmup", experiment.DefaultWarmup, "warm-up before each trial (discarded)")
 	f.IntVarP(&spec.Size, "size", "s", 64, "request/response size in bytes (tcp_stream keeps its 128 KiB writes)")
 	f.Uint64Var(&spec.Seed, "seed", 0, "seed of the round orders and the bootstrap (0: random; printed)")
-	f.IntVar(&spec.Port, "port", workload.DefaultPort, "port the servers listen on (on the host network too, for the host mode)")
+	f.IntVar(&spec.Port, "port", wire.DefaultPort, "port the servers listen on (on the host network too, for the host mode)")
 	f.IntVar(&spec.PublishedPort, "published-port", 17707, "host port of the published mode (TCP and UDP)")
 	f.StringVar(&cpu, "cpu", "auto", "pin the client: a CPU list like 1 or 0,1 (default: placement calibrated per workload, as lab's)")
 	f.StringVar(&serverCPU, "server-cpu", "auto", "server CPU: auto, none or a CPU number")

@@ -18,7 +18,7 @@ import (
 	"github.com/latlab/latlab/internal/store"
 	"github.com/latlab/latlab/internal/testutil"
 	"github.com/latlab/latlab/internal/web/webtest"
-	"github.com/latlab/latlab/internal/workload"
+	"github.com/latlab/latlab/internal/wire"
 )
 
 func TestHistoryEmptyDatabase(t *testing.T) {
@@ -401,9 +401,9 @@ func TestCompareFailOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
-	a := webtest.Record(t, st, webtest.Run{Started: t0, Seed: 1, Workloads: []workload.Workload{workload.TCPRR}})
+	a := webtest.Record(t, st, webtest.Run{Started: t0, Seed: 1, Workloads: []wire.Workload{wire.TCPRR}})
 	// veth-routed's round trip 26 → 40 µs: its rate ~35% lower.
-	b := webtest.Record(t, st, webtest.Run{Started: t0.Add(time.Hour), Seed: 2, Workloads: []workload.Workload{workload.TCPRR},
+	b := webtest.Record(t, st, webtest.Run{Started: t0.Add(time.Hour), Seed: 2, Workloads: []wire.Workload{wire.TCPRR},
 		Modes: []string{"host", "veth-routed"}, LatUs: []float64{20, 40}})
 	st.Close()
 	ra, rb := strconv.FormatInt(a, 10), strconv.FormatInt(b, 10)

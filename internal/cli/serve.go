@@ -9,7 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/latlab/latlab/internal/workload"
+	"github.com/latlab/latlab/internal/server"
+	"github.com/latlab/latlab/internal/wire"
 )
 
 func newServeCmd(e *env) *cobra.Command {
@@ -17,7 +18,7 @@ func newServeCmd(e *env) *cobra.Command {
 		listen      string
 		netns       string
 		logLevel    string
-		lim         workload.ServerConfig
+		lim         server.Config
 		maxMemoryMB int64
 	)
 	cmd := &cobra.Command{
@@ -48,7 +49,7 @@ slots per address (1024 in all) for up to 5s. udp_rr replies to an address
 other than the one that opened the session are no larger than the request
 (no amplification). Refusals are logged, rate-limited per reason. The
 server's resident memory stays under the bound printed at start;
-docs/security.md explains each limit. SIGINT or SIGTERM stops it cleanly.`, workload.DefaultPort),
+docs/security.md explains each limit. SIGINT or SIGTERM stops it cleanly.`, wire.DefaultPort),
 		Example: `  latlab serve
   latlab serve --listen 127.0.0.1:7707
   latlab serve --listen [::1]:0 --log-level debug`,
@@ -69,12 +70,12 @@ docs/security.md explains each limit. SIGINT or SIGTERM stops it cleanly.`, work
 			cfg := lim
 			cfg.Listen, cfg.NetNS, cfg.Logger = listen, ns, log
 			cfg.MaxMemory = maxMemoryMB << 20
-			srv, err := workload.NewServer(cfg)
+			srv, err := server.New(cfg)
 			if err != nil {
 				return usagef("%v", err)
 			}
 			fmt.Fprintf(e.stdout, "latlab %s serving on %s (tcp+udp); resident memory bounded by %d MiB\n",
-				Version(), srv.Addr(), workload.ServerRSSBound(cfg)>>20)
+				Version(), srv.Addr(), server.RSSBound(cfg)>>20)
 			start := time.Now()
 			err = srv.Serve(cmd.Context())
 			log.Info("stopped", "uptime", time.Since(start).Round(time.Millisecond))
@@ -82,23 +83,23 @@ docs/security.md explains each limit. SIGINT or SIGTERM stops it cleanly.`, work
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&listen, "listen", fmt.Sprintf(":%d", workload.DefaultPort), "TCP and UDP address to listen on (ADDR:PORT; port 0 picks one)")
+	f.StringVar(&listen, "listen", fmt.Sprintf(":%d", wire.DefaultPort), "TCP and UDP address to listen on (ADDR:PORT; port 0 picks one)")
 	f.StringVar(&netns, "netns", "", "serve inside this network namespace: a name under /var/run/netns, a path (/proc/PID/ns/net), or a running Docker container (name or ID; $DOCKER_HOST)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	f.IntVar(&lim.MaxSessions, "max-sessions", workload.DefaultMaxSessions, "concurrent client runs (sessions) accepted")
-	f.IntVar(&lim.MaxPeerSessions, "max-peer-sessions", workload.DefaultMaxPeerSessions, "concurrent sessions of one client address")
-	f.IntVar(&lim.MaxFlows, "max-flows", workload.DefaultMaxFlows, "data flows of all sessions (each an OS thread; at most 7952)")
-	f.IntVar(&lim.MaxPeerFlows, "max-peer-flows", workload.DefaultMaxPeerFlows, "data flows of one client address")
-	f.IntVar(&lim.MaxBuffer, "max-buffer", workload.DefaultMaxBuffer, "largest request, response or stream buffer (bytes) a session may ask for")
-	f.Int64Var(&maxMemoryMB, "max-memory", workload.DefaultMaxMemory>>20, "buffer memory of all sessions (MiB); one client address gets a quarter")
-	f.DurationVar(&lim.MaxSessionTime, "max-session-time", workload.DefaultMaxSessionTime, "longest warm-up + duration a session may ask for")
-	f.IntVar(&lim.MaxHTTPConns, "max-http-conns", workload.DefaultMaxHTTPConns, "open HTTP connections (beyond: 503)")
-	f.IntVar(&lim.MaxPeerHTTPConns, "max-peer-http-conns", workload.DefaultMaxPeerHTTPConns, "open HTTP connections of one client address")
-	f.DurationVar(&lim.HTTPIdleTimeout, "http-idle-timeout", workload.DefaultHTTPIdleTimeout, "close an idle HTTP keep-alive connection after this")
-	f.DurationVar(&lim.HTTPHeadTimeout, "http-head-timeout", workload.DefaultHTTPHeadTimeout, "longest time a request head may take to arrive (slowloris)")
+	f.IntVar(&lim.MaxSessions, "max-sessions", server.DefaultMaxSessions, "concurrent client runs (sessions) accepted")
+	f.IntVar(&lim.MaxPeerSessions, "max-peer-sessions", server.DefaultMaxPeerSessions, "concurrent sessions of one client address")
+	f.IntVar(&lim.MaxFlows, "max-flows", server.DefaultMaxFlows, "data flows of all sessions (each an OS thread; at most 7952)")
+	f.IntVar(&lim.MaxPeerFlows, "max-peer-flows", server.DefaultMaxPeerFlows, "data flows of one client address")
+	f.IntVar(&lim.MaxBuffer, "max-buffer", server.DefaultMaxBuffer, "largest request, response or stream buffer (bytes) a session may ask for")
+	f.Int64Var(&maxMemoryMB, "max-memory", server.DefaultMaxMemory>>20, "buffer memory of all sessions (MiB); one client address gets a quarter")
+	f.DurationVar(&lim.MaxSessionTime, "max-session-time", server.DefaultMaxSessionTime, "longest warm-up + duration a session may ask for")
+	f.IntVar(&lim.MaxHTTPConns, "max-http-conns", server.DefaultMaxHTTPConns, "open HTTP connections (beyond: 503)")
+	f.IntVar(&lim.MaxPeerHTTPConns, "max-peer-http-conns", server.DefaultMaxPeerHTTPConns, "open HTTP connections of one client address")
+	f.DurationVar(&lim.HTTPIdleTimeout, "http-idle-timeout", server.DefaultHTTPIdleTimeout, "close an idle HTTP keep-alive connection after this")
+	f.DurationVar(&lim.HTTPHeadTimeout, "http-head-timeout", server.DefaultHTTPHeadTimeout, "longest time a request head may take to arrive (slowloris)")
 	cmd.RegisterFlagCompletionFunc("netns", netnsCompletion)
 	cmd.RegisterFlagCompletionFunc("log-level", fixedCompletion("debug", "info", "warn", "error"))
-	cmd.RegisterFlagCompletionFunc("listen", fixedCompletion(fmt.Sprintf(":%d", workload.DefaultPort), fmt.Sprintf("127.0.0.1:%d", workload.DefaultPort), "[::1]:0"))
+	cmd.RegisterFlagCompletionFunc("listen", fixedCompletion(fmt.Sprintf(":%d", wire.DefaultPort), fmt.Sprintf("127.0.0.1:%d", wire.DefaultPort), "[::1]:0"))
 	return cmd
 }
 

@@ -8,7 +8,7 @@ import (
 
 	"github.com/latlab/latlab/internal/buildinfo"
 	"github.com/latlab/latlab/internal/report"
-	"github.com/latlab/latlab/internal/workload"
+	"github.com/latlab/latlab/internal/wire"
 )
 
 // version is set at build time with -ldflags "-X .../internal/cli.version=v1.2.3".
@@ -39,9 +39,9 @@ the host fingerprint every JSON document carries.`,
 					Go       string `json:"go"`
 					OS       string `json:"os"`
 					Arch     string `json:"arch"`
-				}{Version(), int(workload.Version), runtime.Version(), runtime.GOOS, runtime.GOARCH})
+				}{Version(), int(wire.Version), runtime.Version(), runtime.GOOS, runtime.GOARCH})
 			}
-			fmt.Fprintf(e.stdout, "latlab %s (protocol %d, %s, %s/%s)\n", Version(), workload.Version,
+			fmt.Fprintf(e.stdout, "latlab %s (protocol %d, %s, %s/%s)\n", Version(), wire.Version,
 				runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			return nil
 		},

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/latlab/latlab/internal/stats"
+	"github.com/latlab/latlab/internal/wire"
 	"github.com/latlab/latlab/internal/workload"
 )
 
@@ -18,7 +19,7 @@ import (
 // placement in the baseline mode, and the one with the least
 // probe-to-probe noise that the workload can run on.
 type Calibration struct {
-	Workload workload.Workload `json:"workload"`
+	Workload wire.Workload `json:"workload"`
 	// Chosen names the placement the trials ran.
 	Chosen string `json:"chosen"`
 	// Reason says why, in words (printed in the header).
@@ -71,7 +72,7 @@ func candidatePlacements(allowed []int) []Placement {
 
 // ProbeFunc runs one short calibration probe of workload w with placement
 // p (Duration probeDuration after probeWarmup) in the baseline mode.
-type ProbeFunc func(ctx context.Context, w workload.Workload, p Placement, duration, warmup time.Duration) (*workload.Result, error)
+type ProbeFunc func(ctx context.Context, w wire.Workload, p Placement, duration, warmup time.Duration) (*workload.Result, error)
 
 // Calibrate picks a placement per workload by probing every candidate the
 // allowed CPUs offer, interleaved, and returns the placements (each naming
@@ -79,7 +80,7 @@ type ProbeFunc func(ctx context.Context, w workload.Workload, p Placement, durat
 // 10 s: probesPerCandidate × (probeDuration + probeWarmup) per candidate
 // and request/response workload; tcp_stream is not probed (it always
 // needs two cores).
-func Calibrate(ctx context.Context, workloads []workload.Workload, allowed []int, seed uint64, probe ProbeFunc) ([]Placement, []Calibration, error) {
+func Calibrate(ctx context.Context, workloads []wire.Workload, allowed []int, seed uint64, probe ProbeFunc) ([]Placement, []Calibration, error) {
 	if len(allowed) == 0 {
 		return nil, nil, fmt.Errorf("calibrate placement: no CPU allowed")
 	}
@@ -88,15 +89,15 @@ func Calibrate(ctx context.Context, workloads []workload.Workload, allowed []int
 	// Probes: every (workload, candidate) probesPerCandidate times, in
 	// shuffled rounds so drift hits candidates alike.
 	type key struct {
-		w workload.Workload
+		w wire.Workload
 		p int
 	}
 	rates := map[key][]float64{}
 	rtts := map[key][]float64{}
 	errs := map[key]string{}
-	var probed []workload.Workload
+	var probed []wire.Workload
 	for _, w := range workloads {
-		if w != workload.TCPStream && len(cands) > 1 {
+		if w != wire.TCPStream && len(cands) > 1 {
 			probed = append(probed, w)
 		}
 	}
@@ -124,7 +125,7 @@ func Calibrate(ctx context.Context, workloads []workload.Workload, allowed []int
 			}
 		}
 	}
-	chosen := map[string][]workload.Workload{}
+	chosen := map[string][]wire.Workload{}
 	for _, w := range workloads {
 		cal := Calibration{Workload: w}
 		for i, p := range cands {
@@ -148,11 +149,11 @@ func Calibrate(ctx context.Context, workloads []workload.Workload, allowed []int
 
 // choosePlacement picks among probed candidates (same core first, then
 // cross core) and says why.
-func choosePlacement(w workload.Workload, cands []Probe, ncpu int) (string, string) {
+func choosePlacement(w wire.Workload, cands []Probe, ncpu int) (string, string) {
 	if ncpu == 1 {
 		return PlacementSameCore, "one CPU allowed: client and server share it"
 	}
-	if w == workload.TCPStream {
+	if w == wire.TCPStream {
 		return PlacementCrossCore, "tcp_stream needs two cores: on one, sender and receiver take turns and measure the scheduler"
 	}
 	same, cross := cands[0], cands[1]
@@ -217,7 +218,7 @@ func cv(xs []float64) float64 {
 
 // PlacementsFor returns the placements that apply to workload w: those
 // naming it, and those naming no workload.
-func PlacementsFor(ps []Placement, w workload.Workload) []Placement {
+func PlacementsFor(ps []Placement, w wire.Workload) []Placement {
 	var out []Placement
 	for _, p := range ps {
 		if len(p.Workloads) == 0 || slices.Contains(p.Workloads, w) {

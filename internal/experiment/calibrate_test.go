@@ -10,6 +10,7 @@ import (
 
 	"github.com/latlab/latlab/internal/offload"
 	"github.com/latlab/latlab/internal/probe"
+	"github.com/latlab/latlab/internal/wire"
 	"github.com/latlab/latlab/internal/workload"
 )
 
@@ -18,7 +19,7 @@ import (
 func fakeProbe(rtt map[string]float64, noise map[string]float64, seed uint64) (ProbeFunc, *[]string) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	var calls []string
-	return func(ctx context.Context, w workload.Workload, p Placement, d, warm time.Duration) (*workload.Result, error) {
+	return func(ctx context.Context, w wire.Workload, p Placement, d, warm time.Duration) (*workload.Result, error) {
 		calls = append(calls, string(w)+"@"+p.Name)
 		if rtt[p.Name] == 0 {
 			return nil, errors.New("no such CPU")
@@ -35,7 +36,7 @@ func fakeProbe(rtt map[string]float64, noise map[string]float64, seed uint64) (P
 func TestCalibratePicksSteadyPlacement(t *testing.T) {
 	probe, calls := fakeProbe(map[string]float64{PlacementSameCore: 5.6, PlacementCrossCore: 74},
 		map[string]float64{PlacementSameCore: 0.012, PlacementCrossCore: 0.18}, 1)
-	ps, cals, err := Calibrate(context.Background(), []workload.Workload{workload.TCPRR, workload.UDPRR, workload.TCPStream}, []int{0, 1}, 7, probe)
+	ps, cals, err := Calibrate(context.Background(), []wire.Workload{wire.TCPRR, wire.UDPRR, wire.TCPStream}, []int{0, 1}, 7, probe)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,8 +55,8 @@ func TestCalibratePicksSteadyPlacement(t *testing.T) {
 		t.Errorf("reasons: %q / %q", cals[0].Reason, cals[2].Reason)
 	}
 	if len(ps) != 2 || ps[0].Name != PlacementSameCore || ps[0].ServerCPU != 0 || ps[0].ClientCPUs[0] != 0 ||
-		ps[1].Name != PlacementCrossCore || ps[1].ClientCPUs[0] != 1 || len(PlacementsFor(ps, workload.TCPStream)) != 1 ||
-		PlacementsFor(ps, workload.TCPStream)[0].Name != PlacementCrossCore {
+		ps[1].Name != PlacementCrossCore || ps[1].ClientCPUs[0] != 1 || len(PlacementsFor(ps, wire.TCPStream)) != 1 ||
+		PlacementsFor(ps, wire.TCPStream)[0].Name != PlacementCrossCore {
 		t.Errorf("placements %+v", ps)
 	}
 }
@@ -66,19 +67,19 @@ func TestCalibratePicksSteadyPlacement(t *testing.T) {
 func TestCalibrateQuietAndOneCPU(t *testing.T) {
 	probe, _ := fakeProbe(map[string]float64{PlacementSameCore: 8, PlacementCrossCore: 12},
 		map[string]float64{PlacementSameCore: 0.01, PlacementCrossCore: 0.012}, 2)
-	_, cals, err := Calibrate(context.Background(), []workload.Workload{workload.TCPRR}, []int{2, 3}, 7, probe)
+	_, cals, err := Calibrate(context.Background(), []wire.Workload{wire.TCPRR}, []int{2, 3}, 7, probe)
 	if err != nil || cals[0].Chosen != PlacementCrossCore {
 		t.Errorf("quiet: %v %+v", err, cals)
 	}
 	probe, calls := fakeProbe(map[string]float64{PlacementSameCore: 8}, nil, 3)
-	ps, cals, err := Calibrate(context.Background(), []workload.Workload{workload.TCPRR, workload.TCPStream}, []int{0}, 7, probe)
+	ps, cals, err := Calibrate(context.Background(), []wire.Workload{wire.TCPRR, wire.TCPStream}, []int{0}, 7, probe)
 	if err != nil || len(*calls) != 0 || len(ps) != 1 || ps[0].Name != PlacementSameCore || cals[1].Chosen != PlacementSameCore ||
 		!strings.Contains(cals[1].Reason, "one CPU") {
 		t.Errorf("one CPU: %v %d probes %+v %+v", err, len(*calls), ps, cals)
 	}
 	// Cross-core probes that fail leave same core.
 	probe, _ = fakeProbe(map[string]float64{PlacementSameCore: 8}, nil, 4)
-	_, cals, _ = Calibrate(context.Background(), []workload.Workload{workload.TCPRR}, []int{0, 1}, 7, probe)
+	_, cals, _ = Calibrate(context.Background(), []wire.Workload{wire.TCPRR}, []int{0, 1}, 7, probe)
 	if cals[0].Chosen != PlacementSameCore || !strings.Contains(cals[0].Reason, "failed") {
 		t.Errorf("failed cross: %+v", cals)
 	}
@@ -89,16 +90,16 @@ func TestCalibrateQuietAndOneCPU(t *testing.T) {
 // and says how many rounds it needed; fixed runs run exactly Trials.
 func TestRunRoundsStoppingRule(t *testing.T) {
 	configs := []Config{
-		{Mode: "host", Workload: workload.TCPRR, Size: 64, Offload: "default", Placement: "p"},
-		{Mode: "veth", Workload: workload.TCPRR, Size: 64, Offload: "default", Placement: "p"},
-		{Mode: "host", Workload: workload.TCPCRR, Size: 64, Offload: "default", Placement: "p"},
-		{Mode: "veth", Workload: workload.TCPCRR, Size: 64, Offload: "default", Placement: "p"},
+		{Mode: "host", Workload: wire.TCPRR, Size: 64, Offload: "default", Placement: "p"},
+		{Mode: "veth", Workload: wire.TCPRR, Size: 64, Offload: "default", Placement: "p"},
+		{Mode: "host", Workload: wire.TCPCRR, Size: 64, Offload: "default", Placement: "p"},
+		{Mode: "veth", Workload: wire.TCPCRR, Size: 64, Offload: "default", Placement: "p"},
 	}
 	rng := rand.New(rand.NewPCG(5, 5))
 	run := func(ctx context.Context, c Config) (*workload.Result, *probe.Attribution, error) {
 		time.Sleep(time.Millisecond) // what a round costs, for the budget
 		noise := 0.003
-		if c.Workload == workload.TCPCRR {
+		if c.Workload == wire.TCPCRR {
 			noise = 0.3
 		}
 		rate := 1000.0
@@ -108,7 +109,7 @@ func TestRunRoundsStoppingRule(t *testing.T) {
 		return &workload.Result{Workload: c.Workload, RatePerSec: rate * (1 + noise*rng.NormFloat64())}, nil, nil
 	}
 	spec := &LabSpec{Baseline: "host", TargetCI: 0.02, Budget: time.Second, Seed: 1,
-		Workloads: []workload.Workload{workload.TCPRR, workload.TCPCRR}, Sizes: []int{64},
+		Workloads: []wire.Workload{wire.TCPRR, wire.TCPCRR}, Sizes: []int{64},
 		Offloads: []offload.Preset{{Name: "default"}}, Placements: []Placement{{Name: "p"}}}
 	out := &Outcome{Spec: *spec, Modes: []ModeInfo{{Name: "host", Status: "ok"}, {Name: "veth", Status: "ok"}}}
 	if err := RunRounds(context.Background(), spec, out, configs, nil, run, func(Event) {}); err != nil {

@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/latlab/latlab/internal/stats"
-	"github.com/latlab/latlab/internal/workload"
+	"github.com/latlab/latlab/internal/wire"
 )
 
 // Metrics a comparison can be about.
@@ -145,7 +145,7 @@ func values(o *Outcome, match func(Config) bool, metric string) ([]float64, stri
 			}
 			out = append(out, float64(v))
 		default:
-			if t.Workload == workload.TCPStream {
+			if t.Workload == wire.TCPStream {
 				unit = "bit/s"
 				out = append(out, r.ThroughputBps)
 			} else {
@@ -218,7 +218,7 @@ func parseKey(k string) map[string]string {
 
 func keyOf(m map[string]string) string {
 	size, _ := strconv.Atoi(m["size"])
-	return Config{Mode: m["mode"], Workload: workload.Workload(m["workload"]), Size: size, Offload: m["offload"], Placement: m["placement"]}.Key()
+	return Config{Mode: m["mode"], Workload: wire.Workload(m["workload"]), Size: size, Offload: m["offload"], Placement: m["placement"]}.Key()
 }
 
 func maps(m map[string]string) map[string]string {

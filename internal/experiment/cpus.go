@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/latlab/latlab/internal/workload"
+	"github.com/latlab/latlab/internal/wire"
 )
 
 // The CPU settings every front end reads (lab and bench flags, spec
@@ -33,15 +33,15 @@ func ParseClientCPUs(s string) (cpus []int, none bool, err error) {
 }
 
 // ParseServerCPU reads a server CPU setting: "" or "auto"
-// (workload.CPUAuto), "none" (workload.CPUNone) or a CPU number, which
+// (wire.CPUAuto), "none" (wire.CPUNone) or a CPU number, which
 // must not be negative. It does not check the number against this
 // machine (the server may run elsewhere): CheckCPU does.
 func ParseServerCPU(s string) (int, error) {
 	switch s {
 	case "", CPUSettingAuto:
-		return workload.CPUAuto, nil
+		return wire.CPUAuto, nil
 	case CPUSettingNone:
-		return workload.CPUNone, nil
+		return wire.CPUNone, nil
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil {
@@ -57,9 +57,9 @@ func ParseServerCPU(s string) (int, error) {
 // number.
 func FormatServerCPU(cpu int) string {
 	switch cpu {
-	case workload.CPUAuto:
+	case wire.CPUAuto:
 		return CPUSettingAuto
-	case workload.CPUNone:
+	case wire.CPUNone:
 		return CPUSettingNone
 	}
 	return strconv.Itoa(cpu)

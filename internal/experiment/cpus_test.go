@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/latlab/latlab/internal/workload"
+	"github.com/latlab/latlab/internal/wire"
 )
 
 func TestParseClientCPUs(t *testing.T) {
@@ -51,9 +51,9 @@ func TestParseServerCPU(t *testing.T) {
 		want    int
 		wantErr string
 	}{
-		{"", workload.CPUAuto, ""},
-		{"auto", workload.CPUAuto, ""},
-		{"none", workload.CPUNone, ""},
+		{"", wire.CPUAuto, ""},
+		{"auto", wire.CPUAuto, ""},
+		{"none", wire.CPUNone, ""},
 		{"0", 0, ""},
 		{"7", 7, ""},
 		{"fast", 0, `"fast" (allowed: auto, none or a CPU number)`},

@@ -7,7 +7,7 @@ import (
 	"github.com/latlab/latlab/internal/offload"
 	"github.com/latlab/latlab/internal/testutil"
 	"github.com/latlab/latlab/internal/topo"
-	"github.com/latlab/latlab/internal/workload"
+	"github.com/latlab/latlab/internal/wire"
 )
 
 // A spec's interface is refused without AllowHostNIC when its namespace
@@ -21,7 +21,7 @@ func TestHostNICGuardByIdentity(t *testing.T) {
 	_, aliasPath := testutil.HostNetNSAlias(t)
 	seg, _ := offload.ParsePreset("seg-off")
 	spec := func(ns string, allow bool) *LabSpec {
-		s := &LabSpec{Modes: []string{"host"}, Workloads: []workload.Workload{workload.TCPRR}, Trials: 1,
+		s := &LabSpec{Modes: []string{"host"}, Workloads: []wire.Workload{wire.TCPRR}, Trials: 1,
 			Offloads: []offload.Preset{seg}, Interfaces: []Target{{NetNS: ns, Dev: "eth0"}}, AllowHostNIC: allow}
 		s.Defaults()
 		return s

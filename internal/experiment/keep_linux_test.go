@@ -13,7 +13,7 @@ import (
 	"github.com/latlab/latlab/internal/offload"
 	"github.com/latlab/latlab/internal/testutil"
 	"github.com/latlab/latlab/internal/topo"
-	"github.com/latlab/latlab/internal/workload"
+	"github.com/latlab/latlab/internal/wire"
 )
 
 // A --keep run restores its pre-existing interfaces at the end and marks
@@ -26,7 +26,7 @@ func TestKeptJournalHoldsNoRestoredOffloads(t *testing.T) {
 	seg, _ := offload.ParsePreset("seg-off")
 	dir := t.TempDir()
 	spec := LabSpec{
-		Modes: []string{"host"}, Workloads: []workload.Workload{workload.UDPRR},
+		Modes: []string{"host"}, Workloads: []wire.Workload{wire.UDPRR},
 		Offloads: []offload.Preset{seg}, Interfaces: []Target{{NetNS: ns, Dev: "mine0"}},
 		Trials: 1, Duration: 60 * time.Millisecond, JournalDir: dir, Keep: true, NoCalibrate: true,
 	}

@@ -13,7 +13,9 @@ import (
 	"github.com/latlab/latlab/internal/journal"
 	"github.com/latlab/latlab/internal/offload"
 	"github.com/latlab/latlab/internal/probe"
+	"github.com/latlab/latlab/internal/server"
 	"github.com/latlab/latlab/internal/topo"
+	"github.com/latlab/latlab/internal/wire"
 	"github.com/latlab/latlab/internal/workload"
 )
 
@@ -24,7 +26,7 @@ type LabSpec struct {
 	// Modes to compare (nil: every mode of the topology).
 	Modes []string `json:"modes"`
 	// Workloads to run in every mode.
-	Workloads []workload.Workload `json:"workloads"`
+	Workloads []wire.Workload `json:"workloads"`
 	// Offloads is the offload axis: presets applied to every interface of
 	// the lab before a trial (default: just "default", no change).
 	Offloads []offload.Preset `json:"offloads"`
@@ -99,15 +101,15 @@ type Placement struct {
 	Name string `json:"name"`
 	// ClientCPUs: nil means automatic (end of the allowed set).
 	ClientCPUs []int `json:"client_cpus,omitempty"`
-	// ServerCPU: workload.CPUAuto, workload.CPUNone or a CPU.
+	// ServerCPU: wire.CPUAuto, wire.CPUNone or a CPU.
 	ServerCPU int `json:"server_cpu"`
 	// Workloads, when set, are the only workloads the placement applies
 	// to (calibration gives each workload its own).
-	Workloads []workload.Workload `json:"workloads,omitempty"`
+	Workloads []wire.Workload `json:"workloads,omitempty"`
 }
 
 // autoPlacement is the default placement.
-var autoPlacement = Placement{Name: "auto", ServerCPU: workload.CPUAuto}
+var autoPlacement = Placement{Name: "auto", ServerCPU: wire.CPUAuto}
 
 // Defaults for `latlab lab`.
 const (
@@ -125,10 +127,10 @@ const (
 )
 
 // defaultWorkloads are the workloads `latlab lab` runs by default.
-var defaultWorkloads = []workload.Workload{workload.TCPRR, workload.UDPRR, workload.TCPCRR, workload.TCPStream}
+var defaultWorkloads = []wire.Workload{wire.TCPRR, wire.UDPRR, wire.TCPCRR, wire.TCPStream}
 
 // DefaultWorkloads returns a fresh copy of the default workload list.
-func DefaultWorkloads() []workload.Workload { return slices.Clone(defaultWorkloads) }
+func DefaultWorkloads() []wire.Workload { return slices.Clone(defaultWorkloads) }
 
 // Defaults fills unset fields.
 func (s *LabSpec) Defaults() {
@@ -200,7 +202,7 @@ func (s *LabSpec) Validate() error {
 		return fmt.Errorf("baseline mode %q is not in the topology", s.Baseline)
 	}
 	for _, w := range s.Workloads {
-		if _, err := workload.ParseWorkload(string(w)); err != nil {
+		if _, err := wire.ParseWorkload(string(w)); err != nil {
 			return err
 		}
 	}
@@ -212,8 +214,8 @@ func (s *LabSpec) Validate() error {
 		seen[p.Name] = true
 	}
 	for _, sz := range s.Sizes {
-		if sz < 1 || sz > workload.MaxMessageSize {
-			return fmt.Errorf("size %d outside 1..%d", sz, workload.MaxMessageSize)
+		if sz < 1 || sz > wire.MaxMessageSize {
+			return fmt.Errorf("size %d outside 1..%d", sz, wire.MaxMessageSize)
 		}
 	}
 	seenP := map[string]bool{}
@@ -300,11 +302,11 @@ type TrialResult struct {
 
 // Config is one point of the experiment's matrix.
 type Config struct {
-	Mode      string            `json:"mode"`
-	Workload  workload.Workload `json:"workload"`
-	Size      int               `json:"size"` // 0 for tcp_stream (its own write size)
-	Offload   string            `json:"offload"`
-	Placement string            `json:"placement"`
+	Mode      string        `json:"mode"`
+	Workload  wire.Workload `json:"workload"`
+	Size      int           `json:"size"` // 0 for tcp_stream (its own write size)
+	Offload   string        `json:"offload"`
+	Placement string        `json:"placement"`
 }
 
 // Key names the configuration: "mode=host/workload=tcp_rr/size=64/offload=default/placement=auto".
@@ -509,7 +511,7 @@ func startServers(lab *topo.Lab, onEvent func(Event)) (func(), error) {
 			continue
 		}
 		started[key] = true
-		srv, err := workload.NewServer(workload.ServerConfig{Listen: listen, NetNS: topo.NetNSPath(m.ServerNS)})
+		srv, err := server.New(server.Config{Listen: listen, NetNS: topo.NetNSPath(m.ServerNS)})
 		if err != nil {
 			stop()
 			return nil, fmt.Errorf("start server for mode %s in %s: %w", m.Mode.Name, m.ServerNS, err)

@@ -14,7 +14,7 @@ import (
 	"github.com/latlab/latlab/internal/store"
 	"github.com/latlab/latlab/internal/testutil"
 	"github.com/latlab/latlab/internal/topo"
-	"github.com/latlab/latlab/internal/workload"
+	"github.com/latlab/latlab/internal/wire"
 )
 
 func result(s *experiment.Summary, mode, w string) *experiment.ModeResult {
@@ -37,7 +37,7 @@ func TestLabReproducesExpectedOrder(t *testing.T) {
 	testutil.RequireRoot(t)
 	spec := experiment.LabSpec{
 		Modes:     []string{"host", "veth-routed", "bridge-nat", "macvlan"},
-		Workloads: []workload.Workload{workload.TCPRR},
+		Workloads: []wire.Workload{wire.TCPRR},
 		// Short trials keep the two members of each pair close in time;
 		// the adaptive rule adds rounds until the widest interval is
 		// within the target (or 45 s pass).
@@ -64,7 +64,7 @@ func TestLabReproducesExpectedOrder(t *testing.T) {
 		t.Logf("%-12s rate %s cv %.3f ratio %s p=%v %s", m, r.RatePerSec, r.CV, r.RatioVsHost, deref(r.PValue), r.Verdict)
 	}
 	if len(s.Calibration) != 1 || s.Calibration[0].Chosen == "" || len(out.Spec.Placements) != 1 ||
-		!slices.Contains(out.Spec.Placements[0].Workloads, workload.TCPRR) || len(out.Spec.Placements[0].ClientCPUs) != 1 {
+		!slices.Contains(out.Spec.Placements[0].Workloads, wire.TCPRR) || len(out.Spec.Placements[0].ClientCPUs) != 1 {
 		t.Fatalf("calibration %+v, placements %+v", s.Calibration, out.Spec.Placements)
 	}
 	// Never a wrong answer: an extra veth hop is never significantly
@@ -118,7 +118,7 @@ func TestRoundsInterleaveInFreshOrder(t *testing.T) {
 	testutil.RequireRoot(t)
 	spec := experiment.LabSpec{
 		Modes:      []string{"host", "macvlan", "bridge-nat"},
-		Workloads:  []workload.Workload{workload.TCPRR, workload.UDPRR},
+		Workloads:  []wire.Workload{wire.TCPRR, wire.UDPRR},
 		Trials:     4,
 		Duration:   50 * time.Millisecond,
 		JournalDir: t.TempDir(),
@@ -172,7 +172,7 @@ func TestLabAttribution(t *testing.T) {
 	defer st.Close()
 	rec := &experiment.StoreRecorder{Store: st, Kind: "lab", SpecName: "attr", Version: "test"}
 	spec := experiment.LabSpec{
-		Modes: []string{"host", "veth-routed"}, Workloads: []workload.Workload{workload.TCPRR},
+		Modes: []string{"host", "veth-routed"}, Workloads: []wire.Workload{wire.TCPRR},
 		Trials: 2, Duration: 200 * time.Millisecond, JournalDir: t.TempDir(), Attribute: true, Recorder: rec,
 	}
 	out, err := experiment.RunLab(context.Background(), spec, nil)

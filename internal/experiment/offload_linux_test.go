@@ -10,7 +10,7 @@ import (
 	"github.com/latlab/latlab/internal/offload"
 	"github.com/latlab/latlab/internal/testutil"
 	"github.com/latlab/latlab/internal/topo"
-	"github.com/latlab/latlab/internal/workload"
+	"github.com/latlab/latlab/internal/wire"
 )
 
 // Presets change every lab interface, never accumulate, and "default" puts
@@ -98,7 +98,7 @@ func TestLabOffloadMatrixResults(t *testing.T) {
 	testutil.RequireRoot(t)
 	seg, _ := offload.ParsePreset("seg-off")
 	spec := LabSpec{
-		Modes: []string{"host"}, Workloads: []workload.Workload{workload.TCPRR},
+		Modes: []string{"host"}, Workloads: []wire.Workload{wire.TCPRR},
 		Offloads: []offload.Preset{{Name: offload.PresetDefault}, seg},
 		Trials:   2, Duration: 60 * time.Millisecond, JournalDir: t.TempDir(),
 	}
@@ -150,7 +150,7 @@ func TestLabRestoresExistingInterfaces(t *testing.T) {
 	}
 	seg, _ := offload.ParsePreset("seg-off")
 	spec := LabSpec{
-		Modes: []string{"host"}, Workloads: []workload.Workload{workload.UDPRR},
+		Modes: []string{"host"}, Workloads: []wire.Workload{wire.UDPRR},
 		Offloads: []offload.Preset{seg}, Interfaces: []Target{{NetNS: ns, Dev: "mine0"}},
 		Trials: 1, Duration: 60 * time.Millisecond, JournalDir: t.TempDir(),
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/latlab/latlab/internal/hist"
 	"github.com/latlab/latlab/internal/probe"
 	"github.com/latlab/latlab/internal/store"
+	"github.com/latlab/latlab/internal/wire"
 	"github.com/latlab/latlab/internal/workload"
 )
 
@@ -200,7 +201,7 @@ func LoadOutcome(ctx context.Context, st *store.Store, runID int64) (*Outcome, *
 	}
 	for _, t := range trials {
 		tr := TrialResult{Round: t.Round, Order: t.Order, Error: t.Error, Config: Config{
-			Mode: t.Mode, Workload: workload.Workload(t.Workload), Size: t.Size, Offload: t.Offload, Placement: t.Placement,
+			Mode: t.Mode, Workload: wire.Workload(t.Workload), Size: t.Size, Offload: t.Offload, Placement: t.Placement,
 		}}
 		if t.Error == "" {
 			res := &workload.Result{

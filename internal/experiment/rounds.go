@@ -10,6 +10,7 @@ import (
 
 	"github.com/latlab/latlab/internal/probe"
 	"github.com/latlab/latlab/internal/stats"
+	"github.com/latlab/latlab/internal/wire"
 	"github.com/latlab/latlab/internal/workload"
 )
 
@@ -21,11 +22,11 @@ const maxRounds = 1000
 // widest ratio interval's half-width against the target, and why its
 // rounds stopped.
 type Precision struct {
-	Workload  workload.Workload `json:"workload"`
-	Size      int               `json:"size"`
-	Offload   string            `json:"offload"`
-	Placement string            `json:"placement"`
-	Rounds    int               `json:"rounds"`
+	Workload  wire.Workload `json:"workload"`
+	Size      int           `json:"size"`
+	Offload   string        `json:"offload"`
+	Placement string        `json:"placement"`
+	Rounds    int           `json:"rounds"`
 	// HalfWidth is the widest (Bonferroni-adjusted) ratio interval's
 	// half-width, (hi-lo)/2, over the group's modes; +Inf is written as
 	// -1 (too few rounds for an interval).

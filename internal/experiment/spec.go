@@ -14,7 +14,7 @@ import (
 
 	"github.com/latlab/latlab/internal/offload"
 	"github.com/latlab/latlab/internal/topo"
-	"github.com/latlab/latlab/internal/workload"
+	"github.com/latlab/latlab/internal/wire"
 )
 
 // SpecFile is the YAML form of an experiment (`latlab run SPEC`). `latlab
@@ -301,15 +301,15 @@ func ParseSpec(b []byte, file string) (*LabSpec, string, error) {
 		spec.Modes = append([]string{spec.Baseline}, spec.Modes...)
 	}
 	for i, w := range sf.Workloads {
-		wl, err := workload.ParseWorkload(w)
+		wl, err := wire.ParseWorkload(w)
 		if err != nil {
 			return nil, "", fail(at("workloads", i), fmt.Sprintf("workloads[%d]", i), "unknown workload %q (allowed: tcp_rr, tcp_crr, udp_rr, tcp_stream, http)", w)
 		}
 		spec.Workloads = append(spec.Workloads, wl)
 	}
 	for i, sz := range sf.Sizes {
-		if sz < 1 || sz > workload.MaxMessageSize {
-			return nil, "", fail(at("sizes", i), fmt.Sprintf("sizes[%d]", i), "%d bytes outside 1..%d", sz, workload.MaxMessageSize)
+		if sz < 1 || sz > wire.MaxMessageSize {
+			return nil, "", fail(at("sizes", i), fmt.Sprintf("sizes[%d]", i), "%d bytes outside 1..%d", sz, wire.MaxMessageSize)
 		}
 	}
 	spec.Sizes = sf.Sizes
@@ -354,7 +354,7 @@ func ParseSpec(b []byte, file string) (*LabSpec, string, error) {
 		}
 		p.ServerCPU = n
 		for k, w := range ps.Workloads {
-			wl, err := workload.ParseWorkload(w)
+			wl, err := wire.ParseWorkload(w)
 			if err != nil {
 				return nil, "", fail(at("placements", i, "workloads", k), fmt.Sprintf("%s.workloads[%d]", field, k), "unknown workload %q", w)
 			}

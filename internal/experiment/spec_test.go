@@ -13,7 +13,7 @@ import (
 
 	"github.com/latlab/latlab/internal/offload"
 	"github.com/latlab/latlab/internal/topo"
-	"github.com/latlab/latlab/internal/workload"
+	"github.com/latlab/latlab/internal/wire"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -59,7 +59,7 @@ func TestSpecMatrixParsed(t *testing.T) {
 	if len(s.Offloads) != 3 || s.Offloads[2].Name != "mine" || len(s.Offloads[2].Settings) != 2 {
 		t.Errorf("offloads: %+v", s.Offloads)
 	}
-	if len(s.Placements) != 2 || s.Placements[1].ServerCPU != 1 || s.Placements[1].ClientCPUs[0] != 1 || s.Placements[0].ServerCPU != workload.CPUAuto {
+	if len(s.Placements) != 2 || s.Placements[1].ServerCPU != 1 || s.Placements[1].ClientCPUs[0] != 1 || s.Placements[0].ServerCPU != wire.CPUAuto {
 		t.Errorf("placements: %+v", s.Placements)
 	}
 	s.Defaults()
@@ -91,11 +91,11 @@ func TestDefaultSpecIsTheLabDefault(t *testing.T) {
 // the seed survive the round trip.
 func TestRenderSpecRoundTrip(t *testing.T) {
 	in := &LabSpec{
-		Modes: []string{"host", "veth-routed"}, Workloads: []workload.Workload{workload.TCPRR, workload.TCPStream},
+		Modes: []string{"host", "veth-routed"}, Workloads: []wire.Workload{wire.TCPRR, wire.TCPStream},
 		Sizes: []int{64, 1024}, Offloads: []offload.Preset{{Name: "default"}, {Name: "mine", Settings: []offload.Setting{{Name: "gro", On: false}}}},
 		Placements: []Placement{
-			{Name: PlacementSameCore, ClientCPUs: []int{0}, ServerCPU: 0, Workloads: []workload.Workload{workload.TCPRR}},
-			{Name: PlacementCrossCore, ClientCPUs: []int{1}, ServerCPU: 0, Workloads: []workload.Workload{workload.TCPStream}},
+			{Name: PlacementSameCore, ClientCPUs: []int{0}, ServerCPU: 0, Workloads: []wire.Workload{wire.TCPRR}},
+			{Name: PlacementCrossCore, ClientCPUs: []int{1}, ServerCPU: 0, Workloads: []wire.Workload{wire.TCPStream}},
 		},
 		TargetCI: 0.015, Budget: 90 * time.Second, MinTrials: 9, Duration: 200 * time.Millisecond, Warmup: 20 * time.Millisecond,
 		Seed: 12345, Baseline: "host",
@@ -279,7 +279,7 @@ func TestLabSpecValidateBounds(t *testing.T) {
 	// The automatic and unpinned server placements are not CPU numbers.
 	var s LabSpec
 	s.Defaults()
-	s.Placements = []Placement{{Name: "a", ServerCPU: workload.CPUAuto}, {Name: "n", ServerCPU: workload.CPUNone}}
+	s.Placements = []Placement{{Name: "a", ServerCPU: wire.CPUAuto}, {Name: "n", ServerCPU: wire.CPUNone}}
 	if err := s.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/latlab/latlab/internal/hist"
 	"github.com/latlab/latlab/internal/probe"
 	"github.com/latlab/latlab/internal/stats"
+	"github.com/latlab/latlab/internal/wire"
 	"github.com/latlab/latlab/internal/workload"
 )
 
@@ -214,7 +215,7 @@ func Summarize(o *Outcome) *Summary {
 	for _, w := range o.Spec.Workloads {
 		s.Workloads = append(s.Workloads, string(w))
 		sizes := o.Spec.Sizes
-		if w == workload.TCPStream {
+		if w == wire.TCPStream {
 			sizes = []int{0}
 		}
 		pls := PlacementsFor(o.Spec.Placements, w)
@@ -321,7 +322,7 @@ func summarizeGroup(o *Outcome, g Config, rng *rand.Rand) []ModeResult {
 	for _, mi := range o.Modes {
 		r := ModeResult{Mode: mi.Name, Workload: string(w), Size: g.Size, Offload: g.Offload, Placement: g.Placement,
 			Status: mi.Status, Reason: mi.Reason, Metric: "rate_per_sec"}
-		if w == workload.TCPStream {
+		if w == wire.TCPStream {
 			r.Metric = "throughput_bps"
 		}
 		if mi.Status != "ok" {
@@ -340,7 +341,7 @@ func summarizeGroup(o *Outcome, g Config, rng *rand.Rand) []ModeResult {
 			continue
 		}
 		r.RatePerSec = EstimateOf(stats.MedianCI(c.rates, Confidence))
-		if w == workload.TCPStream {
+		if w == wire.TCPStream {
 			r.ThroughputBps = EstimateOf(stats.MedianCI(c.values, Confidence))
 		}
 		r.CV = cv(c.values)
@@ -490,7 +491,7 @@ type series struct {
 
 // Config returns the configuration a result summarises.
 func (r *ModeResult) Config() Config {
-	return Config{Mode: r.Mode, Workload: workload.Workload(r.Workload), Size: r.Size, Offload: r.Offload, Placement: r.Placement}
+	return Config{Mode: r.Mode, Workload: wire.Workload(r.Workload), Size: r.Size, Offload: r.Offload, Placement: r.Placement}
 }
 
 func collect(o *Outcome, cfg Config) series {
@@ -510,7 +511,7 @@ func collect(o *Outcome, cfg Config) series {
 		r := t.Result
 		s.rounds = append(s.rounds, t.Round)
 		v := r.RatePerSec
-		if w == workload.TCPStream {
+		if w == wire.TCPStream {
 			v = r.ThroughputBps
 		}
 		s.values = append(s.values, v)

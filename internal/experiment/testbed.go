@@ -11,7 +11,9 @@ import (
 	"github.com/latlab/latlab/internal/journal"
 	"github.com/latlab/latlab/internal/offload"
 	"github.com/latlab/latlab/internal/probe"
+	"github.com/latlab/latlab/internal/sockio"
 	"github.com/latlab/latlab/internal/topo"
+	"github.com/latlab/latlab/internal/wire"
 	"github.com/latlab/latlab/internal/workload"
 )
 
@@ -52,7 +54,7 @@ type Testbed interface {
 // workload, size and placement, and how long to measure.
 type Trial struct {
 	Mode     string
-	Workload workload.Workload
+	Workload wire.Workload
 	// Size is the request and response size in bytes; 0 keeps the
 	// workload's own (tcp_stream).
 	Size      int
@@ -118,7 +120,7 @@ func calibrate(ctx context.Context, tb Testbed, spec *LabSpec, out *Outcome) err
 	if !slices.ContainsFunc(tb.Modes(), func(m ModeInfo) bool { return m.Name == spec.Baseline && m.Status == StatusOK }) {
 		return fmt.Errorf("calibrate placement: baseline mode %s is not up", spec.Baseline)
 	}
-	allowed, err := workload.AllowedCPUs()
+	allowed, err := sockio.AllowedCPUs()
 	if err != nil {
 		return fmt.Errorf("calibrate placement: %w", err)
 	}
@@ -127,7 +129,7 @@ func calibrate(ctx context.Context, tb Testbed, spec *LabSpec, out *Outcome) err
 		return err
 	}
 	defer stop()
-	probe := func(ctx context.Context, w workload.Workload, p Placement, d, warm time.Duration) (*workload.Result, error) {
+	probe := func(ctx context.Context, w wire.Workload, p Placement, d, warm time.Duration) (*workload.Result, error) {
 		res, _, err := tb.Trial(ctx, Trial{Mode: spec.Baseline, Workload: w, Size: spec.Sizes[0], Placement: p, Duration: d, Warmup: warm})
 		return res, err
 	}
@@ -156,7 +158,7 @@ func configs(spec *LabSpec, modes []ModeInfo) []trialConfig {
 		}
 		for _, w := range spec.Workloads {
 			sizes := spec.Sizes
-			if w == workload.TCPStream {
+			if w == wire.TCPStream {
 				sizes = []int{0}
 			}
 			for _, sz := range sizes {

@@ -18,9 +18,9 @@ const module = "github.com/latlab/latlab/internal/"
 // workers, say) never import one another. A new package must be given its
 // place here, which is the point.
 var rank = map[string]int{
-	"netns": 0, "hist": 0, "buildinfo": 0, "store": 0,
-	"stats": 1, "journal": 1,
-	"topo": 2, "offload": 2, "probe": 2, "workload": 2, "docker": 2,
+	"netns": 0, "hist": 0, "buildinfo": 0, "store": 0, "wire": 0,
+	"stats": 1, "journal": 1, "sockio": 1,
+	"topo": 2, "offload": 2, "probe": 2, "workload": 2, "server": 2, "docker": 2,
 	"experiment":       3,
 	"docker/dockerlab": 4, "report": 4,
 	"watch": 5, "web": 5,
@@ -33,7 +33,7 @@ var testOnly = []string{"testutil", "chaos", "docker/dockertest", "watch/watchte
 // forbidden narrows a rank where doc.go promises more: the dashboard never
 // touches the machine, whatever its rank would allow.
 var forbidden = map[string][]string{
-	"web":   {"topo", "offload", "probe", "workload", "netns", "docker", "docker/dockerlab"},
+	"web":   {"topo", "offload", "probe", "workload", "server", "sockio", "netns", "docker", "docker/dockerlab"},
 	"watch": {"report", "docker", "docker/dockerlab"},
 }
 

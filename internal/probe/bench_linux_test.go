@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latlab/latlab/internal/server"
 	"github.com/latlab/latlab/internal/testutil"
+	"github.com/latlab/latlab/internal/wire"
 	"github.com/latlab/latlab/internal/workload"
 )
 
@@ -15,7 +17,7 @@ import (
 func rrServer(t testing.TB) (target, ns string) {
 	t.Helper()
 	_, ns = testutil.NewNetNS(t)
-	srv, err := workload.NewServer(workload.ServerConfig{Listen: "127.0.0.1:0", NetNS: ns})
+	srv, err := server.New(server.Config{Listen: "127.0.0.1:0", NetNS: ns})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +33,7 @@ func rrServer(t testing.TB) (target, ns string) {
 func runRR(t testing.TB, target, ns string, d time.Duration) *workload.Result {
 	t.Helper()
 	res, err := workload.Run(context.Background(), workload.Config{
-		Target: target, Workload: workload.TCPRR, NetNS: ns, ServerCPU: workload.CPUAuto,
+		Target: target, Workload: wire.TCPRR, NetNS: ns, ServerCPU: wire.CPUAuto,
 		Warmup: 100 * time.Millisecond, Duration: d, Interval: d,
 	})
 	if err != nil {

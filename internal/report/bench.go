@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/latlab/latlab/internal/probe"
+	"github.com/latlab/latlab/internal/wire"
 	"github.com/latlab/latlab/internal/workload"
 )
 
@@ -176,10 +177,10 @@ func writeBenchTable(w io.Writer, r *workload.Result, ps []float64) error {
 		flows = fmt.Sprintf("%d flows", r.Flows)
 	}
 	sizes := fmt.Sprintf("%d/%d B", r.ReqSize, r.RespSize)
-	if r.Workload == workload.TCPStream {
+	if r.Workload == wire.TCPStream {
 		sizes = fmt.Sprintf("%d B buffers, %s", r.ReqSize, strings.ReplaceAll(r.Direction, "_", " "))
 	}
-	if r.Workload == workload.HTTP {
+	if r.Workload == wire.HTTP {
 		sizes = fmt.Sprintf("%d connections", r.Flows)
 		if r.Flows == 1 {
 			sizes = "1 connection"
@@ -194,7 +195,7 @@ func writeBenchTable(w io.Writer, r *workload.Result, ps []float64) error {
 	}
 	fmt.Fprintf(tw, "%s to %s\t%s, %s, %v measured after %v warm-up\n", r.Workload, r.Target, sizes, flows,
 		time.Duration(r.DurationS*float64(time.Second)), time.Duration(r.WarmupS*float64(time.Second)))
-	if r.Workload == workload.TCPStream {
+	if r.Workload == wire.TCPStream {
 		fmt.Fprintf(tw, "throughput\t%s", Bits(r.ThroughputBps))
 		if len(r.FlowBps) > 1 {
 			parts := make([]string, len(r.FlowBps))
@@ -210,7 +211,7 @@ func writeBenchTable(w io.Writer, r *workload.Result, ps []float64) error {
 			fmt.Fprintf(tw, "latency\tmean %s  %s  max %s\n", Duration(int64(l.Mean)), benchPercentiles(r, ps), Duration(l.Max))
 		}
 	}
-	if r.Workload == workload.UDPRR {
+	if r.Workload == wire.UDPRR {
 		fmt.Fprintf(tw, "lost\t%d datagrams (%.3f%%)\n", r.Lost, 100*r.LossRatio)
 	}
 	if e := r.Errors; e != nil {
@@ -229,9 +230,9 @@ func writeBenchTable(w io.Writer, r *workload.Result, ps []float64) error {
 	if ol := r.OpenLoop; ol != nil {
 		fmt.Fprintf(tw, "open loop\ttarget %.0f/s; latency measured from intended send times; %d sends more than %s behind schedule (worst %s)\n",
 			ol.TargetRate, ol.LateSends, Duration(ol.LateAfterNs), Duration(ol.MaxBehindNs))
-	} else if r.Workload == workload.HTTP {
+	} else if r.Workload == wire.HTTP {
 		fmt.Fprintf(tw, "closed loop\teach connection waits for a response before the next request: latencies omit time a request would have queued (use --rate for open loop)\n")
-	} else if r.Workload != workload.TCPStream {
+	} else if r.Workload != wire.TCPStream {
 		fmt.Fprintf(tw, "closed loop\teach flow waits for a response before the next request: latencies omit time a request would have queued (use --rate for open loop)\n")
 	}
 	p := r.Placement
@@ -240,9 +241,9 @@ func writeBenchTable(w io.Writer, r *workload.Result, ps []float64) error {
 	if r.Congestion != "" {
 		fmt.Fprintf(tw, "congestion	%s (client sockets)\n", r.Congestion)
 	}
-	if r.Workload == workload.TCPStream {
+	if r.Workload == wire.TCPStream {
 		fmt.Fprintf(tw, "cpu\tclient %.0f%%, server %.0f%% of one core\n", 100*r.CPUUtil.Client, 100*r.CPUUtil.Server)
-	} else if r.Workload == workload.HTTP {
+	} else if r.Workload == wire.HTTP {
 		fmt.Fprintf(tw, "cpu per txn\tclient %.2fµs (server not measured: any HTTP server)\n", r.CPUPerTxn.Client)
 	} else {
 		fmt.Fprintf(tw, "cpu per txn\tclient %.2fµs, server %.2fµs\n", r.CPUPerTxn.Client, r.CPUPerTxn.Server)
@@ -253,7 +254,7 @@ func writeBenchTable(w io.Writer, r *workload.Result, ps []float64) error {
 	if len(r.Intervals) > 1 {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		if r.Workload == workload.TCPStream {
+		if r.Workload == wire.TCPStream {
 			fmt.Fprintln(tw, "t(s)\tthroughput\t")
 			for _, iv := range r.Intervals {
 				fmt.Fprintf(tw, "%.1f\t%s\t\n", iv.StartS, Bits(iv.ThroughputBps))

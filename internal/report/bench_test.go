@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/latlab/latlab/internal/wire"
 	"github.com/latlab/latlab/internal/workload"
 )
 
@@ -43,7 +44,7 @@ func TestCPUList(t *testing.T) {
 
 func sample() *workload.Result {
 	return &workload.Result{
-		Workload: workload.UDPRR, Target: "127.0.0.1:7707", ReqSize: 64, RespSize: 64, Flows: 1,
+		Workload: wire.UDPRR, Target: "127.0.0.1:7707", ReqSize: 64, RespSize: 64, Flows: 1,
 		Transactions: 1000, DurationS: 1, RatePerSec: 1000, Lost: 10, LossRatio: 10.0 / 1010,
 		Latency:   &workload.Latency{Min: 1000, Mean: 2000, P50: 1900, P90: 2500, P99: 4000, P999: 9000, Max: 12000},
 		Placement: workload.Placement{ClientCPU: 1, ServerCPU: 0, ClientPinned: true, ServerPinned: true, AllowedCPUs: []int{0, 1}},

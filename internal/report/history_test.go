@@ -11,6 +11,7 @@ import (
 	"github.com/latlab/latlab/internal/experiment"
 	"github.com/latlab/latlab/internal/hist"
 	"github.com/latlab/latlab/internal/store"
+	"github.com/latlab/latlab/internal/wire"
 	"github.com/latlab/latlab/internal/workload"
 )
 
@@ -20,7 +21,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // 10% slower, 7 rounds, deterministic histograms.
 func synthetic() (*store.Run, *experiment.Outcome) {
 	o := &experiment.Outcome{Spec: experiment.LabSpec{Trials: 7, Baseline: "host", Seed: 1,
-		Workloads: []workload.Workload{workload.TCPRR}, Sizes: []int{64}}}
+		Workloads: []wire.Workload{wire.TCPRR}, Sizes: []int{64}}}
 	for round := 1; round <= 7; round++ {
 		for i, mode := range []string{"host", "veth-routed"} {
 			rate := 1000 + float64(round*7%5)*10
@@ -34,8 +35,8 @@ func synthetic() (*store.Run, *experiment.Outcome) {
 				h.Record(lat + k*50)
 			}
 			o.Trials = append(o.Trials, experiment.TrialResult{Round: round, Order: i,
-				Config: experiment.Config{Mode: mode, Workload: workload.TCPRR, Size: 64, Offload: "default", Placement: "auto"},
-				Result: &workload.Result{Workload: workload.TCPRR, Transactions: int64(rate / 2), DurationS: 0.5, RatePerSec: rate,
+				Config: experiment.Config{Mode: mode, Workload: wire.TCPRR, Size: 64, Offload: "default", Placement: "auto"},
+				Result: &workload.Result{Workload: wire.TCPRR, Transactions: int64(rate / 2), DurationS: 0.5, RatePerSec: rate,
 					Hist: h, Latency: workload.Summarize(h)}})
 		}
 	}

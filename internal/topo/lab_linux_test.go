@@ -14,8 +14,10 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/latlab/latlab/internal/journal"
+	"github.com/latlab/latlab/internal/server"
 	"github.com/latlab/latlab/internal/testutil"
 	"github.com/latlab/latlab/internal/topo"
+	"github.com/latlab/latlab/internal/wire"
 	"github.com/latlab/latlab/internal/workload"
 )
 
@@ -58,7 +60,7 @@ func reach(t *testing.T, lab *topo.Lab, m *topo.ModeState) {
 	if listen == "" {
 		listen = ":7707"
 	}
-	srv, err := workload.NewServer(workload.ServerConfig{Listen: listen, NetNS: topo.NetNSPath(m.ServerNS)})
+	srv, err := server.New(server.Config{Listen: listen, NetNS: topo.NetNSPath(m.ServerNS)})
 	if err != nil {
 		t.Fatalf("%s: server: %v", m.Mode.Name, err)
 	}
@@ -66,7 +68,7 @@ func reach(t *testing.T, lab *topo.Lab, m *topo.ModeState) {
 	done := make(chan struct{})
 	go func() { srv.Serve(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
-	for _, w := range []workload.Workload{workload.TCPRR, workload.UDPRR} {
+	for _, w := range []wire.Workload{wire.TCPRR, wire.UDPRR} {
 		cfg := workload.Config{Target: m.Mode.Target, Workload: w, Duration: 150 * time.Millisecond,
 			NetNS: topo.NetNSPath(m.ClientNS), IOTimeout: 3 * time.Second, UDPTimeout: 200 * time.Millisecond}
 		cfg.Defaults()

@@ -18,7 +18,7 @@ import (
 
 	"github.com/latlab/latlab/internal/experiment"
 	"github.com/latlab/latlab/internal/topo"
-	"github.com/latlab/latlab/internal/workload"
+	"github.com/latlab/latlab/internal/wire"
 )
 
 // Config is a watch configuration: jobs run on schedules.
@@ -63,7 +63,7 @@ type TargetSpec struct {
 	// NetNS is the path of the namespace the client runs in ("": the
 	// caller's own).
 	NetNS      string
-	Workloads  []workload.Workload
+	Workloads  []wire.Workload
 	Sizes      []int
 	Trials     int
 	Duration   time.Duration
@@ -409,7 +409,7 @@ func parseTarget(rt *rawTarget, at func(path ...any) int, tf string) (*TargetSpe
 		return &experiment.SpecError{Line: line, Field: tf + field, Msg: fmt.Sprintf(format, args...)}
 	}
 	t := &TargetSpec{Address: rt.Address, Trials: rt.Trials, Duration: rt.Duration, Warmup: DefaultTargetWarmup,
-		Sizes: rt.Sizes, ClientCPUs: rt.ClientCPUs, ServerCPU: workload.CPUAuto}
+		Sizes: rt.Sizes, ClientCPUs: rt.ClientCPUs, ServerCPU: wire.CPUAuto}
 	if rt.Address == "" {
 		return nil, fail(at(), ".address", "required: HOST:PORT of a running latlab serve")
 	}
@@ -429,10 +429,10 @@ func parseTarget(rt *rawTarget, at func(path ...any) int, tf string) (*TargetSpe
 		t.NetNS = topo.NetNSPath(ns)
 	}
 	if len(rt.Workloads) == 0 {
-		t.Workloads = []workload.Workload{workload.TCPRR}
+		t.Workloads = []wire.Workload{wire.TCPRR}
 	}
 	for i, w := range rt.Workloads {
-		wl, err := workload.ParseWorkload(w)
+		wl, err := wire.ParseWorkload(w)
 		if err != nil {
 			return nil, fail(at("workloads", i), fmt.Sprintf(".workloads[%d]", i), "unknown workload %q (allowed: tcp_rr, tcp_crr, udp_rr, tcp_stream, http)", w)
 		}
@@ -442,8 +442,8 @@ func parseTarget(rt *rawTarget, at func(path ...any) int, tf string) (*TargetSpe
 		t.Workloads = append(t.Workloads, wl)
 	}
 	for i, sz := range rt.Sizes {
-		if sz < 1 || sz > workload.MaxMessageSize {
-			return nil, fail(at("sizes", i), fmt.Sprintf(".sizes[%d]", i), "%d bytes outside 1..%d", sz, workload.MaxMessageSize)
+		if sz < 1 || sz > wire.MaxMessageSize {
+			return nil, fail(at("sizes", i), fmt.Sprintf(".sizes[%d]", i), "%d bytes outside 1..%d", sz, wire.MaxMessageSize)
 		}
 	}
 	if len(t.Sizes) == 0 {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/latlab/latlab/internal/workload"
+	"github.com/latlab/latlab/internal/wire"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -57,7 +57,7 @@ func TestConfigOK(t *testing.T) {
 	}
 	tt := tg.Target
 	if tt == nil || tt.Address != "10.0.0.2:7707" || tt.NetNS != "/var/run/netns/latlab-client" && tt.NetNS != "/run/netns/latlab-client" ||
-		len(tt.Workloads) != 2 || tt.Workloads[1] != workload.UDPRR || tt.Trials != 5 || tt.Duration != time.Second ||
+		len(tt.Workloads) != 2 || tt.Workloads[1] != wire.UDPRR || tt.Trials != 5 || tt.Duration != time.Second ||
 		tt.Warmup != DefaultTargetWarmup || tg.Overlap != OverlapSkip || tg.Baseline.Pinned != 42 || tt.Sizes[0] != 64 {
 		t.Errorf("target job: %+v %+v", tg, tt)
 	}

@@ -16,10 +16,10 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/latlab/latlab/internal/offload"
+	"github.com/latlab/latlab/internal/server"
 	"github.com/latlab/latlab/internal/stats"
 	"github.com/latlab/latlab/internal/store"
 	"github.com/latlab/latlab/internal/testutil"
-	"github.com/latlab/latlab/internal/workload"
 )
 
 // wirePair joins two of the test's namespaces with a veth pair (s0 in
@@ -107,7 +107,7 @@ func offloadStepScenario(t *testing.T) string {
 	srvName, srvPath := testutil.NewNetNS(t)
 	cliName, cliPath := testutil.NewNetNS(t)
 	wirePair(t, srvPath, cliPath)
-	srv, err := workload.NewServer(workload.ServerConfig{Listen: "192.168.77.1:7707", NetNS: srvPath})
+	srv, err := server.New(server.Config{Listen: "192.168.77.1:7707", NetNS: srvPath})
 	if err != nil {
 		t.Fatalf("server in %s: %v", srvName, err)
 	}

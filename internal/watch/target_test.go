@@ -10,6 +10,7 @@ import (
 	"github.com/latlab/latlab/internal/experiment"
 	"github.com/latlab/latlab/internal/hist"
 	"github.com/latlab/latlab/internal/store"
+	"github.com/latlab/latlab/internal/wire"
 	"github.com/latlab/latlab/internal/workload"
 )
 
@@ -23,8 +24,8 @@ func TestTargetJobRecorded(t *testing.T) {
 	}
 	defer st.Close()
 	job := &Job{Name: "edge", Confirm: 2, Baseline: BaselineSpec{Last: 5}, Target: &TargetSpec{
-		Address: "127.0.0.1:7707", Workloads: []workload.Workload{workload.TCPRR, workload.UDPRR},
-		Sizes: []int{64}, Trials: 3, Duration: 100 * time.Millisecond, ServerCPU: workload.CPUNone}}
+		Address: "127.0.0.1:7707", Workloads: []wire.Workload{wire.TCPRR, wire.UDPRR},
+		Sizes: []int{64}, Trials: 3, Duration: 100 * time.Millisecond, ServerCPU: wire.CPUNone}}
 	var calls []workload.Config
 	w := &Watcher{Store: st, Config: &Config{Jobs: []*Job{job}}, Version: "test",
 		RunWorkload: func(ctx context.Context, cfg workload.Config) (*workload.Result, error) {

@@ -16,6 +16,7 @@ import (
 	"github.com/latlab/latlab/internal/stats"
 	"github.com/latlab/latlab/internal/store"
 	"github.com/latlab/latlab/internal/topo"
+	"github.com/latlab/latlab/internal/wire"
 	"github.com/latlab/latlab/internal/workload"
 )
 
@@ -363,12 +364,12 @@ func (w *Watcher) runTarget(ctx context.Context, j *Job) (int64, bool, error) {
 		run = workload.Run
 	}
 	type cfg struct {
-		wl   workload.Workload
+		wl   wire.Workload
 		size int
 	}
 	var cfgs []cfg
 	for _, wl := range t.Workloads {
-		if wl == workload.TCPStream {
+		if wl == wire.TCPStream {
 			cfgs = append(cfgs, cfg{wl, 0})
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/latlab/latlab/internal/hist"
+	"github.com/latlab/latlab/internal/wire"
 )
 
 // Config describes one client run (`latlab bench`).
@@ -18,7 +19,7 @@ type Config struct {
 	// (http://HOST[:PORT]/PATH) or HOST[:PORT], which means
 	// http://HOST:PORT/.
 	Target   string
-	Workload Workload
+	Workload wire.Workload
 	// ReqSize and RespSize are the message sizes in bytes. For tcp_stream
 	// they are the write (forward) or read (reverse) buffer size.
 	ReqSize, RespSize int
@@ -81,14 +82,14 @@ type Config struct {
 // Defaults fills unset fields.
 func (c *Config) Defaults() {
 	if c.Workload == "" {
-		c.Workload = TCPRR
+		c.Workload = wire.TCPRR
 	}
-	if c.Workload == HTTP {
+	if c.Workload == wire.HTTP {
 		c.httpDefaults()
 		return
 	}
 	if c.ReqSize == 0 {
-		if c.Workload == TCPStream {
+		if c.Workload == wire.TCPStream {
 			c.ReqSize = 128 << 10
 		} else {
 			c.ReqSize = 64
@@ -116,20 +117,20 @@ func (c *Config) Defaults() {
 
 // Validate checks a defaulted Config.
 func (c *Config) Validate() error {
-	if _, err := ParseWorkload(string(c.Workload)); err != nil {
+	if _, err := wire.ParseWorkload(string(c.Workload)); err != nil {
 		return err
 	}
-	if c.Workload == HTTP {
+	if c.Workload == wire.HTTP {
 		return c.validateHTTP()
 	}
 	if c.Target == "" {
 		return fmt.Errorf("no target: give the address of a running `latlab serve`")
 	}
-	if c.Flows < 1 || c.Flows > MaxFlows {
-		return fmt.Errorf("flows %d outside [1, %d]", c.Flows, MaxFlows)
+	if c.Flows < 1 || c.Flows > wire.MaxFlows {
+		return fmt.Errorf("flows %d outside [1, %d]", c.Flows, wire.MaxFlows)
 	}
-	if c.Duration <= 0 || c.Warmup < 0 || c.Warmup+c.Duration > MaxDuration {
-		return fmt.Errorf("warm-up %v + duration %v must be positive and at most %v", c.Warmup, c.Duration, MaxDuration)
+	if c.Duration <= 0 || c.Warmup < 0 || c.Warmup+c.Duration > wire.MaxDuration {
+		return fmt.Errorf("warm-up %v + duration %v must be positive and at most %v", c.Warmup, c.Duration, wire.MaxDuration)
 	}
 	if c.Duration%time.Millisecond != 0 || c.Warmup%time.Millisecond != 0 {
 		return fmt.Errorf("duration and warm-up have millisecond resolution")
@@ -137,17 +138,17 @@ func (c *Config) Validate() error {
 	if c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) {
 		return fmt.Errorf("rate %v must be a positive number of transactions per second", c.Rate)
 	}
-	if c.Rate > 0 && c.Workload == TCPStream {
+	if c.Rate > 0 && c.Workload == wire.TCPStream {
 		return fmt.Errorf("--rate applies to request/response workloads, not tcp_stream")
 	}
-	if c.Reverse && c.Workload != TCPStream {
+	if c.Reverse && c.Workload != wire.TCPStream {
 		return fmt.Errorf("reverse direction applies to tcp_stream only")
 	}
 	if c.Congestion != "" {
 		if err := validCongestion(c.Congestion); err != nil {
 			return err
 		}
-		if c.Workload == UDPRR {
+		if c.Workload == wire.UDPRR {
 			return fmt.Errorf("--congestion applies to TCP workloads, not udp_rr")
 		}
 		if c.Reverse {
@@ -157,15 +158,15 @@ func (c *Config) Validate() error {
 	if c.Interval < 10*time.Millisecond {
 		return fmt.Errorf("interval %v too short (minimum 10ms)", c.Interval)
 	}
-	if c.ServerCPU < CPUNone {
+	if c.ServerCPU < wire.CPUNone {
 		return fmt.Errorf("server CPU %d invalid", c.ServerCPU)
 	}
 	h := c.hello()
 	return h.Validate()
 }
 
-func (c *Config) hello() Hello {
-	return Hello{
+func (c *Config) hello() wire.Hello {
+	return wire.Hello{
 		Workload:  c.Workload,
 		ReqSize:   uint32(c.ReqSize),
 		RespSize:  uint32(c.RespSize),
@@ -198,28 +199,28 @@ func TargetAddr(target string) string {
 		return target
 	}
 	h := strings.TrimSuffix(strings.TrimPrefix(target, "["), "]")
-	return net.JoinHostPort(h, strconv.Itoa(DefaultPort))
+	return net.JoinHostPort(h, strconv.Itoa(wire.DefaultPort))
 }
 
 // Result is the outcome of one run. Its JSON form is documented in
 // docs/bench-json.md.
 type Result struct {
-	Workload      Workload  `json:"workload"`
-	Target        string    `json:"target"`
-	Direction     string    `json:"direction,omitempty"`
-	ReqSize       int       `json:"request_size"`
-	RespSize      int       `json:"response_size"`
-	Flows         int       `json:"flows"`
-	Transactions  int64     `json:"transactions"`
-	DurationS     float64   `json:"duration_s"`
-	WarmupS       float64   `json:"warmup_s"`
-	RatePerSec    float64   `json:"rate_per_sec"`
-	Latency       *Latency  `json:"latency_ns,omitempty"`
-	ThroughputBps float64   `json:"throughput_bps,omitempty"`
-	FlowBps       []float64 `json:"flow_throughput_bps,omitempty"`
-	Lost          int64     `json:"lost"`
-	LossRatio     float64   `json:"loss_ratio"`
-	OpenLoop      *OpenLoop `json:"open_loop,omitempty"`
+	Workload      wire.Workload `json:"workload"`
+	Target        string        `json:"target"`
+	Direction     string        `json:"direction,omitempty"`
+	ReqSize       int           `json:"request_size"`
+	RespSize      int           `json:"response_size"`
+	Flows         int           `json:"flows"`
+	Transactions  int64         `json:"transactions"`
+	DurationS     float64       `json:"duration_s"`
+	WarmupS       float64       `json:"warmup_s"`
+	RatePerSec    float64       `json:"rate_per_sec"`
+	Latency       *Latency      `json:"latency_ns,omitempty"`
+	ThroughputBps float64       `json:"throughput_bps,omitempty"`
+	FlowBps       []float64     `json:"flow_throughput_bps,omitempty"`
+	Lost          int64         `json:"lost"`
+	LossRatio     float64       `json:"loss_ratio"`
+	OpenLoop      *OpenLoop     `json:"open_loop,omitempty"`
 	// http only: threads driving the connections (flows), failed requests
 	// by class, and complete responses by status code.
 	Threads     int              `json:"threads,omitempty"`

@@ -17,6 +17,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/latlab/latlab/internal/hist"
+	"github.com/latlab/latlab/internal/netns"
+	"github.com/latlab/latlab/internal/sockio"
+	"github.com/latlab/latlab/internal/wire"
 )
 
 // flow is one timed stream of transactions. A flow is dialled and run on
@@ -31,13 +34,13 @@ type flow interface {
 // sockets are created in the right namespace.
 func dialFlow(cfg *Config, target netip.AddrPort, session uint64, idx int) (flow, error) {
 	switch cfg.Workload {
-	case TCPRR:
+	case wire.TCPRR:
 		return dialTCPRR(cfg, target, session, idx)
-	case TCPCRR:
+	case wire.TCPCRR:
 		return newCRR(cfg, target, session, idx)
-	case UDPRR:
+	case wire.UDPRR:
 		return dialUDPRR(cfg, target, session, idx)
-	case TCPStream:
+	case wire.TCPStream:
 		return dialStream(cfg, target, session, idx)
 	}
 	return nil, fmt.Errorf("unknown workload %q", cfg.Workload)
@@ -45,7 +48,7 @@ func dialFlow(cfg *Config, target netip.AddrPort, session uint64, idx int) (flow
 
 // recorder is a flow's private account of its transactions.
 type recorder struct {
-	measure, end int64 // nanotime: start of measurement, end of run
+	measure, end int64 // sockio.Nanotime: start of measurement, end of run
 	interval     int64
 	stop         *atomic.Bool
 
@@ -67,7 +70,7 @@ type recorder struct {
 	cpu time.Duration
 	cc  string // congestion control of the flow's socket
 
-	yieldAt int64 // nanotime of the next voluntary reschedule (see turn)
+	yieldAt int64 // sockio.Nanotime of the next voluntary reschedule (see turn)
 }
 
 type ivalRec struct {
@@ -145,7 +148,7 @@ func (r *recorder) turn() (int64, bool) {
 	if r.stop.Load() {
 		return 0, false
 	}
-	now := nanotime()
+	now := sockio.Nanotime()
 	if now >= r.yieldAt {
 		now = r.yield(now)
 	}
@@ -170,10 +173,6 @@ func (r *recorder) turn() (int64, bool) {
 	return t, true
 }
 
-// yieldEvery is how often a flow reschedules itself: under the runtime's
-// forced-preemption period (10ms), so the runtime never needs to.
-const yieldEvery = 5 * int64(time.Millisecond)
-
 // yield reschedules the flow's goroutine between transactions and returns
 // the time after it. A flow that never reschedules (its raw or blocking
 // calls never go through the scheduler) is preempted by sysmon every 10ms:
@@ -185,9 +184,9 @@ const yieldEvery = 5 * int64(time.Millisecond)
 func (r *recorder) yield(now int64) int64 {
 	if r.yieldAt != 0 {
 		runtime.Gosched()
-		now = nanotime()
+		now = sockio.Nanotime()
 	}
-	r.yieldAt = now + yieldEvery
+	r.yieldAt = now + sockio.YieldEvery
 	return now
 }
 
@@ -196,7 +195,7 @@ func (r *recorder) yield(now int64) int64 {
 func sleepUntil(t int64) {
 	const spin = 60 * int64(time.Microsecond)
 	for {
-		d := t - nanotime()
+		d := t - sockio.Nanotime()
 		if d <= 0 {
 			return
 		}
@@ -213,7 +212,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Workload == HTTP {
+	if cfg.Workload == wire.HTTP {
 		return runHTTP(ctx, cfg)
 	}
 	addr := TargetAddr(cfg.Target)
@@ -222,7 +221,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("resolve target %s: %w", addr, err)
 	}
 	target := netip.AddrPortFrom(ta.AddrPort().Addr().Unmap(), ta.AddrPort().Port())
-	allowed, err := AllowedCPUs()
+	allowed, err := sockio.AllowedCPUs()
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +231,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	var ctrl net.Conn
-	if err := inNetNS(cfg.NetNS, func() error {
+	if err := netns.Do(cfg.NetNS, func() error {
 		var err error
 		ctrl, err = net.DialTimeout("tcp", target.String(), 5*time.Second)
 		return err
@@ -246,17 +245,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if _, err := ctrl.Write(hb); err != nil {
 		return nil, fmt.Errorf("send hello to %s: %w", target, err)
 	}
-	rep, err := readHelloReply(ctrl)
+	rep, err := wire.ReadHelloReply(ctrl)
 	if err != nil {
 		return nil, fmt.Errorf("handshake with %s (is it a latlab server?): %w", target, err)
 	}
-	if rep.Status != StatusOK {
-		return nil, fmt.Errorf("server %s refused the run: %s: %s", target, StatusText(rep.Status), rep.Message)
+	if rep.Status != wire.StatusOK {
+		return nil, fmt.Errorf("server %s refused the run: %s: %s", target, wire.StatusText(rep.Status), rep.Message)
 	}
 	ctrl.SetDeadline(time.Time{})
 
 	// One P per flow thread and two more. tcp_rr and udp_rr flows block in
-	// raw read(2)/write(2) (rawRead), keeping their P, so the rest of the
+	// raw read(2)/write(2) (sockio.RawRead), keeping their P, so the rest of the
 	// process (progress, the end of the run, a server in the same process)
 	// needs Ps of its own; and with a P idle, sysmon leaves a P in a
 	// blocking runtime call alone instead of handing it away after 20µs.
@@ -300,7 +299,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			setupErr = err
 		}
 	}
-	t0 := nanotime() + int64(2*time.Millisecond)
+	t0 := sockio.Nanotime() + int64(2*time.Millisecond)
 	startedAt := time.Now().Add(2 * time.Millisecond)
 	for i, r := range recs {
 		r.measure = t0 + int64(cfg.Warmup)
@@ -322,15 +321,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	ctrl.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := ctrl.Write(marshalEnd()); err != nil {
+	if _, err := ctrl.Write(wire.MarshalEnd()); err != nil {
 		return nil, fmt.Errorf("send end to %s: %w", target, err)
 	}
-	end, err := readEndReply(ctrl)
+	end, err := wire.ReadEndReply(ctrl)
 	if err != nil {
 		return nil, fmt.Errorf("collect server account from %s: %w", target, err)
 	}
-	if end.Status != StatusOK {
-		return nil, fmt.Errorf("server %s: %s", target, StatusText(end.Status))
+	if end.Status != wire.StatusOK {
+		return nil, fmt.Errorf("server %s: %s", target, wire.StatusText(end.Status))
 	}
 	res := aggregate(&cfg, recs, end, allowed, cpus)
 	res.Target = target.String()
@@ -379,7 +378,7 @@ func progress(cfg Config, t0 int64, done <-chan struct{}, stop *atomic.Bool) {
 			if stop.Load() {
 				return
 			}
-			el := time.Duration(nanotime() - t0)
+			el := time.Duration(sockio.Nanotime() - t0)
 			if el > total {
 				el = total
 			}
@@ -419,7 +418,7 @@ func planClientCPUs(cfg *Config, allowed []int) ([]int, error) {
 // runFlow is a flow goroutine's whole life: lock and pin its thread, dial,
 // report ready, wait for the start, run, close.
 func runFlow(cfg *Config, target netip.AddrPort, session uint64, idx, cpu int, r *recorder, ready chan<- error, start <-chan struct{}) error {
-	if err := lockThread(cfg.NetNS, cpu); err != nil {
+	if err := sockio.LockThread(cfg.NetNS, cpu); err != nil {
 		ready <- err
 		return nil
 	}
@@ -439,9 +438,9 @@ func runFlow(cfg *Config, target netip.AddrPort, session uint64, idx, cpu int, r
 		return nil
 	}
 	sleepUntil(r.measure - int64(cfg.Warmup))
-	cpu0 := threadCPU()
+	cpu0 := sockio.ThreadCPU()
 	err = f.run(r)
-	r.cpu = threadCPU() - cpu0
+	r.cpu = sockio.ThreadCPU() - cpu0
 	if err != nil {
 		r.stop.Store(true) // one broken flow ends the run
 		return fmt.Errorf("flow %d: %w", idx, err)
@@ -449,7 +448,7 @@ func runFlow(cfg *Config, target netip.AddrPort, session uint64, idx, cpu int, r
 	return nil
 }
 
-func aggregate(cfg *Config, recs []*recorder, end EndReply, allowed, cpus []int) *Result {
+func aggregate(cfg *Config, recs []*recorder, end wire.EndReply, allowed, cpus []int) *Result {
 	res := &Result{
 		Workload:  cfg.Workload,
 		ReqSize:   cfg.ReqSize,
@@ -479,7 +478,7 @@ func aggregate(cfg *Config, recs []*recorder, end EndReply, allowed, cpus []int)
 			res.Intervals[i].Lost += r.ivals[i].lost
 			res.Intervals[i].ThroughputBps += float64(r.ivals[i].bytes)
 		}
-		if cfg.Workload == TCPStream {
+		if cfg.Workload == wire.TCPStream {
 			res.FlowBps = append(res.FlowBps, float64(r.bytes)*8/cfg.Duration.Seconds())
 			res.ThroughputBps += float64(r.bytes) * 8 / cfg.Duration.Seconds()
 		}
@@ -492,7 +491,7 @@ func aggregate(cfg *Config, recs []*recorder, end EndReply, allowed, cpus []int)
 			length = rest
 		}
 		iv.RatePerSec = float64(iv.Transactions) / length.Seconds()
-		if cfg.Workload == TCPStream {
+		if cfg.Workload == wire.TCPStream {
 			iv.ThroughputBps = iv.ThroughputBps * 8 / length.Seconds()
 		} else {
 			iv.ThroughputBps = 0
@@ -502,7 +501,7 @@ func aggregate(cfg *Config, recs []*recorder, end EndReply, allowed, cpus []int)
 		}
 	}
 	res.RatePerSec = float64(res.Transactions) / cfg.Duration.Seconds()
-	if cfg.Workload != TCPStream {
+	if cfg.Workload != wire.TCPStream {
 		res.Latency = Summarize(res.Hist)
 	} else {
 		res.Direction = "client_to_server"
@@ -510,7 +509,7 @@ func aggregate(cfg *Config, recs []*recorder, end EndReply, allowed, cpus []int)
 			res.Direction = "server_to_client"
 		}
 	}
-	if cfg.Workload == UDPRR {
+	if cfg.Workload == wire.UDPRR {
 		if sent := res.Transactions + res.Lost; sent > 0 {
 			res.LossRatio = float64(res.Lost) / float64(sent)
 		}
@@ -537,7 +536,7 @@ func aggregate(cfg *Config, recs []*recorder, end EndReply, allowed, cpus []int)
 	}
 	wall := (cfg.Warmup + cfg.Duration).Seconds()
 	res.CPUUtil = CPUCost{Client: clientCPU.Seconds() / wall, Server: end.CPUTime.Seconds() / wall}
-	if cfg.Workload != TCPStream {
+	if cfg.Workload != wire.TCPStream {
 		if all > 0 {
 			res.CPUPerTxn.Client = float64(clientCPU.Microseconds()) / float64(all)
 		}
@@ -553,15 +552,15 @@ func aggregate(cfg *Config, recs []*recorder, end EndReply, allowed, cpus []int)
 type tcpRR struct {
 	fd        int
 	req, resp []byte
-	timeout   time.Duration // the socket's SO_RCVTIMEO (readFull's raw)
+	timeout   time.Duration // the socket's SO_RCVTIMEO (sockio.ReadFull's raw)
 }
 
 // dialTCP opens a blocking TCP connection to target and sends an Attach.
 // Request/response flows set TCP_NODELAY (as netperf and sockperf do);
 // streams leave Nagle on (as iperf3 does).
-func dialTCP(cfg *Config, target netip.AddrPort, a Attach, nodelay bool) (int, error) {
+func dialTCP(cfg *Config, target netip.AddrPort, a wire.Attach, nodelay bool) (int, error) {
 	fam := familyOf(target.Addr())
-	fd, err := socket(fam, unix.SOCK_STREAM)
+	fd, err := sockio.Socket(fam, unix.SOCK_STREAM)
 	if err != nil {
 		return -1, err
 	}
@@ -569,7 +568,7 @@ func dialTCP(cfg *Config, target netip.AddrPort, a Attach, nodelay bool) (int, e
 		unix.Close(fd)
 		return -1, err
 	}
-	if err := unix.Connect(fd, sockaddr(target, fam)); err != nil {
+	if err := unix.Connect(fd, sockio.Sockaddr(target, fam)); err != nil {
 		unix.Close(fd)
 		return -1, fmt.Errorf("connect data socket to %s: %w", target, err)
 	}
@@ -579,12 +578,12 @@ func dialTCP(cfg *Config, target netip.AddrPort, a Attach, nodelay bool) (int, e
 			return -1, err
 		}
 	}
-	if err := setTimeouts(fd, cfg.IOTimeout, cfg.IOTimeout); err != nil {
+	if err := sockio.SetTimeouts(fd, cfg.IOTimeout, cfg.IOTimeout); err != nil {
 		unix.Close(fd)
 		return -1, err
 	}
 	hdr, _ := a.MarshalBinary()
-	if err := writeFull(fd, hdr, 0, false); err != nil {
+	if err := sockio.WriteFull(fd, hdr, 0, false); err != nil {
 		unix.Close(fd)
 		return -1, fmt.Errorf("attach data socket: %w", err)
 	}
@@ -592,7 +591,7 @@ func dialTCP(cfg *Config, target netip.AddrPort, a Attach, nodelay bool) (int, e
 }
 
 func dialTCPRR(cfg *Config, target netip.AddrPort, session uint64, idx int) (flow, error) {
-	fd, err := dialTCP(cfg, target, Attach{Kind: kindAttach, Session: session, Flow: uint32(idx)}, true)
+	fd, err := dialTCP(cfg, target, wire.Attach{Kind: wire.KindAttach, Session: session, Flow: uint32(idx)}, true)
 	if err != nil {
 		return nil, err
 	}
@@ -605,13 +604,13 @@ func (f *tcpRR) run(r *recorder) error {
 		if !ok {
 			return nil
 		}
-		if err := writeFull(f.fd, f.req, 0, true); err != nil {
+		if err := sockio.WriteFull(f.fd, f.req, 0, true); err != nil {
 			return fmt.Errorf("send request: %w", err)
 		}
-		if err := readFull(f.fd, f.resp, 0, f.timeout); err != nil {
+		if err := sockio.ReadFull(f.fd, f.resp, 0, f.timeout); err != nil {
 			return fmt.Errorf("read response: %w", err)
 		}
-		t1 := nanotime()
+		t1 := sockio.Nanotime()
 		r.record(t1, t1-t0)
 	}
 }
@@ -636,7 +635,7 @@ type tcpCRR struct {
 // before the run and learns the algorithm the flow's sockets will run.
 func newCRR(cfg *Config, target netip.AddrPort, session uint64, idx int) (flow, error) {
 	fam := familyOf(target.Addr())
-	fd, err := socket(fam, unix.SOCK_STREAM)
+	fd, err := sockio.Socket(fam, unix.SOCK_STREAM)
 	if err != nil {
 		return nil, err
 	}
@@ -644,10 +643,10 @@ func newCRR(cfg *Config, target netip.AddrPort, session uint64, idx int) (flow, 
 	if err := setCongestion(fd, cfg.Congestion); err != nil {
 		return nil, err
 	}
-	req := make([]byte, attachLen+cfg.ReqSize)
-	a := Attach{Kind: kindCRR, Session: session, Flow: uint32(idx)}
-	a.put(req)
-	return &tcpCRR{fam: fam, sa: sockaddr(target, fam), req: req, cc: cfg.Congestion, ccName: congestionOf(fd),
+	req := make([]byte, wire.AttachLen+cfg.ReqSize)
+	a := wire.Attach{Kind: wire.KindCRR, Session: session, Flow: uint32(idx)}
+	a.Put(req)
+	return &tcpCRR{fam: fam, sa: sockio.Sockaddr(target, fam), req: req, cc: cfg.Congestion, ccName: congestionOf(fd),
 		resp: make([]byte, cfg.RespSize+1), timeout: unix.NsecToTimeval(cfg.IOTimeout.Nanoseconds())}, nil
 }
 
@@ -662,7 +661,7 @@ func (f *tcpCRR) run(r *recorder) error {
 		if err := f.once(); err != nil {
 			return err
 		}
-		t1 := nanotime()
+		t1 := sockio.Nanotime()
 		r.record(t1, t1-t0)
 	}
 }
@@ -693,11 +692,11 @@ func (f *tcpCRR) once() error {
 		}
 		return fmt.Errorf("connect: %w", err)
 	}
-	if err := writeFull(fd, f.req, 0, false); err != nil {
+	if err := sockio.WriteFull(fd, f.req, 0, false); err != nil {
 		return fmt.Errorf("send request: %w", err)
 	}
 	want := len(f.resp) - 1
-	if err := readFull(fd, f.resp[:want], 0, 0); err != nil {
+	if err := sockio.ReadFull(fd, f.resp[:want], 0, 0); err != nil {
 		return fmt.Errorf("read response: %w", err)
 	}
 	for {
@@ -727,7 +726,7 @@ type udpRR struct {
 
 func dialUDPRR(cfg *Config, target netip.AddrPort, session uint64, idx int) (flow, error) {
 	fam := familyOf(target.Addr())
-	fd, err := socket(fam, unix.SOCK_DGRAM)
+	fd, err := sockio.Socket(fam, unix.SOCK_DGRAM)
 	if err != nil {
 		return nil, err
 	}
@@ -735,14 +734,14 @@ func dialUDPRR(cfg *Config, target netip.AddrPort, session uint64, idx int) (flo
 		unix.Close(fd)
 		return nil, err
 	}
-	if err := unix.Connect(fd, sockaddr(target, fam)); err != nil {
+	if err := unix.Connect(fd, sockio.Sockaddr(target, fam)); err != nil {
 		return fail(fmt.Errorf("connect udp socket to %s: %w", target, err))
 	}
 	// Attach: retry a few times, the datagram or its ack may be lost.
-	if err := setTimeouts(fd, 200*time.Millisecond, 0); err != nil {
+	if err := sockio.SetTimeouts(fd, 200*time.Millisecond, 0); err != nil {
 		return fail(err)
 	}
-	a := Attach{Kind: kindUDP, Session: session, Flow: uint32(idx)}
+	a := wire.Attach{Kind: wire.KindUDP, Session: session, Flow: uint32(idx)}
 	hdr, _ := a.MarshalBinary()
 	buf := make([]byte, 2048)
 	attached := false
@@ -755,7 +754,7 @@ func dialUDPRR(cfg *Config, target netip.AddrPort, session uint64, idx int) (flo
 			if err != nil {
 				break // timeout or ICMP refusal: send again
 			}
-			if back, err := DecodeAttach(buf[:n]); err == nil && back == a {
+			if back, err := wire.DecodeAttach(buf[:n]); err == nil && back == a {
 				attached = true
 				break
 			}
@@ -764,7 +763,7 @@ func dialUDPRR(cfg *Config, target netip.AddrPort, session uint64, idx int) (flo
 	if !attached {
 		return fail(fmt.Errorf("udp attach to %s: no answer after 10 tries (is UDP port %d blocked?)", target, target.Port()))
 	}
-	if err := setTimeouts(fd, cfg.UDPTimeout, cfg.IOTimeout); err != nil {
+	if err := sockio.SetTimeouts(fd, cfg.UDPTimeout, cfg.IOTimeout); err != nil {
 		return fail(err)
 	}
 	return &udpRR{fd: fd, req: make([]byte, cfg.ReqSize), resp: make([]byte, max(cfg.RespSize, 2048)), timeout: int64(cfg.UDPTimeout)}, nil
@@ -779,37 +778,37 @@ func (f *udpRR) run(r *recorder) error {
 		}
 		seq++
 		binary.LittleEndian.PutUint64(f.req, seq)
-		_, err := rawWrite(f.fd, f.req)
+		_, err := sockio.RawWrite(f.fd, f.req)
 		for err == unix.EINTR { // a signal before the datagram went out
-			_, err = rawWrite(f.fd, f.req)
+			_, err = sockio.RawWrite(f.fd, f.req)
 		}
 		if err != nil {
 			if err == unix.ECONNREFUSED || err == unix.ENOBUFS || err == unix.EAGAIN {
-				r.lose(nanotime())
+				r.lose(sockio.Nanotime())
 				continue
 			}
 			return fmt.Errorf("send datagram: %w", err)
 		}
 		for {
-			n, err := rawRead(f.fd, f.resp)
+			n, err := sockio.RawRead(f.fd, f.resp)
 			if err != nil {
 				// A signal's EINTR restarts the wait with a whole
 				// timeout: past the timeout since the turn began (the
 				// send, or its scheduled time) it is one.
-				if err == unix.EINTR && nanotime()-t0 <= f.timeout {
+				if err == unix.EINTR && sockio.Nanotime()-t0 <= f.timeout {
 					continue
 				}
 				if err == unix.EINTR {
 					err = unix.EAGAIN
 				}
 				if err == unix.EAGAIN || err == unix.ECONNREFUSED {
-					r.lose(nanotime())
+					r.lose(sockio.Nanotime())
 					break
 				}
 				return fmt.Errorf("read datagram: %w", err)
 			}
-			if n >= MinUDPSize && binary.LittleEndian.Uint64(f.resp) == seq {
-				t1 := nanotime()
+			if n >= wire.MinUDPSize && binary.LittleEndian.Uint64(f.resp) == seq {
+				t1 := sockio.Nanotime()
 				r.record(t1, t1-t0)
 				break
 			}
@@ -831,7 +830,7 @@ type stream struct {
 }
 
 func dialStream(cfg *Config, target netip.AddrPort, session uint64, idx int) (flow, error) {
-	fd, err := dialTCP(cfg, target, Attach{Kind: kindAttach, Session: session, Flow: uint32(idx)}, false)
+	fd, err := dialTCP(cfg, target, wire.Attach{Kind: wire.KindAttach, Session: session, Flow: uint32(idx)}, false)
 	if err != nil {
 		return nil, err
 	}
@@ -841,7 +840,7 @@ func dialStream(cfg *Config, target netip.AddrPort, session uint64, idx int) (fl
 	}
 	f := &stream{fd: fd, buf: make([]byte, size), reverse: cfg.Reverse, timeout: cfg.IOTimeout}
 	if cfg.Reverse {
-		// The receiving side waits in poll and drains (recvBurst).
+		// The receiving side waits in poll and drains (sockio.RecvBurst).
 		if err := unix.SetNonblock(fd, true); err != nil {
 			unix.Close(fd)
 			return nil, fmt.Errorf("set data socket non-blocking: %w", err)
@@ -851,7 +850,7 @@ func dialStream(cfg *Config, target netip.AddrPort, session uint64, idx int) (fl
 }
 
 func (f *stream) run(r *recorder) error {
-	last := nanotime() // reverse: when data last arrived
+	last := sockio.Nanotime() // reverse: when data last arrived
 	for {
 		if r.stop.Load() {
 			return nil
@@ -859,27 +858,27 @@ func (f *stream) run(r *recorder) error {
 		var n int
 		var err error
 		if f.reverse {
-			n, err = recvBurst(f.fd, f.buf, f.timeout, false)
+			n, err = sockio.RecvBurst(f.fd, f.buf, f.timeout, false)
 			if err == io.EOF {
 				return io.ErrUnexpectedEOF
 			}
 			if n == 0 && err == nil {
 				// Woken without data (a signal, or the timeout).
-				if nanotime()-last < int64(f.timeout) {
+				if sockio.Nanotime()-last < int64(f.timeout) {
 					continue
 				}
 				err = unix.EAGAIN
 			}
 		} else {
-			n, err = rawWrite(f.fd, f.buf)
+			n, err = sockio.RawWrite(f.fd, f.buf)
 		}
-		t := nanotime()
+		t := sockio.Nanotime()
 		if err != nil {
 			if err == unix.EINTR {
 				continue
 			}
 			if err == unix.EAGAIN {
-				return fmt.Errorf("stream stalled for %v: %w", f.timeout, errTimeout)
+				return fmt.Errorf("stream stalled for %v: %w", f.timeout, sockio.ErrTimeout)
 			}
 			return fmt.Errorf("stream: %w", err)
 		}

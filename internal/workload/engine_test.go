@@ -5,19 +5,19 @@ package workload
 import (
 	"bytes"
 	"context"
-	"errors"
-	"io"
 	"log/slog"
 	"math"
 	"net"
 	"os"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/latlab/latlab/internal/server"
+	"github.com/latlab/latlab/internal/sockio"
 	"github.com/latlab/latlab/internal/testutil"
+	"github.com/latlab/latlab/internal/wire"
 )
 
 // syncBuffer is a goroutine-safe log sink.
@@ -39,14 +39,14 @@ func (s *syncBuffer) String() string {
 }
 
 // startServer runs a server on a loopback port until the test ends.
-func startServer(t *testing.T, cfg ServerConfig) (*Server, *syncBuffer) {
+func startServer(t *testing.T, cfg server.Config) (*server.Server, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := NewServer(cfg)
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,9 +69,9 @@ func startServer(t *testing.T, cfg ServerConfig) (*Server, *syncBuffer) {
 	return srv, logs
 }
 
-func shortConfig(target string, w Workload) Config {
+func shortConfig(target string, w wire.Workload) Config {
 	return Config{Target: target, Workload: w, Warmup: 100 * time.Millisecond, Duration: 400 * time.Millisecond,
-		Interval: 100 * time.Millisecond, ServerCPU: CPUAuto}
+		Interval: 100 * time.Millisecond, ServerCPU: wire.CPUAuto}
 }
 
 func checkResult(t *testing.T, cfg Config, res *Result) {
@@ -99,7 +99,7 @@ func checkResult(t *testing.T, cfg Config, res *Result) {
 	if want := int((cfg.Duration + cfg.Interval - 1) / cfg.Interval); len(res.Intervals) != want {
 		t.Errorf("%d intervals, want %d", len(res.Intervals), want)
 	}
-	if cfg.Workload != TCPStream {
+	if cfg.Workload != wire.TCPStream {
 		l := res.Latency
 		if l == nil {
 			t.Fatal("no latency summary")
@@ -123,26 +123,26 @@ func checkResult(t *testing.T, cfg Config, res *Result) {
 	if !p.ClientPinned || !p.ServerPinned || p.ClientCPU < 0 || p.ServerCPU < 0 {
 		t.Errorf("default placement should pin both sides: %+v", p)
 	}
-	allowed, _ := AllowedCPUs()
+	allowed, _ := sockio.AllowedCPUs()
 	if len(allowed) >= 2 && p.ClientCPU == p.ServerCPU {
 		t.Errorf("default placement put client and server on the same CPU %d with %v allowed", p.ClientCPU, allowed)
 	}
 }
 
 func TestWorkloadsLoopback(t *testing.T) {
-	srv, _ := startServer(t, ServerConfig{})
+	srv, _ := startServer(t, server.Config{})
 	cases := []struct {
 		name string
 		cfg  func(c *Config)
 	}{
-		{"tcp_rr", func(c *Config) { c.Workload = TCPRR }},
-		{"tcp_rr_large", func(c *Config) { c.Workload = TCPRR; c.ReqSize = 100; c.RespSize = 200000 }},
-		{"tcp_crr", func(c *Config) { c.Workload = TCPCRR }},
-		{"udp_rr", func(c *Config) { c.Workload = UDPRR }},
-		{"tcp_stream", func(c *Config) { c.Workload = TCPStream }},
-		{"tcp_stream_reverse", func(c *Config) { c.Workload = TCPStream; c.Reverse = true }},
-		{"tcp_rr_2flows", func(c *Config) { c.Workload = TCPRR; c.Flows = 2 }},
-		{"udp_rr_3flows", func(c *Config) { c.Workload = UDPRR; c.Flows = 3 }},
+		{"tcp_rr", func(c *Config) { c.Workload = wire.TCPRR }},
+		{"tcp_rr_large", func(c *Config) { c.Workload = wire.TCPRR; c.ReqSize = 100; c.RespSize = 200000 }},
+		{"tcp_crr", func(c *Config) { c.Workload = wire.TCPCRR }},
+		{"udp_rr", func(c *Config) { c.Workload = wire.UDPRR }},
+		{"tcp_stream", func(c *Config) { c.Workload = wire.TCPStream }},
+		{"tcp_stream_reverse", func(c *Config) { c.Workload = wire.TCPStream; c.Reverse = true }},
+		{"tcp_rr_2flows", func(c *Config) { c.Workload = wire.TCPRR; c.Flows = 2 }},
+		{"udp_rr_3flows", func(c *Config) { c.Workload = wire.UDPRR; c.Flows = 3 }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -154,10 +154,10 @@ func TestWorkloadsLoopback(t *testing.T) {
 			}
 			cfg.Defaults()
 			checkResult(t, cfg, res)
-			if cfg.Workload == UDPRR && res.Lost > res.Transactions/100 {
+			if cfg.Workload == wire.UDPRR && res.Lost > res.Transactions/100 {
 				t.Errorf("lost %d of %d datagrams on loopback", res.Lost, res.Transactions)
 			}
-			if cfg.Workload == TCPStream {
+			if cfg.Workload == wire.TCPStream {
 				if len(res.FlowBps) != cfg.Flows {
 					t.Errorf("%d per-flow throughputs for %d flows", len(res.FlowBps), cfg.Flows)
 				}
@@ -182,8 +182,8 @@ func TestIPv6Loopback(t *testing.T) {
 		testutil.SkipIfUnsupported(t, "no IPv6 loopback: %v", err)
 	}
 	ln.Close()
-	srv, _ := startServer(t, ServerConfig{Listen: "[::1]:0"})
-	for _, w := range []Workload{TCPRR, UDPRR, TCPCRR} {
+	srv, _ := startServer(t, server.Config{Listen: "[::1]:0"})
+	for _, w := range []wire.Workload{wire.TCPRR, wire.UDPRR, wire.TCPCRR} {
 		cfg := shortConfig(srv.Addr().String(), w)
 		res, err := Run(context.Background(), cfg)
 		if err != nil {
@@ -197,9 +197,9 @@ func TestIPv6Loopback(t *testing.T) {
 // A dual-stack server (":0") answers IPv4 clients, UDP included (the
 // per-flow sockets are AF_INET6 connected to v4-mapped peers).
 func TestDualStack(t *testing.T) {
-	srv, _ := startServer(t, ServerConfig{Listen: ":0"})
+	srv, _ := startServer(t, server.Config{Listen: ":0"})
 	target := net.JoinHostPort("127.0.0.1", strings.TrimPrefix(srv.Addr().String()[strings.LastIndex(srv.Addr().String(), ":"):], ":"))
-	for _, w := range []Workload{TCPRR, UDPRR} {
+	for _, w := range []wire.Workload{wire.TCPRR, wire.UDPRR} {
 		cfg := shortConfig(target, w)
 		if _, err := Run(context.Background(), cfg); err != nil {
 			t.Fatalf("%s to dual-stack server over IPv4: %v", w, err)
@@ -208,8 +208,8 @@ func TestDualStack(t *testing.T) {
 }
 
 func TestUDPLoss(t *testing.T) {
-	srv, _ := startServer(t, ServerConfig{DropEvery: 10})
-	cfg := shortConfig(srv.Addr().String(), UDPRR)
+	srv, _ := startServer(t, server.Config{DropEvery: 10})
+	cfg := shortConfig(srv.Addr().String(), wire.UDPRR)
 	cfg.UDPTimeout = 5 * time.Millisecond
 	cfg.Duration = 600 * time.Millisecond
 	res, err := Run(context.Background(), cfg)
@@ -238,8 +238,8 @@ func TestUDPLoss(t *testing.T) {
 }
 
 func TestOpenLoop(t *testing.T) {
-	srv, _ := startServer(t, ServerConfig{})
-	for _, w := range []Workload{TCPRR, UDPRR} {
+	srv, _ := startServer(t, server.Config{})
+	for _, w := range []wire.Workload{wire.TCPRR, wire.UDPRR} {
 		cfg := shortConfig(srv.Addr().String(), w)
 		cfg.Rate = 2000
 		cfg.Flows = 2
@@ -262,8 +262,8 @@ func TestOpenLoop(t *testing.T) {
 // cannot keep up with the schedule, the reported latency grows with the
 // queue and the late sends are counted.
 func TestOpenLoopCountsQueueing(t *testing.T) {
-	srv, _ := startServer(t, ServerConfig{})
-	cfg := shortConfig(srv.Addr().String(), TCPCRR)
+	srv, _ := startServer(t, server.Config{})
+	cfg := shortConfig(srv.Addr().String(), wire.TCPCRR)
 	closed, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -310,9 +310,9 @@ func TestPlacement(t *testing.T) {
 }
 
 func TestExplicitPlacement(t *testing.T) {
-	allowed, _ := AllowedCPUs()
-	srv, _ := startServer(t, ServerConfig{})
-	cfg := shortConfig(srv.Addr().String(), TCPRR)
+	allowed, _ := sockio.AllowedCPUs()
+	srv, _ := startServer(t, server.Config{})
+	cfg := shortConfig(srv.Addr().String(), wire.TCPRR)
 	last := allowed[len(allowed)-1]
 	cfg.ClientCPUs = []int{last}
 	cfg.ServerCPU = last
@@ -327,7 +327,7 @@ func TestExplicitPlacement(t *testing.T) {
 	if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "allowed set") {
 		t.Errorf("server CPU outside its allowed set: err %v", err)
 	}
-	cfg.ServerCPU = CPUNone
+	cfg.ServerCPU = wire.CPUNone
 	cfg.NoPin, cfg.ClientCPUs = true, nil
 	res, err = Run(context.Background(), cfg)
 	if err != nil {
@@ -339,10 +339,10 @@ func TestExplicitPlacement(t *testing.T) {
 }
 
 func TestConcurrentClients(t *testing.T) {
-	srv, _ := startServer(t, ServerConfig{})
+	srv, _ := startServer(t, server.Config{})
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
-	for _, w := range []Workload{TCPRR, UDPRR, TCPCRR, TCPStream} {
+	for _, w := range []wire.Workload{wire.TCPRR, wire.UDPRR, wire.TCPCRR, wire.TCPStream} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -360,8 +360,8 @@ func TestConcurrentClients(t *testing.T) {
 }
 
 func TestCancel(t *testing.T) {
-	srv, _ := startServer(t, ServerConfig{})
-	cfg := shortConfig(srv.Addr().String(), TCPRR)
+	srv, _ := startServer(t, server.Config{})
+	cfg := shortConfig(srv.Addr().String(), wire.TCPRR)
 	cfg.Duration = 30 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
@@ -374,7 +374,7 @@ func TestCancel(t *testing.T) {
 		t.Errorf("cancel took %v", el)
 	}
 	// The server is still fine.
-	if _, err := Run(context.Background(), shortConfig(srv.Addr().String(), TCPRR)); err != nil {
+	if _, err := Run(context.Background(), shortConfig(srv.Addr().String(), wire.TCPRR)); err != nil {
 		t.Errorf("after a cancelled run: %v", err)
 	}
 }
@@ -383,144 +383,21 @@ func TestNoServer(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()
 	ln.Close()
-	_, err := Run(context.Background(), shortConfig(addr, TCPRR))
+	_, err := Run(context.Background(), shortConfig(addr, wire.TCPRR))
 	if err == nil || !strings.Contains(err.Error(), "connect to latlab server") {
 		t.Errorf("no server: err %v", err)
 	}
 }
 
-// Bad input never takes the server down: each bad client gets its
-// connection closed with a logged reason and a good client still runs.
-func TestServerBadInput(t *testing.T) {
-	srv, logs := startServer(t, ServerConfig{HandshakeTimeout: 300 * time.Millisecond, Grace: 300 * time.Millisecond})
-	addr := srv.Addr().String()
-	dial := func(t *testing.T) net.Conn {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
-	// expectClosed waits for the server to close c and returns what it sent.
-	expectClosed := func(t *testing.T, c net.Conn) []byte {
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		b, err := io.ReadAll(c)
-		// Closing with unread input makes the kernel send a reset: that
-		// is a close too. A timeout is not.
-		if err != nil && !errors.Is(err, syscall.ECONNRESET) {
-			t.Fatalf("server did not close the connection: %v", err)
-		}
-		return b
-	}
-	hello := func(mut func(b []byte)) []byte {
-		h := validHello()
-		b, _ := h.MarshalBinary()
-		if mut != nil {
-			mut(b)
-		}
-		return b
-	}
-	cases := []struct {
-		name   string
-		send   []byte
-		status int // expected reply status, -1 for none
-		log    string
-	}{
-		{"garbage", []byte("SSH-2.0-OpenSSH_9.2\r\n"), -1, "bad magic"},
-		{"wrong version", hello(func(b []byte) { b[5] = 7 }), int(StatusBadVersion), "bad hello"},
-		{"oversized", hello(func(b []byte) { b[12] = 0x7f }), int(StatusBadRequest), "response size"},
-		{"unknown kind", hello(func(b []byte) { b[6] = 77 }), -1, "unknown message kind"},
-		{"attach to nothing", func() []byte { a := Attach{Kind: kindAttach, Session: 1}; b, _ := a.MarshalBinary(); return b }(), -1, "unknown session"},
-		{"crr to nothing", func() []byte { a := Attach{Kind: kindCRR, Session: 1}; b, _ := a.MarshalBinary(); return b }(), -1, "unknown session"},
-		{"slow", []byte("LLA"), -1, "no header"},
-		{"silent", nil, -1, "no header"},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			conn := dial(t)
-			if len(c.send) > 0 {
-				conn.Write(c.send)
-			}
-			got := expectClosed(t, conn)
-			if c.status >= 0 {
-				rep, err := readHelloReply(bytes.NewReader(got))
-				if err != nil {
-					t.Fatalf("no reply before close: %v (%q)", err, got)
-				}
-				if rep.Status != byte(c.status) || rep.Message == "" {
-					t.Errorf("reply %+v, want status %d with a message", rep, c.status)
-				}
-			}
-			deadline := time.Now().Add(2 * time.Second)
-			for !strings.Contains(logs.String(), c.log) && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-			}
-			if !strings.Contains(logs.String(), c.log) {
-				t.Errorf("log does not give the reason %q", c.log)
-			}
-		})
-	}
-	// Half-open: a session whose client vanishes after the hello is ended
-	// by the server after warm-up+duration+grace.
-	t.Run("half-open", func(t *testing.T) {
-		conn := dial(t)
-		h := validHello()
-		h.Duration, h.Warmup = 100*time.Millisecond, 0
-		b, _ := h.MarshalBinary()
-		conn.Write(b)
-		rep, err := readHelloReply(conn)
-		if err != nil || rep.Status != StatusOK {
-			t.Fatalf("hello: %+v %v", rep, err)
-		}
-		expectClosed(t, conn)
-		if srv.lookup(rep.Session) != nil {
-			t.Error("session still registered after its deadline")
-		}
-	})
-	res, err := Run(context.Background(), shortConfig(addr, TCPRR))
-	if err != nil {
-		t.Fatalf("good client after bad ones: %v", err)
-	}
-	if res.Transactions == 0 {
-		t.Fatal("good client ran no transactions")
-	}
-}
-
-// The server bounds connections that have not sent their header.
-func TestServerPendingLimit(t *testing.T) {
-	srv, logs := startServer(t, ServerConfig{MaxPending: 2, HandshakeTimeout: 2 * time.Second})
-	var conns []net.Conn
-	for i := 0; i < 4; i++ {
-		c, err := net.Dial("tcp", srv.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-	}
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	deadline := time.Now().Add(2 * time.Second)
-	for !strings.Contains(logs.String(), "too many connections") && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if !strings.Contains(logs.String(), "too many connections") {
-		t.Error("server accepted more pending connections than MaxPending")
-	}
-}
-
 func TestNetNS(t *testing.T) {
 	_, path := testutil.NewNetNS(t)
-	srv, _ := startServer(t, ServerConfig{NetNS: path, Listen: "127.0.0.1:0"})
+	srv, _ := startServer(t, server.Config{NetNS: path, Listen: "127.0.0.1:0"})
 	// The server is in the namespace: the caller's loopback does not reach it.
 	if c, err := net.DialTimeout("tcp", srv.Addr().String(), 200*time.Millisecond); err == nil {
 		c.Close()
 		t.Error("server in a namespace answered on the caller's loopback")
 	}
-	for _, w := range Workloads {
+	for _, w := range wire.Workloads {
 		cfg := shortConfig(srv.Addr().String(), w)
 		cfg.NetNS = path
 		res, err := Run(context.Background(), cfg)
@@ -540,10 +417,10 @@ func TestCongestion(t *testing.T) {
 	if err != nil {
 		t.Skipf("no congestion control sysctl: %v", err)
 	}
-	srv, _ := startServer(t, ServerConfig{})
+	srv, _ := startServer(t, server.Config{})
 	addr := srv.Addr().String()
 
-	cfg := shortConfig(addr, TCPRR)
+	cfg := shortConfig(addr, wire.TCPRR)
 	res, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -552,7 +429,7 @@ func TestCongestion(t *testing.T) {
 		t.Errorf("default run reports congestion %q, the namespace default is %q", got, want)
 	}
 	// reno is built into every kernel with TCP and always allowed.
-	for _, w := range []Workload{TCPStream, TCPCRR} {
+	for _, w := range []wire.Workload{wire.TCPStream, wire.TCPCRR} {
 		cfg := shortConfig(addr, w)
 		cfg.Congestion = "reno"
 		res, err := Run(context.Background(), cfg)
@@ -564,17 +441,17 @@ func TestCongestion(t *testing.T) {
 		}
 		checkResult(t, cfg, res)
 	}
-	cfg.Workload, cfg.Congestion = TCPRR, "nosuchcc"
+	cfg.Workload, cfg.Congestion = wire.TCPRR, "nosuchcc"
 	if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "this kernel offers") {
 		t.Errorf("unknown algorithm: err %v, want one listing what the kernel offers", err)
 	}
 	for _, bad := range []func(c *Config){
-		func(c *Config) { c.Workload = UDPRR },
-		func(c *Config) { c.Workload, c.Reverse = TCPStream, true },
+		func(c *Config) { c.Workload = wire.UDPRR },
+		func(c *Config) { c.Workload, c.Reverse = wire.TCPStream, true },
 		func(c *Config) { c.Congestion = "cubic; rm" },
 		func(c *Config) { c.Congestion = strings.Repeat("x", 16) },
 	} {
-		c := shortConfig(addr, TCPRR)
+		c := shortConfig(addr, wire.TCPRR)
 		c.Congestion = "reno"
 		bad(&c)
 		c.Defaults()

@@ -8,12 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-)
 
-// HTTP is HTTP/1.1 load against any HTTP server (latlab's own endpoint,
-// nginx, an application). It does not speak the latlab protocol: there is
-// no control session, so the server's CPU cost is not reported.
-const HTTP Workload = "http"
+	"github.com/latlab/latlab/internal/wire"
+)
 
 // MaxHTTPConnections bounds --connections for the http workload.
 const MaxHTTPConnections = 16384
@@ -164,8 +161,8 @@ func (c *Config) validateHTTP() error {
 	if c.Threads < 1 || c.Threads > c.Flows {
 		return fmt.Errorf("threads %d outside [1, connections=%d]", c.Threads, c.Flows)
 	}
-	if c.Duration <= 0 || c.Warmup < 0 || c.Warmup+c.Duration > MaxDuration {
-		return fmt.Errorf("warm-up %v + duration %v must be positive and at most %v", c.Warmup, c.Duration, MaxDuration)
+	if c.Duration <= 0 || c.Warmup < 0 || c.Warmup+c.Duration > wire.MaxDuration {
+		return fmt.Errorf("warm-up %v + duration %v must be positive and at most %v", c.Warmup, c.Duration, wire.MaxDuration)
 	}
 	if c.Rate < 0 || c.Rate != c.Rate || c.Rate > 1e9 {
 		return fmt.Errorf("rate %v must be a positive number of requests per second", c.Rate)
@@ -180,18 +177,6 @@ func (c *Config) validateHTTP() error {
 		return fmt.Errorf("request timeout %v too short", c.IOTimeout)
 	}
 	return nil
-}
-
-// isHTTPMethod reports whether b (the first bytes of a connection) starts
-// with an HTTP method token and a space.
-func isHTTPMethod(b []byte) bool {
-	for _, m := range []string{"GET ", "HEAD ", "POST ", "PUT ", "DELETE ", "OPTIONS ", "PATCH ", "TRACE ", "CONNECT "} {
-		n := min(len(m), len(b))
-		if n > 0 && string(b[:n]) == m[:n] {
-			return true
-		}
-	}
-	return false
 }
 
 func (c *Config) httpDefaults() {

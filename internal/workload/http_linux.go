@@ -13,6 +13,10 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/latlab/latlab/internal/netns"
+	"github.com/latlab/latlab/internal/sockio"
+	"github.com/latlab/latlab/internal/wire"
 )
 
 // HTTP client engine.
@@ -25,7 +29,7 @@ import (
 // buffer, and the response is parsed in place (status line, Content-Length,
 // chunked framing, Connection: close) and then discarded. Reads, writes,
 // polls that cannot block and open-loop waits skip the runtime's syscall
-// bookkeeping (rawRead, epollWaitNs); only a closed-loop epoll wait that
+// bookkeeping (sockio.RawRead, epollWaitNs); only a closed-loop epoll wait that
 // may block goes through it.
 //
 // Closed loop: a connection sends its next request as soon as the previous
@@ -122,7 +126,7 @@ func runHTTP(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	var ap netip.AddrPort
-	if err := inNetNS(cfg.NetNS, func() error {
+	if err := netns.Do(cfg.NetNS, func() error {
 		ta, err := net.ResolveTCPAddr("tcp", t.addr)
 		if err != nil {
 			return err
@@ -132,7 +136,7 @@ func runHTTP(ctx context.Context, cfg Config) (*Result, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("resolve %s: %w", t.addr, err)
 	}
-	allowed, err := AllowedCPUs()
+	allowed, err := sockio.AllowedCPUs()
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +177,7 @@ func runHTTP(ctx context.Context, cfg Config) (*Result, error) {
 			n++
 		}
 		recs[i] = newRecorder(&cfg, &stop)
-		threads[i] = &httpThread{cfg: &cfg, sa: sockaddr(ap, fam), fam: fam, req: req, head: cfg.Method == "HEAD",
+		threads[i] = &httpThread{cfg: &cfg, sa: sockio.Sockaddr(ap, fam), fam: fam, req: req, head: cfg.Method == "HEAD",
 			conns: make([]*hconn, n), r: recs[i], timeout: int64(cfg.IOTimeout)}
 	}
 	start := make(chan struct{})
@@ -193,7 +197,7 @@ func runHTTP(ctx context.Context, cfg Config) (*Result, error) {
 			setupErr = err
 		}
 	}
-	t0 := nanotime() + int64(2*time.Millisecond)
+	t0 := sockio.Nanotime() + int64(2*time.Millisecond)
 	startedAt := time.Now().Add(2 * time.Millisecond)
 	conn := 0
 	for i, r := range recs {
@@ -214,7 +218,7 @@ func runHTTP(ctx context.Context, cfg Config) (*Result, error) {
 	if err := launch(ctx, &cfg, setupErr, t0, startedAt, start, watchDone, &stop, &wg, errs); err != nil {
 		return nil, err
 	}
-	res := aggregate(&cfg, recs, EndReply{ServerCPU: CPUNone}, allowed, cpus)
+	res := aggregate(&cfg, recs, wire.EndReply{ServerCPU: wire.CPUNone}, allowed, cpus)
 	res.Target = t.display
 	res.StartedAt = startedAt
 	res.RespSize = 0
@@ -236,7 +240,7 @@ func runHTTP(ctx context.Context, cfg Config) (*Result, error) {
 // life is a thread's whole life: lock and pin, connect its connections,
 // report ready, run, close.
 func (th *httpThread) life(cpu int, ready chan<- error, start <-chan struct{}) error {
-	if err := lockThread(th.cfg.NetNS, cpu); err != nil {
+	if err := sockio.LockThread(th.cfg.NetNS, cpu); err != nil {
 		ready <- err
 		return nil
 	}
@@ -266,9 +270,9 @@ func (th *httpThread) life(cpu int, ready chan<- error, start <-chan struct{}) e
 		return nil
 	}
 	sleepUntil(th.r.measure - int64(th.cfg.Warmup))
-	cpu0 := threadCPU()
+	cpu0 := sockio.ThreadCPU()
 	err = th.run()
-	th.r.cpu = threadCPU() - cpu0
+	th.r.cpu = sockio.ThreadCPU() - cpu0
 	if err != nil {
 		th.r.stop.Store(true)
 	}
@@ -345,7 +349,7 @@ func (th *httpThread) connect(c *hconn) error {
 		th.setOut(c, false)
 	case unix.EINPROGRESS, unix.EINTR:
 		c.state = hsConnecting
-		c.deadline = nanotime() + th.timeout
+		c.deadline = sockio.Nanotime() + th.timeout
 		th.arm(c.deadline)
 	default:
 		th.drop(c)
@@ -431,7 +435,7 @@ func (th *httpThread) send(c *hconn, t0 int64) {
 			th.countErr(&th.errs.Connect, t0)
 			c.pending = false
 			c.state = hsBackoff
-			c.retryAt = nanotime() + int64(connectBackoff)
+			c.retryAt = sockio.Nanotime() + int64(connectBackoff)
 			th.arm(c.retryAt)
 			return
 		}
@@ -447,7 +451,7 @@ func (th *httpThread) send(c *hconn, t0 int64) {
 	c.start = t0
 	c.sent = 0
 	c.ps = psHead
-	c.deadline = nanotime() + th.timeout
+	c.deadline = sockio.Nanotime() + th.timeout
 	th.arm(c.deadline)
 	th.write(c)
 }
@@ -460,7 +464,7 @@ func (th *httpThread) countErr(class *int64, t int64) {
 
 func (th *httpThread) write(c *hconn) {
 	for c.sent < len(th.req) {
-		n, err := rawWrite(c.fd, th.req[c.sent:])
+		n, err := sockio.RawWrite(c.fd, th.req[c.sent:])
 		if n > 0 {
 			c.sent += n
 			continue
@@ -473,7 +477,7 @@ func (th *httpThread) write(c *hconn) {
 			th.setOut(c, true)
 			return
 		}
-		th.fail(c, &th.errs.Write, nanotime())
+		th.fail(c, &th.errs.Write, sockio.Nanotime())
 		return
 	}
 	c.state = hsReading
@@ -483,7 +487,7 @@ func (th *httpThread) write(c *hconn) {
 // run is the thread's event loop.
 func (th *httpThread) run() error {
 	r := th.r
-	now := nanotime()
+	now := sockio.Nanotime()
 	th.wake = now
 	lastEv := now
 	if !r.paced {
@@ -492,7 +496,7 @@ func (th *httpThread) run() error {
 		}
 	}
 	for {
-		now = nanotime()
+		now = sockio.Nanotime()
 		if now >= r.end || r.stop.Load() {
 			return nil
 		}
@@ -540,7 +544,7 @@ func (th *httpThread) run() error {
 		// round): reads and writes do not interleave, and the server can
 		// find several requests per wake-up.
 		if len(th.due) > 0 {
-			now = nanotime()
+			now = sockio.Nanotime()
 			for _, c := range th.due {
 				if c.state == hsIdle && c.fd >= 0 {
 					th.send(c, now)
@@ -622,7 +626,7 @@ func (th *httpThread) event(c *hconn, ev uint32) {
 		if ev&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) == 0 {
 			return
 		}
-		now := nanotime()
+		now := sockio.Nanotime()
 		if err := soError(c.fd); err != nil {
 			th.countErr(&th.errs.Connect, now)
 			th.drop(c)
@@ -659,17 +663,17 @@ func (th *httpThread) event(c *hconn, ev uint32) {
 func (th *httpThread) read(c *hconn) {
 	if c.w == len(c.buf) {
 		if c.r == 0 {
-			th.fail(c, &th.errs.Parse, nanotime()) // header larger than the buffer
+			th.fail(c, &th.errs.Parse, sockio.Nanotime()) // header larger than the buffer
 			return
 		}
 		c.w = copy(c.buf, c.buf[c.r:c.w])
 		c.r = 0
 	}
-	n, err := rawRead(c.fd, c.buf[c.w:])
+	n, err := sockio.RawRead(c.fd, c.buf[c.w:])
 	if err == unix.EAGAIN || err == unix.EINTR {
 		return
 	}
-	now := nanotime()
+	now := sockio.Nanotime()
 	if err != nil || n == 0 {
 		switch {
 		case c.state == hsClosing && err == nil:
@@ -750,7 +754,7 @@ func (th *httpThread) parse(c *hconn) (done, ok bool) {
 		b := c.buf[c.r:c.w]
 		switch c.ps {
 		case psHead:
-			end := indexCRLFCRLF(b)
+			end := wire.IndexCRLFCRLF(b)
 			if end < 0 {
 				return false, len(b) < httpMaxHeadSize
 			}
@@ -778,14 +782,14 @@ func (th *httpThread) parse(c *hconn) (done, ok bool) {
 			return false, true
 		case psChunkSize:
 			// The limit is on the line, wherever TCP cut it.
-			i := indexCRLF(b)
+			i := wire.IndexCRLF(b)
 			if i < 0 {
 				return false, len(b) <= httpMaxChunkLine // a line of max-1 bytes may have its CR but not yet its LF
 			}
 			if i >= httpMaxChunkLine {
 				return false, false
 			}
-			size, ok := parseHexSize(b[:i])
+			size, ok := wire.ParseHexSize(b[:i])
 			if !ok {
 				return false, false
 			}
@@ -814,7 +818,7 @@ func (th *httpThread) parse(c *hconn) (done, ok bool) {
 			c.r += 2
 			c.ps = psChunkSize
 		case psTrailer:
-			i := indexCRLF(b)
+			i := wire.IndexCRLF(b)
 			if i < 0 {
 				return false, len(b) <= httpMaxTrailerLine
 			}
@@ -833,7 +837,7 @@ func (th *httpThread) parse(c *hconn) (done, ok bool) {
 // the final CRLFCRLF) and sets the body state.
 func (th *httpThread) parseHead(c *hconn, head []byte) bool {
 	line, rest := head, []byte(nil)
-	if i := indexCRLF(head); i >= 0 {
+	if i := wire.IndexCRLF(head); i >= 0 {
 		line, rest = head[:i], head[i+2:]
 	}
 	// HTTP/1.x SSS[ reason]
@@ -856,7 +860,7 @@ func (th *httpThread) parseHead(c *hconn, head []byte) bool {
 	cl, chunked := int64(-1), false
 	for len(rest) > 0 {
 		var h []byte
-		if i := indexCRLF(rest); i >= 0 {
+		if i := wire.IndexCRLF(rest); i >= 0 {
 			h, rest = rest[:i], rest[i+2:]
 		} else {
 			h, rest = rest, nil
@@ -871,23 +875,23 @@ func (th *httpThread) parseHead(c *hconn, head []byte) bool {
 		if colon <= 0 {
 			return false
 		}
-		name, val := h[:colon], trimOWS(h[colon+1:])
+		name, val := h[:colon], wire.TrimOWS(h[colon+1:])
 		switch {
-		case asciiEqualFold(name, "content-length"):
-			v, ok := parseDec(val)
+		case wire.ASCIIEqualFold(name, "content-length"):
+			v, ok := wire.ParseDec(val)
 			if !ok || (cl >= 0 && cl != v) {
 				return false
 			}
 			cl = v
-		case asciiEqualFold(name, "transfer-encoding"):
-			if !asciiHasSuffixFold(val, "chunked") {
+		case wire.ASCIIEqualFold(name, "transfer-encoding"):
+			if !wire.ASCIIHasSuffixFold(val, "chunked") {
 				return false // other codings cannot be framed
 			}
 			chunked = true
-		case asciiEqualFold(name, "connection"):
-			if asciiContainsFold(val, "close") {
+		case wire.ASCIIEqualFold(name, "connection"):
+			if wire.ASCIIContainsFold(val, "close") {
 				c.keepAlive = false
-			} else if asciiContainsFold(val, "keep-alive") {
+			} else if wire.ASCIIContainsFold(val, "keep-alive") {
 				c.keepAlive = true
 			}
 		}
@@ -906,111 +910,11 @@ func (th *httpThread) parseHead(c *hconn, head []byte) bool {
 	return true
 }
 
-func indexCRLF(b []byte) int {
-	for i := 0; i+1 < len(b); i++ {
-		if b[i] == '\r' && b[i+1] == '\n' {
-			return i
-		}
-	}
-	return -1
-}
-
-func indexCRLFCRLF(b []byte) int {
-	for i := 0; i+3 < len(b); i++ {
-		if b[i] == '\r' && b[i+1] == '\n' && b[i+2] == '\r' && b[i+3] == '\n' {
-			return i
-		}
-	}
-	return -1
-}
-
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-func lower(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
-}
-
-func asciiEqualFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		if lower(b[i]) != s[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func asciiHasSuffixFold(b []byte, s string) bool {
-	return len(b) >= len(s) && asciiEqualFold(b[len(b)-len(s):], s)
-}
-
-func asciiContainsFold(b []byte, s string) bool {
-	for i := 0; i+len(s) <= len(b); i++ {
-		if asciiEqualFold(b[i:i+len(s)], s) {
-			return true
-		}
-	}
-	return false
-}
-
-func parseDec(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 18 {
-		return 0, false
-	}
-	var v int64
-	for _, d := range b {
-		if d < '0' || d > '9' {
-			return 0, false
-		}
-		v = v*10 + int64(d-'0')
-	}
-	return v, true
-}
-
-// parseHexSize parses a chunk-size line (extensions after ';' ignored).
-func parseHexSize(b []byte) (int64, bool) {
-	for i, ch := range b {
-		if ch == ';' {
-			b = b[:i]
-			break
-		}
-	}
-	b = trimOWS(b)
-	if len(b) == 0 || len(b) > 15 {
-		return 0, false
-	}
-	var v int64
-	for _, d := range b {
-		switch {
-		case '0' <= d && d <= '9':
-			v = v<<4 | int64(d-'0')
-		case 'a' <= lower(d) && lower(d) <= 'f':
-			v = v<<4 | int64(lower(d)-'a'+10)
-		default:
-			return 0, false
-		}
-	}
-	return v, true
-}
-
 var epollPwait2Missing atomic.Bool
 
 // epollWaitNs waits up to ns nanoseconds: epoll_pwait2 (Linux 5.11+) for
 // sub-millisecond open-loop timing, epoll_wait (rounded up to 1ms) before.
-// A poll (ns == 0) skips the runtime's syscall bookkeeping, as rawRead
+// A poll (ns == 0) skips the runtime's syscall bookkeeping, as sockio.RawRead
 // does, and so does a wait with raw set. Other waits go through it, so
 // that the thread's P serves other goroutines meanwhile (a server in the
 // same process, in tests and in the lab, would otherwise starve for up to

@@ -21,6 +21,7 @@ import (
 	"github.com/latlab/latlab/internal/offload"
 	"github.com/latlab/latlab/internal/probe"
 	"github.com/latlab/latlab/internal/topo"
+	"github.com/latlab/latlab/internal/wire"
 	"github.com/latlab/latlab/internal/workload"
 )
 
@@ -60,7 +61,7 @@ type Spec struct {
 	// MacvlanParent is the parent device of the macvlan network, in the
 	// daemon's network namespace; MacvlanSubnet (optional) its subnet.
 	MacvlanParent, MacvlanSubnet string
-	Workloads                    []workload.Workload
+	Workloads                    []wire.Workload
 	// Trials fixes the rounds; 0: adaptive, as the lab's (TargetCI,
 	// Budget, MinTrials: experiment.LabSpec).
 	Trials           int
@@ -128,7 +129,7 @@ func (s *Spec) Defaults() {
 		s.Seed = mrand.Uint64()
 	}
 	if s.Port == 0 {
-		s.Port = workload.DefaultPort
+		s.Port = wire.DefaultPort
 	}
 	if s.PublishedPort == 0 {
 		s.PublishedPort = 17707
@@ -140,7 +141,7 @@ func (s *Spec) Defaults() {
 		s.Undoers = experiment.UndoHandlers().With(UndoHandlers())
 	}
 	if s.Placement.Name == "" && s.NoCalibrate {
-		s.Placement = experiment.Placement{Name: "auto", ServerCPU: workload.CPUAuto}
+		s.Placement = experiment.Placement{Name: "auto", ServerCPU: wire.CPUAuto}
 	}
 }
 
@@ -155,7 +156,7 @@ func (s *Spec) Validate() error {
 		return fmt.Errorf("unknown baseline mode %q", s.Baseline)
 	}
 	for _, w := range s.Workloads {
-		if _, err := workload.ParseWorkload(string(w)); err != nil {
+		if _, err := wire.ParseWorkload(string(w)); err != nil {
 			return err
 		}
 	}
@@ -168,8 +169,8 @@ func (s *Spec) Validate() error {
 	if s.Duration < 50*time.Millisecond || s.Duration%time.Millisecond != 0 || s.Warmup < 0 || s.Warmup%time.Millisecond != 0 {
 		return fmt.Errorf("duration %v (at least 50ms) and warm-up %v must be whole milliseconds", s.Duration, s.Warmup)
 	}
-	if s.Size < 1 || s.Size > workload.MaxMessageSize {
-		return fmt.Errorf("size %d outside 1..%d", s.Size, workload.MaxMessageSize)
+	if s.Size < 1 || s.Size > wire.MaxMessageSize {
+		return fmt.Errorf("size %d outside 1..%d", s.Size, wire.MaxMessageSize)
 	}
 	if s.Port < 1 || s.Port > 65535 || s.PublishedPort < 1 || s.PublishedPort > 65535 {
 		return fmt.Errorf("ports %d/%d outside 1..65535", s.Port, s.PublishedPort)

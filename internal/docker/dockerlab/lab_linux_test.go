@@ -16,7 +16,7 @@ import (
 	"github.com/latlab/latlab/internal/experiment"
 	"github.com/latlab/latlab/internal/journal"
 	"github.com/latlab/latlab/internal/stats"
-	"github.com/latlab/latlab/internal/workload"
+	"github.com/latlab/latlab/internal/wire"
 )
 
 // TestDockerLab runs every mode on a private dockerd (macvlan on a veth
@@ -30,7 +30,7 @@ func TestDockerLab(t *testing.T) {
 	jdir := t.TempDir()
 	spec := dockerlab.Spec{
 		Host: d.Host, Binary: bin, MacvlanParent: "llmv0", MacvlanSubnet: "10.199.7.0/24",
-		Workloads: []workload.Workload{workload.TCPRR, workload.UDPRR, workload.TCPCRR, workload.TCPStream},
+		Workloads: []wire.Workload{wire.TCPRR, wire.UDPRR, wire.TCPCRR, wire.TCPStream},
 		// 5 modes × 4 workloads × 3 rounds × 250ms ≈ 15s: every mode and
 		// workload works; the statistics come below.
 		Trials: 3, Duration: 200 * time.Millisecond, Warmup: 50 * time.Millisecond,
@@ -63,7 +63,7 @@ func TestDockerLab(t *testing.T) {
 	// The comparison: host vs default bridge, tcp_rr only, enough
 	// interleaved rounds for a verdict on a noisy shared 2-CPU machine.
 	cmp := dockerlab.Spec{Host: d.Host, Binary: bin, Modes: []string{dockerlab.ModeHost, dockerlab.ModeBridge},
-		Workloads: []workload.Workload{workload.TCPRR}, Trials: 60, Duration: 100 * time.Millisecond,
+		Workloads: []wire.Workload{wire.TCPRR}, Trials: 60, Duration: 100 * time.Millisecond,
 		Warmup: 50 * time.Millisecond, JournalDir: jdir,
 		// Client and server on one core: each transaction is then CPU work
 		// (the bridge's extra veth and bridge hops included) rather than

@@ -11,6 +11,7 @@ import (
 	"github.com/latlab/latlab/internal/hist"
 	"github.com/latlab/latlab/internal/offload"
 	"github.com/latlab/latlab/internal/store"
+	"github.com/latlab/latlab/internal/wire"
 	"github.com/latlab/latlab/internal/workload"
 )
 
@@ -27,7 +28,7 @@ type Run struct {
 	LatUs  []float64
 	Trials int // rounds, default 6
 	// Workloads, default tcp_rr and tcp_stream.
-	Workloads []workload.Workload
+	Workloads []wire.Workload
 	// Samples per trial histogram, default 2000.
 	Samples int
 	Seed    uint64
@@ -57,7 +58,7 @@ func Record(tb testing.TB, st *store.Store, r Run) int64 {
 		r.Trials = 6
 	}
 	if len(r.Workloads) == 0 {
-		r.Workloads = []workload.Workload{workload.TCPRR, workload.TCPStream}
+		r.Workloads = []wire.Workload{wire.TCPRR, wire.TCPStream}
 	}
 	if r.Samples == 0 {
 		r.Samples = 2000
@@ -66,7 +67,7 @@ func Record(tb testing.TB, st *store.Store, r Run) int64 {
 	o := &experiment.Outcome{
 		Spec: experiment.LabSpec{Modes: r.Modes, Workloads: r.Workloads, Offloads: []offload.Preset{{Name: "default"}},
 			Trials: r.Trials, Duration: 700 * time.Millisecond, Warmup: 200 * time.Millisecond, Sizes: []int{64},
-			Seed: r.Seed + 1, Baseline: r.Modes[0], Placements: []experiment.Placement{{Name: "auto", ServerCPU: workload.CPUAuto}}},
+			Seed: r.Seed + 1, Baseline: r.Modes[0], Placements: []experiment.Placement{{Name: "auto", ServerCPU: wire.CPUAuto}}},
 		Prefix: "latlab-x", Started: r.Started, Incomplete: r.Incomplete,
 	}
 	for _, m := range r.Modes {
@@ -82,7 +83,7 @@ func Record(tb testing.TB, st *store.Store, r Run) int64 {
 		for _, w := range r.Workloads {
 			for mi, m := range r.Modes {
 				size := 64
-				if w == workload.TCPStream {
+				if w == wire.TCPStream {
 					size = 0
 				}
 				tr := &experiment.TrialResult{Round: round, Order: order,
@@ -121,7 +122,7 @@ func Record(tb testing.TB, st *store.Store, r Run) int64 {
 
 // result is one trial: a log-normal latency distribution around latUs
 // with a slow tail, its rate and histogram.
-func result(rng *rand.Rand, w workload.Workload, latUs float64, n int, at time.Time) *workload.Result {
+func result(rng *rand.Rand, w wire.Workload, latUs float64, n int, at time.Time) *workload.Result {
 	h := hist.NewDefault()
 	jitter := 1 + 0.03*rng.NormFloat64()
 	var sum float64
@@ -135,7 +136,7 @@ func result(rng *rand.Rand, w workload.Workload, latUs float64, n int, at time.T
 	}
 	res := &workload.Result{Workload: w, Transactions: int64(n), DurationS: 0.7, StartedAt: at, Hist: h, Latency: workload.Summarize(h)}
 	res.RatePerSec = float64(n) / (sum / 1e9)
-	if w == workload.TCPStream {
+	if w == wire.TCPStream {
 		res.ThroughputBps = 8 * 1e9 / latUs * 1000 * jitter
 		res.RatePerSec = 0
 	}

@@ -1,6 +1,6 @@
 //go:build linux
 
-package workload
+package server
 
 import (
 	"bufio"
@@ -17,6 +17,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/latlab/latlab/internal/wire"
+	"github.com/latlab/latlab/internal/workload"
 )
 
 // Each test here reproduces one attack on `latlab serve` from issue 17
@@ -37,7 +40,7 @@ func dialFrom(t testing.TB, src, addr string) net.Conn {
 
 // rawHello opens a control connection from src and sends h; it returns the
 // connection (kept open: the session lives while it does) and the reply.
-func rawHello(t testing.TB, src, addr string, h Hello) (net.Conn, HelloReply) {
+func rawHello(t testing.TB, src, addr string, h wire.Hello) (net.Conn, wire.HelloReply) {
 	t.Helper()
 	c := dialFrom(t, src, addr)
 	b, _ := h.MarshalBinary()
@@ -45,7 +48,7 @@ func rawHello(t testing.TB, src, addr string, h Hello) (net.Conn, HelloReply) {
 	if _, err := c.Write(b); err != nil {
 		t.Fatalf("send hello: %v", err)
 	}
-	rep, err := readHelloReply(c)
+	rep, err := wire.ReadHelloReply(c)
 	if err != nil {
 		t.Fatalf("read hello reply: %v", err)
 	}
@@ -53,8 +56,8 @@ func rawHello(t testing.TB, src, addr string, h Hello) (net.Conn, HelloReply) {
 	return c, rep
 }
 
-func rrHello(flows uint16, req, resp uint32, d time.Duration) Hello {
-	return Hello{Workload: TCPRR, ReqSize: req, RespSize: resp, Duration: d, Flows: flows, ServerCPU: CPUNone}
+func rrHello(flows uint16, req, resp uint32, d time.Duration) wire.Hello {
+	return wire.Hello{Workload: wire.TCPRR, ReqSize: req, RespSize: resp, Duration: d, Flows: flows, ServerCPU: wire.CPUNone}
 }
 
 // attachFlows attaches n tcp data flows of session id from src.
@@ -63,7 +66,7 @@ func attachFlows(t testing.TB, src, addr string, id uint64, n int) []net.Conn {
 	var cs []net.Conn
 	for i := 0; i < n; i++ {
 		c := dialFrom(t, src, addr)
-		a := Attach{Kind: kindAttach, Session: id, Flow: uint32(i)}
+		a := wire.Attach{Kind: wire.KindAttach, Session: id, Flow: uint32(i)}
 		b, _ := a.MarshalBinary()
 		if _, err := c.Write(b); err != nil {
 			t.Fatalf("attach flow %d: %v", i, err)
@@ -96,22 +99,22 @@ func waitFor(d time.Duration, cond func() bool) bool {
 // killed the server at the runtime's 10,000-thread limit. Now flows are
 // bounded in total and per client, refused with "busy" naming the flag.
 func TestServerBoundsFlowsPerClientAndTotal(t *testing.T) {
-	srv, _ := startServer(t, ServerConfig{MaxFlows: 24, MaxPeerFlows: 16})
+	srv, _ := startServer(t, Config{MaxFlows: 24, MaxPeerFlows: 16})
 	addr := srv.Addr().String()
 	_, r1 := rawHello(t, "127.0.0.2", addr, rrHello(16, 1, 1, time.Minute))
-	if r1.Status != StatusOK {
+	if r1.Status != wire.StatusOK {
 		t.Fatalf("first session refused: %s", r1.Message)
 	}
 	_, r2 := rawHello(t, "127.0.0.2", addr, rrHello(1, 1, 1, time.Minute))
-	if r2.Status != StatusBusy || !strings.Contains(r2.Message, "--max-peer-flows") {
+	if r2.Status != wire.StatusBusy || !strings.Contains(r2.Message, "--max-peer-flows") {
 		t.Fatalf("17th flow of one client: status %d %q, want busy naming --max-peer-flows", r2.Status, r2.Message)
 	}
 	_, r3 := rawHello(t, "127.0.0.3", addr, rrHello(8, 1, 1, time.Minute))
-	if r3.Status != StatusOK {
+	if r3.Status != wire.StatusOK {
 		t.Fatalf("another client refused: %s", r3.Message)
 	}
 	_, r4 := rawHello(t, "127.0.0.4", addr, rrHello(1, 1, 1, time.Minute))
-	if r4.Status != StatusBusy || !strings.Contains(r4.Message, "--max-flows") {
+	if r4.Status != wire.StatusBusy || !strings.Contains(r4.Message, "--max-flows") {
 		t.Fatalf("25th flow: status %d %q, want busy naming --max-flows", r4.Status, r4.Message)
 	}
 	// The admitted flows really run on threads, and those are bounded.
@@ -126,7 +129,7 @@ func TestServerBoundsFlowsPerClientAndTotal(t *testing.T) {
 }
 
 func TestServerConfigKeepsThreadsUnderRuntimeLimit(t *testing.T) {
-	var c ServerConfig
+	var c Config
 	c.defaults()
 	if err := c.validate(); err != nil {
 		t.Fatalf("defaults invalid: %v", err)
@@ -138,8 +141,8 @@ func TestServerConfigKeepsThreadsUnderRuntimeLimit(t *testing.T) {
 	if err := c.validate(); err == nil || !strings.Contains(err.Error(), "10000") {
 		t.Errorf("MaxFlows 9000 accepted (err %v)", err)
 	}
-	if _, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", MaxFlows: 20000}); err == nil {
-		t.Error("NewServer accepted 20000 flows")
+	if _, err := New(Config{Listen: "127.0.0.1:0", MaxFlows: 20000}); err == nil {
+		t.Error("New accepted 20000 flows")
 	}
 }
 
@@ -147,38 +150,38 @@ func TestServerConfigKeepsThreadsUnderRuntimeLimit(t *testing.T) {
 // MB: buffers were sized by what the client asked. Now tcp_rr requests are
 // read in 64 KiB chunks, and buffers are budgeted before allocation.
 func TestServerBoundsBufferMemory(t *testing.T) {
-	srv, _ := startServer(t, ServerConfig{MaxMemory: 128 << 20})
+	srv, _ := startServer(t, Config{MaxMemory: 128 << 20})
 	addr := srv.Addr().String()
 	for i := 0; i < 2; i++ {
 		_, r := rawHello(t, "127.0.0.2", addr, rrHello(256, 1<<20, 1<<20, time.Minute))
-		if i == 0 && r.Status != StatusOK {
+		if i == 0 && r.Status != wire.StatusOK {
 			t.Fatalf("256 × 1 MiB tcp_rr refused: %s", r.Message)
 		}
-		if i == 1 && r.Status != StatusBusy {
+		if i == 1 && r.Status != wire.StatusBusy {
 			t.Fatalf("second 256 × 1 MiB session: status %d, want busy (client over a quarter of the budget)", r.Status)
 		}
 	}
 	if u := srv.adm.usage(); u.memory > 32<<20 || u.memory < 16<<20 {
 		t.Errorf("256 × 1 MiB tcp_rr session accounted %d bytes, want 17 MiB (64 KiB read chunks + one response)", u.memory)
 	}
-	stream := Hello{Workload: TCPStream, ReqSize: 4 << 20, RespSize: 1, Duration: time.Minute, Flows: 256, ServerCPU: CPUNone}
+	stream := wire.Hello{Workload: wire.TCPStream, ReqSize: 4 << 20, RespSize: 1, Duration: time.Minute, Flows: 256, ServerCPU: wire.CPUNone}
 	_, r := rawHello(t, "127.0.0.3", addr, stream)
-	if r.Status != StatusBusy || !strings.Contains(r.Message, "--max-memory") {
+	if r.Status != wire.StatusBusy || !strings.Contains(r.Message, "--max-memory") {
 		t.Fatalf("256 × 4 MiB stream: status %d %q, want busy naming --max-memory", r.Status, r.Message)
 	}
 	// The server-side maximum buffer.
-	srv2, _ := startServer(t, ServerConfig{MaxBuffer: 64 << 10})
+	srv2, _ := startServer(t, Config{MaxBuffer: 64 << 10})
 	_, r = rawHello(t, "127.0.0.2", srv2.Addr().String(), rrHello(1, 1<<20, 1, time.Minute))
-	if r.Status != StatusBadRequest || !strings.Contains(r.Message, "--max-buffer") {
+	if r.Status != wire.StatusBadRequest || !strings.Contains(r.Message, "--max-buffer") {
 		t.Fatalf("1 MiB request with --max-buffer 64KiB: status %d %q", r.Status, r.Message)
 	}
 }
 
 // A tcp_rr request larger than the read chunk still round-trips whole.
 func TestServerLargeRequestsChunked(t *testing.T) {
-	srv, _ := startServer(t, ServerConfig{})
-	res, err := Run(context.Background(), Config{Workload: TCPRR, Target: srv.Addr().String(), ReqSize: 300 << 10, RespSize: 10,
-		Duration: 200 * time.Millisecond, NoPin: true, ServerCPU: CPUNone})
+	srv, _ := startServer(t, Config{})
+	res, err := workload.Run(context.Background(), workload.Config{Workload: wire.TCPRR, Target: srv.Addr().String(), ReqSize: 300 << 10, RespSize: 10,
+		Duration: 200 * time.Millisecond, NoPin: true, ServerCPU: wire.CPUNone})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,21 +193,21 @@ func TestServerLargeRequestsChunked(t *testing.T) {
 // Attack: 64 sessions asking for 24 h kept every other client "busy" for a
 // day. Now sessions are capped per client and in length.
 func TestServerBoundsSessionsPerClientAndTime(t *testing.T) {
-	srv, _ := startServer(t, ServerConfig{MaxPeerSessions: 2})
+	srv, _ := startServer(t, Config{MaxPeerSessions: 2})
 	addr := srv.Addr().String()
 	_, r := rawHello(t, "127.0.0.2", addr, rrHello(1, 1, 1, 24*time.Hour))
-	if r.Status != StatusBadRequest || !strings.Contains(r.Message, "--max-session-time") {
+	if r.Status != wire.StatusBadRequest || !strings.Contains(r.Message, "--max-session-time") {
 		t.Fatalf("24 h session: status %d %q, want refused naming --max-session-time", r.Status, r.Message)
 	}
 	for i := 0; i < 2; i++ {
-		if _, r := rawHello(t, "127.0.0.2", addr, rrHello(1, 1, 1, 50*time.Minute)); r.Status != StatusOK {
+		if _, r := rawHello(t, "127.0.0.2", addr, rrHello(1, 1, 1, 50*time.Minute)); r.Status != wire.StatusOK {
 			t.Fatalf("session %d refused: %s", i, r.Message)
 		}
 	}
-	if _, r := rawHello(t, "127.0.0.2", addr, rrHello(1, 1, 1, time.Minute)); r.Status != StatusBusy || !strings.Contains(r.Message, "--max-peer-sessions") {
+	if _, r := rawHello(t, "127.0.0.2", addr, rrHello(1, 1, 1, time.Minute)); r.Status != wire.StatusBusy || !strings.Contains(r.Message, "--max-peer-sessions") {
 		t.Fatalf("third session of one client: status %d %q", r.Status, r.Message)
 	}
-	res, err := Run(context.Background(), Config{Workload: TCPRR, Target: addr, Duration: 100 * time.Millisecond, NoPin: true, ServerCPU: CPUNone})
+	res, err := workload.Run(context.Background(), workload.Config{Workload: wire.TCPRR, Target: addr, Duration: 100 * time.Millisecond, NoPin: true, ServerCPU: wire.CPUNone})
 	if err != nil || res.Transactions == 0 {
 		t.Fatalf("another client could not run beside a hoarding one: %v", err)
 	}
@@ -214,7 +217,7 @@ func TestServerBoundsSessionsPerClientAndTime(t *testing.T) {
 // other client was reset. Now a client address holds at most MaxPeerPending
 // of them, and tcp_crr transactions release theirs once their header is in.
 func TestServerHeaderSlotsPerClient(t *testing.T) {
-	srv, logs := startServer(t, ServerConfig{MaxPeerPending: 8, HandshakeTimeout: 3 * time.Second})
+	srv, logs := startServer(t, Config{MaxPeerPending: 8, HandshakeTimeout: 3 * time.Second})
 	addr := srv.Addr().String()
 	var idle []net.Conn
 	for i := 0; i < 40; i++ {
@@ -231,7 +234,7 @@ func TestServerHeaderSlotsPerClient(t *testing.T) {
 	if closed < 40-8 {
 		t.Errorf("%d of 40 idle connections closed at once, want ≥ 32 (8 slots per client)", closed)
 	}
-	res, err := Run(context.Background(), Config{Workload: TCPRR, Target: addr, Duration: 100 * time.Millisecond, NoPin: true, ServerCPU: CPUNone})
+	res, err := workload.Run(context.Background(), workload.Config{Workload: wire.TCPRR, Target: addr, Duration: 100 * time.Millisecond, NoPin: true, ServerCPU: wire.CPUNone})
 	if err != nil || res.Transactions == 0 {
 		t.Fatalf("a good client beside 40 idle connections: %v", err)
 	}
@@ -241,9 +244,9 @@ func TestServerHeaderSlotsPerClient(t *testing.T) {
 }
 
 func TestServerCRRReleasesHeaderSlot(t *testing.T) {
-	srv, _ := startServer(t, ServerConfig{MaxPending: 2, MaxPeerPending: 2})
-	res, err := Run(context.Background(), Config{Workload: TCPCRR, Target: srv.Addr().String(), Duration: 300 * time.Millisecond,
-		NoPin: true, ServerCPU: CPUNone})
+	srv, _ := startServer(t, Config{MaxPending: 2, MaxPeerPending: 2})
+	res, err := workload.Run(context.Background(), workload.Config{Workload: wire.TCPCRR, Target: srv.Addr().String(), Duration: 300 * time.Millisecond,
+		NoPin: true, ServerCPU: wire.CPUNone})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +258,7 @@ func TestServerCRRReleasesHeaderSlot(t *testing.T) {
 // Attacks on the HTTP endpoint: idle keep-alives held forever, slowloris
 // (timeouts were per read), a connection flood.
 func TestServerHTTPConnectionLimitsAndTimeouts(t *testing.T) {
-	srv, _ := startServer(t, ServerConfig{MaxPeerHTTPConns: 20, HTTPIdleTimeout: time.Second, HTTPHeadTimeout: time.Second})
+	srv, _ := startServer(t, Config{MaxPeerHTTPConns: 20, HTTPIdleTimeout: time.Second, HTTPHeadTimeout: time.Second})
 	addr := srv.Addr().String()
 	get := func(c net.Conn) (string, error) {
 		c.SetDeadline(time.Now().Add(5 * time.Second))
@@ -325,10 +328,10 @@ func TestServerHTTPConnectionLimitsAndTimeouts(t *testing.T) {
 // Replies to an address other than the session's own are no larger than
 // the request.
 func TestServerUDPNoAmplificationToOtherAddresses(t *testing.T) {
-	srv, _ := startServer(t, ServerConfig{})
+	srv, _ := startServer(t, Config{})
 	addr := srv.Addr().String()
-	_, rep := rawHello(t, "127.0.0.1", addr, Hello{Workload: UDPRR, ReqSize: 8, RespSize: 65507, Duration: time.Minute, Flows: 2, ServerCPU: CPUNone})
-	if rep.Status != StatusOK {
+	_, rep := rawHello(t, "127.0.0.1", addr, wire.Hello{Workload: wire.UDPRR, ReqSize: 8, RespSize: 65507, Duration: time.Minute, Flows: 2, ServerCPU: wire.CPUNone})
+	if rep.Status != wire.StatusOK {
 		t.Fatal(rep.Message)
 	}
 	reply := func(src string, flow uint32) int {
@@ -337,14 +340,14 @@ func TestServerUDPNoAmplificationToOtherAddresses(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer u.Close()
-		a := Attach{Kind: kindUDP, Session: rep.Session, Flow: flow}
+		a := wire.Attach{Kind: wire.KindUDP, Session: rep.Session, Flow: flow}
 		b, _ := a.MarshalBinary()
 		buf := make([]byte, 70000)
 		u.SetDeadline(time.Now().Add(5 * time.Second))
 		for {
 			u.Write(b)
 			u.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-			if n, err := u.Read(buf); err == nil && n == attachLen {
+			if n, err := u.Read(buf); err == nil && n == wire.AttachLen {
 				break
 			}
 		}
@@ -369,11 +372,11 @@ func TestServerUDPNoAmplificationToOtherAddresses(t *testing.T) {
 // P, a ticking goroutine shows how long it is kept off the CPU.
 func TestServerNonReadingStreamDoesNotStarve(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	srv, _ := startServer(t, ServerConfig{})
+	srv, _ := startServer(t, Config{})
 	addr := srv.Addr().String()
-	h := Hello{Workload: TCPStream, ReqSize: 128 << 10, RespSize: 128 << 10, Reverse: true, Duration: time.Minute, Flows: 2, ServerCPU: CPUNone}
+	h := wire.Hello{Workload: wire.TCPStream, ReqSize: 128 << 10, RespSize: 128 << 10, Reverse: true, Duration: time.Minute, Flows: 2, ServerCPU: wire.CPUNone}
 	_, rep := rawHello(t, "127.0.0.2", addr, h)
-	if rep.Status != StatusOK {
+	if rep.Status != wire.StatusOK {
 		t.Fatal(rep.Message)
 	}
 	attachFlows(t, "127.0.0.2", addr, rep.Session, 2) // never read

@@ -1,4 +1,4 @@
-package workload
+package wire
 
 import (
 	"bytes"
@@ -21,8 +21,8 @@ func TestHelloRoundTrip(t *testing.T) {
 		{Workload: TCPCRR, ReqSize: 1, RespSize: 1, Duration: time.Second, Flows: 1, ServerCPU: 0},
 	} {
 		b, _ := h.MarshalBinary()
-		if len(b) != helloLen {
-			t.Fatalf("hello is %d bytes, want %d", len(b), helloLen)
+		if len(b) != HelloLen {
+			t.Fatalf("hello is %d bytes, want %d", len(b), HelloLen)
 		}
 		got, status, err := DecodeHello(b)
 		if err != nil || status != StatusOK {
@@ -39,7 +39,7 @@ func TestHelloBytes(t *testing.T) {
 	h := validHello()
 	b, _ := h.MarshalBinary()
 	want := []byte{
-		'L', 'L', 'A', 'B', 0, 1, kindHello, 1, // magic, version 1, hello, tcp_rr
+		'L', 'L', 'A', 'B', 0, 1, KindHello, 1, // magic, version 1, hello, tcp_rr
 		0, 0, 0, 64, 0, 0, 4, 0, // req 64, resp 1024
 		0, 0, 0, 250, 0, 0, 0x13, 0x88, // warm-up 250ms, duration 5000ms
 		0, 2, 0, 0, 0xff, 0xff, 0xff, 0xff, // 2 flows, no flags, server CPU auto (-1)
@@ -65,7 +65,7 @@ func TestDecodeHelloRefuses(t *testing.T) {
 		{"garbage", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\nxxxxx"), StatusBadRequest},
 		{"bad magic", mut(func(b []byte) { b[0] = 'X' }), StatusBadRequest},
 		{"future version", mut(func(b []byte) { b[5] = 9 }), StatusBadVersion},
-		{"not a hello", mut(func(b []byte) { b[6] = kindAttach }), StatusBadRequest},
+		{"not a hello", mut(func(b []byte) { b[6] = KindAttach }), StatusBadRequest},
 		{"unknown workload", mut(func(b []byte) { b[7] = 99 }), StatusBadRequest},
 		{"zero request", mut(func(b []byte) { binary.BigEndian.PutUint32(b[8:], 0) }), StatusBadRequest},
 		{"huge response", mut(func(b []byte) { binary.BigEndian.PutUint32(b[12:], MaxMessageSize+1) }), StatusBadRequest},
@@ -104,7 +104,7 @@ func TestUDPSizes(t *testing.T) {
 }
 
 func TestAttachRoundTrip(t *testing.T) {
-	for _, k := range []byte{kindAttach, kindCRR, kindUDP} {
+	for _, k := range []byte{KindAttach, KindCRR, KindUDP} {
 		a := Attach{Kind: k, Session: 0xdeadbeefcafe, Flow: 7}
 		b, _ := a.MarshalBinary()
 		got, err := DecodeAttach(b)
@@ -112,7 +112,7 @@ func TestAttachRoundTrip(t *testing.T) {
 			t.Errorf("kind %d: got %+v, %v", k, got, err)
 		}
 	}
-	a := Attach{Kind: kindHello}
+	a := Attach{Kind: KindHello}
 	b, _ := a.MarshalBinary()
 	if _, err := DecodeAttach(b); err == nil {
 		t.Error("hello kind accepted as attach")
@@ -125,13 +125,13 @@ func TestAttachRoundTrip(t *testing.T) {
 func TestRepliesRoundTrip(t *testing.T) {
 	r := HelloReply{Status: StatusBadRequest, Session: 42, ServerCPU: 1, Message: "nope"}
 	b, _ := r.MarshalBinary()
-	got, err := readHelloReply(bytes.NewReader(b))
+	got, err := ReadHelloReply(bytes.NewReader(b))
 	if err != nil || got != r {
 		t.Errorf("hello reply: got %+v, %v", got, err)
 	}
 	e := EndReply{Status: StatusOK, CPUTime: 1234567 * time.Nanosecond, Bytes: 1 << 40, Txns: 99, FlowsSeen: 3, ServerCPU: CPUNone, ProcessCPU: true}
 	b, _ = e.MarshalBinary()
-	gotE, err := readEndReply(bytes.NewReader(b))
+	gotE, err := ReadEndReply(bytes.NewReader(b))
 	if err != nil || gotE != e {
 		t.Errorf("end reply: got %+v, %v", gotE, err)
 	}
@@ -143,7 +143,7 @@ func FuzzDecodeHello(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte("LLAB\x00\x01\x01\x09"))
-	f.Add(make([]byte, helloLen))
+	f.Add(make([]byte, HelloLen))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, status, err := DecodeHello(b)
 		if err != nil {

@@ -1,10 +1,12 @@
-package workload
+package server
 
 import (
 	"bytes"
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/latlab/latlab/internal/wire"
 )
 
 // latlab serve answers HTTP/1.1 on its one port, next to the latlab
@@ -66,7 +68,7 @@ func (s *Server) serveHTTP(c net.Conn, pre []byte) {
 			headDeadline = time.Now().Add(s.cfg.HTTPHeadTimeout)
 		}
 		for {
-			if end = indexCRLFCRLF(buf[r:w]); end >= 0 {
+			if end = wire.IndexCRLFCRLF(buf[r:w]); end >= 0 {
 				break
 			}
 			if r > 0 {
@@ -190,7 +192,7 @@ type httpRequest struct {
 func parseHTTPRequest(head []byte) (httpRequest, bool) {
 	req := httpRequest{size: HTTPDefaultBodySize}
 	line, rest := head, []byte(nil)
-	if i := indexCRLF(head); i >= 0 {
+	if i := wire.IndexCRLF(head); i >= 0 {
 		line, rest = head[:i], head[i+2:]
 	}
 	sp1 := bytes.IndexByte(line, ' ')
@@ -233,7 +235,7 @@ func parseHTTPRequest(head []byte) (httpRequest, bool) {
 	}
 	for len(rest) > 0 {
 		var h []byte
-		if i := indexCRLF(rest); i >= 0 {
+		if i := wire.IndexCRLF(rest); i >= 0 {
 			h, rest = rest[:i], rest[i+2:]
 		} else {
 			h, rest = rest, nil
@@ -242,24 +244,24 @@ func parseHTTPRequest(head []byte) (httpRequest, bool) {
 		if colon <= 0 {
 			return req, false
 		}
-		name, val := h[:colon], trimOWS(h[colon+1:])
+		name, val := h[:colon], wire.TrimOWS(h[colon+1:])
 		switch {
-		case asciiEqualFold(name, "content-length"):
-			v, ok := parseDec(val)
+		case wire.ASCIIEqualFold(name, "content-length"):
+			v, ok := wire.ParseDec(val)
 			if !ok || (req.hasLength && v != req.bodyLen) {
 				return req, false
 			}
 			req.bodyLen, req.hasLength = v, true
-		case asciiEqualFold(name, "host"):
+		case wire.ASCIIEqualFold(name, "host"):
 			if hosts >= 0 {
 				hosts++
 			}
-		case asciiEqualFold(name, "transfer-encoding"):
+		case wire.ASCIIEqualFold(name, "transfer-encoding"):
 			req.chunked = true
-		case asciiEqualFold(name, "connection"):
-			if asciiContainsFold(val, "close") {
+		case wire.ASCIIEqualFold(name, "connection"):
+			if wire.ASCIIContainsFold(val, "close") {
 				req.close = true
-			} else if asciiContainsFold(val, "keep-alive") {
+			} else if wire.ASCIIContainsFold(val, "keep-alive") {
 				req.close = false
 			}
 		}
@@ -268,4 +270,16 @@ func parseHTTPRequest(head []byte) (httpRequest, bool) {
 		return req, false
 	}
 	return req, true
+}
+
+// isHTTPMethod reports whether b (the first bytes of a connection) starts
+// with an HTTP method token and a space.
+func isHTTPMethod(b []byte) bool {
+	for _, m := range []string{"GET ", "HEAD ", "POST ", "PUT ", "DELETE ", "OPTIONS ", "PATCH ", "TRACE ", "CONNECT "} {
+		n := min(len(m), len(b))
+		if n > 0 && string(b[:n]) == m[:n] {
+			return true
+		}
+	}
+	return false
 }

@@ -1,4 +1,4 @@
-package workload
+package server
 
 import (
 	"net"
@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/latlab/latlab/internal/sockio"
+	"github.com/latlab/latlab/internal/wire"
 )
 
 // httpLoop serves the plain requests of latlab serve's HTTP connections from
@@ -42,8 +45,8 @@ type loopConn struct {
 	closing bool  // Connection: close answered: close once out is written
 	eof     bool  // the client has shut down its side: answer what is buffered, then close
 	polling bool  // waiting for EPOLLOUT instead of EPOLLIN
-	last    int64 // nanotime of the last event, for the idle timeout
-	head0   int64 // nanotime the unanswered head's first byte arrived; 0: none pending
+	last    int64 // sockio.Nanotime of the last event, for the idle timeout
+	head0   int64 // sockio.Nanotime the unanswered head's first byte arrived; 0: none pending
 }
 
 const (
@@ -104,7 +107,7 @@ func (l *httpLoop) add(c *net.TCPConn, pre []byte, peerIP netip.Addr) {
 		unix.Close(fd)
 		return
 	}
-	now := nanotime()
+	now := sockio.Nanotime()
 	lc := &loopConn{fd: fd, peer: peer, peerIP: peerIP, buf: make([]byte, httpMaxRequestHead), out: make([]byte, 0, 4096), last: now, head0: now}
 	lc.w = copy(lc.buf, pre)
 	// Under mu, so shutdown (which closes the epoll instance and every
@@ -128,7 +131,7 @@ func (l *httpLoop) add(c *net.TCPConn, pre []byte, peerIP netip.Addr) {
 
 func (l *httpLoop) run() {
 	events := make([]unix.EpollEvent, 128)
-	sweep := nanotime() + int64(time.Second)
+	sweep := sockio.Nanotime() + int64(time.Second)
 	for {
 		// Through the runtime: the wait blocks, and other goroutines
 		// (accept, sessions) need the P meanwhile.
@@ -138,7 +141,7 @@ func (l *httpLoop) run() {
 			l.shutdown()
 			return
 		}
-		now := nanotime()
+		now := sockio.Nanotime()
 		for i := 0; i < n; i++ {
 			fd := events[i].Fd
 			if fd == int32(l.evfd) {
@@ -176,11 +179,11 @@ func (l *httpLoop) event(c *loopConn, ev uint32) {
 			l.handoff(c) // a head larger than the buffer: serveHTTP answers 431
 			return
 		}
-		n, err := rawRead(c.fd, c.buf[c.w:])
+		n, err := sockio.RawRead(c.fd, c.buf[c.w:])
 		switch {
 		case n > 0:
 			if c.r == c.w {
-				c.head0 = nanotime() // the first byte of a new head
+				c.head0 = sockio.Nanotime() // the first byte of a new head
 			}
 			c.w += n
 		case err == unix.EAGAIN || err == unix.EINTR:
@@ -202,7 +205,7 @@ func (l *httpLoop) serve(c *loopConn) bool {
 	for {
 		r0 := c.r
 		for len(c.out) < httpLoopMaxOut {
-			end := indexCRLFCRLF(c.buf[c.r:c.w])
+			end := wire.IndexCRLFCRLF(c.buf[c.r:c.w])
 			if end < 0 {
 				break
 			}
@@ -222,7 +225,7 @@ func (l *httpLoop) serve(c *loopConn) bool {
 			c.r, c.w = 0, 0
 			c.head0 = 0
 		} else if c.r != r0 {
-			c.head0 = nanotime() // what is left is the start of the next head
+			c.head0 = sockio.Nanotime() // what is left is the start of the next head
 		}
 		if len(c.out) == 0 {
 			return true
@@ -240,7 +243,7 @@ func (l *httpLoop) serve(c *loopConn) bool {
 // closed (a write error, or everything written on a closing connection).
 func (l *httpLoop) flush(c *loopConn) bool {
 	for c.sent < len(c.out) {
-		n, err := rawWrite(c.fd, c.out[c.sent:])
+		n, err := sockio.RawWrite(c.fd, c.out[c.sent:])
 		switch {
 		case n > 0:
 			c.sent += n

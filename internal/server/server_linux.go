@@ -1,4 +1,4 @@
-package workload
+package server
 
 import (
 	"context"
@@ -17,12 +17,16 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/latlab/latlab/internal/netns"
+	"github.com/latlab/latlab/internal/sockio"
+	"github.com/latlab/latlab/internal/wire"
 )
 
 // Server answers every latlab workload on one port. Create it with
-// NewServer, run it with Serve.
+// New, run it with Serve.
 type Server struct {
-	cfg     ServerConfig
+	cfg     Config
 	ln      *net.TCPListener
 	udp     *net.UDPConn
 	udpFam  int
@@ -46,7 +50,7 @@ type Server struct {
 // session is the server's state for one client run.
 type session struct {
 	id       uint64
-	hello    Hello
+	hello    wire.Hello
 	peer     string
 	peerIP   netip.Addr // the control connection's address: limits and UDP replies are judged by it
 	deadline time.Time
@@ -74,13 +78,13 @@ const pollInterval = 100 * time.Millisecond
 // a message: maxStalls × pollInterval.
 const maxStalls = 100
 
-// NewServer binds the TCP and UDP sockets (inside cfg.NetNS, if set).
-func NewServer(cfg ServerConfig) (*Server, error) {
+// New binds the TCP and UDP sockets (inside cfg.NetNS, if set).
+func New(cfg Config) (*Server, error) {
 	cfg.defaults()
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("server limits: %w", err)
 	}
-	allowed, err := AllowedCPUs()
+	allowed, err := sockio.AllowedCPUs()
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +96,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	s.adm = newAdmission(&s.cfg)
 	s.rlog = newRateLimitedLog(cfg.Logger, cfg.Now)
-	if err := inNetNS(cfg.NetNS, s.listen); err != nil {
+	if err := netns.Do(cfg.NetNS, s.listen); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -286,7 +290,7 @@ func (s *Server) handleConn(c net.Conn, peer netip.Addr) {
 	defer release()
 	start := time.Now()
 	c.SetReadDeadline(start.Add(min(quickHeader, s.cfg.HandshakeTimeout)))
-	hdr := make([]byte, helloLen)
+	hdr := make([]byte, wire.HelloLen)
 	n, err := io.ReadFull(c, hdr[:8])
 	if ne, ok := err.(net.Error); ok && ne.Timeout() && quickHeader < s.cfg.HandshakeTimeout {
 		wait, ok := s.adm.admitPending(peer)
@@ -302,7 +306,7 @@ func (s *Server) handleConn(c net.Conn, peer netip.Addr) {
 		s.refuse(c, "no header", "err", err)
 		return
 	}
-	if [4]byte(hdr[:4]) != Magic && isHTTPMethod(hdr[:8]) {
+	if string(hdr[:4]) != wire.Magic && isHTTPMethod(hdr[:8]) {
 		release()
 		if err := s.adm.admitHTTP(peer); err != nil {
 			s.httpError(c, 503, "too many connections")
@@ -316,27 +320,27 @@ func (s *Server) handleConn(c net.Conn, peer netip.Addr) {
 			}
 		}
 		defer s.adm.releaseHTTP(peer)
-		s.serveHTTP(c, hdr[:8]) // http_server_linux.go
+		s.serveHTTP(c, hdr[:8]) // http_linux.go
 		return
 	}
-	if [4]byte(hdr[:4]) != Magic {
+	if string(hdr[:4]) != wire.Magic {
 		s.refuse(c, "not a latlab client (bad magic)", "got", fmt.Sprintf("%q", hdr[:4]))
 		return
 	}
 	switch hdr[6] {
-	case kindHello:
-		if _, err := io.ReadFull(c, hdr[8:helloLen]); err != nil {
+	case wire.KindHello:
+		if _, err := io.ReadFull(c, hdr[8:wire.HelloLen]); err != nil {
 			s.refuse(c, "short hello", "err", err)
 			return
 		}
-		h, status, err := DecodeHello(hdr)
+		h, status, err := wire.DecodeHello(hdr)
 		if err == nil {
 			if err = s.checkLimits(h); err != nil {
-				status = StatusBadRequest
+				status = wire.StatusBadRequest
 			}
 		}
 		if err != nil {
-			rep := HelloReply{Status: status, Message: err.Error()}
+			rep := wire.HelloReply{Status: status, Message: err.Error()}
 			b, _ := rep.MarshalBinary()
 			c.SetWriteDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 			c.Write(b)
@@ -345,12 +349,12 @@ func (s *Server) handleConn(c net.Conn, peer netip.Addr) {
 		}
 		release()
 		s.handleControl(c, h, peer)
-	case kindAttach, kindCRR:
-		if _, err := io.ReadFull(c, hdr[8:attachLen]); err != nil {
+	case wire.KindAttach, wire.KindCRR:
+		if _, err := io.ReadFull(c, hdr[8:wire.AttachLen]); err != nil {
 			s.refuse(c, "short attach", "err", err)
 			return
 		}
-		a, err := DecodeAttach(hdr[:attachLen])
+		a, err := wire.DecodeAttach(hdr[:wire.AttachLen])
 		if err != nil {
 			s.refuse(c, "bad attach", "err", err)
 			return
@@ -360,8 +364,8 @@ func (s *Server) handleConn(c net.Conn, peer netip.Addr) {
 			s.refuse(c, "attach to unknown session")
 			return
 		}
-		if a.Kind == kindCRR {
-			if ss.hello.Workload != TCPCRR || a.Flow >= uint32(ss.hello.Flows) {
+		if a.Kind == wire.KindCRR {
+			if ss.hello.Workload != wire.TCPCRR || a.Flow >= uint32(ss.hello.Flows) {
 				s.refuse(c, "crr transaction does not match its session", "session", ss.id)
 				return
 			}
@@ -377,7 +381,7 @@ func (s *Server) handleConn(c net.Conn, peer netip.Addr) {
 			s.serveCRR(c, ss)
 			return
 		}
-		if ss.hello.Workload != TCPRR && ss.hello.Workload != TCPStream {
+		if ss.hello.Workload != wire.TCPRR && ss.hello.Workload != wire.TCPStream {
 			s.refuse(c, "tcp data connection for a "+string(ss.hello.Workload)+" session")
 			return
 		}
@@ -388,8 +392,8 @@ func (s *Server) handleConn(c net.Conn, peer netip.Addr) {
 		release()
 		s.serveTCPFlow(c, ss, int(a.Flow))
 	default:
-		if v := binary.BigEndian.Uint16(hdr[4:]); v != Version {
-			s.refuse(c, "unsupported protocol version", "version", v, "want", Version)
+		if v := binary.BigEndian.Uint16(hdr[4:]); v != wire.Version {
+			s.refuse(c, "unsupported protocol version", "version", v, "want", wire.Version)
 			return
 		}
 		s.refuse(c, "unknown message kind", "kind", hdr[6])
@@ -424,9 +428,9 @@ func (ss *session) stopped() bool {
 	return ss.stop.Load() || time.Now().After(ss.deadline)
 }
 
-func (s *Server) cpuFor(h Hello, flow int) int {
+func (s *Server) cpuFor(h wire.Hello, flow int) int {
 	switch {
-	case h.ServerCPU == CPUNone:
+	case h.ServerCPU == wire.CPUNone:
 		return -1
 	case h.ServerCPU >= 0:
 		return int(h.ServerCPU)
@@ -436,16 +440,16 @@ func (s *Server) cpuFor(h Hello, flow int) int {
 
 // handleControl runs one session's control connection: reply to the Hello,
 // wait for End, report the server's account.
-func (s *Server) handleControl(c net.Conn, h Hello, peer netip.Addr) {
+func (s *Server) handleControl(c net.Conn, h wire.Hello, peer netip.Addr) {
 	defer c.Close()
-	reply := func(r HelloReply) {
+	reply := func(r wire.HelloReply) {
 		b, _ := r.MarshalBinary()
 		c.SetWriteDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 		c.Write(b)
 	}
 	if h.ServerCPU >= 0 && !slices.Contains(s.allowed, int(h.ServerCPU)) {
 		msg := fmt.Sprintf("server CPU %d is not in the server's allowed set %v", h.ServerCPU, s.allowed)
-		reply(HelloReply{Status: StatusBadRequest, Message: msg})
+		reply(wire.HelloReply{Status: wire.StatusBadRequest, Message: msg})
 		s.cfg.Logger.Warn("refused session", "peer", c.RemoteAddr().String(), "reason", msg)
 		return
 	}
@@ -453,7 +457,7 @@ func (s *Server) handleControl(c net.Conn, h Hello, peer netip.Addr) {
 	// the limits have accepted it.
 	cost := costOf(h)
 	if err := s.adm.admitSession(peer, cost); err != nil {
-		reply(HelloReply{Status: StatusBusy, Message: err.Error()})
+		reply(wire.HelloReply{Status: wire.StatusBusy, Message: err.Error()})
 		s.rlog.Warn("session limit", "refused session", "peer", c.RemoteAddr().String(), "err", err)
 		return
 	}
@@ -474,7 +478,7 @@ func (s *Server) handleControl(c net.Conn, h Hello, peer netip.Addr) {
 		ss.cpus[i] = s.cpuFor(h, i)
 	}
 	respSize := h.RespSize
-	if h.Workload == TCPStream && !h.Reverse {
+	if h.Workload == wire.TCPStream && !h.Reverse {
 		respSize = 0
 	}
 	ss.resp = make([]byte, respSize)
@@ -488,9 +492,9 @@ func (s *Server) handleControl(c net.Conn, h Hello, peer netip.Addr) {
 	}()
 	first := int32(ss.cpus[0])
 	if first < 0 {
-		first = CPUNone
+		first = wire.CPUNone
 	}
-	reply(HelloReply{Status: StatusOK, Session: ss.id, ServerCPU: first})
+	reply(wire.HelloReply{Status: wire.StatusOK, Session: ss.id, ServerCPU: first})
 	log := s.cfg.Logger.With("session", fmt.Sprintf("%016x", ss.id), "peer", ss.peer)
 	log.Info("session start", "workload", h.Workload, "flows", h.Flows, "req", h.ReqSize, "resp", h.RespSize,
 		"warmup", h.Warmup, "duration", h.Duration, "server_cpu", ss.cpus[0])
@@ -499,12 +503,12 @@ func (s *Server) handleControl(c net.Conn, h Hello, peer netip.Addr) {
 	c.SetReadDeadline(ss.deadline)
 	endErr := make(chan error, 1)
 	go func() {
-		b := make([]byte, endLen)
+		b := make([]byte, wire.EndLen)
 		if _, err := io.ReadFull(c, b); err != nil {
 			endErr <- err
 			return
 		}
-		endErr <- checkHeader(b, endLen, kindEnd)
+		endErr <- wire.DecodeEnd(b)
 	}()
 	var err error
 	select {
@@ -525,15 +529,15 @@ func (s *Server) handleControl(c net.Conn, h Hello, peer netip.Addr) {
 		log.Warn("session aborted", "reason", err)
 		return
 	}
-	rep := EndReply{
-		Status:    StatusOK,
+	rep := wire.EndReply{
+		Status:    wire.StatusOK,
 		CPUTime:   time.Duration(ss.cpuTime.Load()),
 		Bytes:     ss.bytes.Load(),
 		Txns:      ss.txns.Load(),
 		FlowsSeen: ss.seen,
 		ServerCPU: first,
 	}
-	if h.Workload == TCPCRR {
+	if h.Workload == wire.TCPCRR {
 		rep.CPUTime = processCPU() - ss.proc0
 		rep.ProcessCPU = true
 	}
@@ -579,29 +583,29 @@ func (s *Server) serveTCPFlow(c net.Conn, ss *session, flow int) {
 	// Go's net package turns Nagle off on every accepted connection; a
 	// stream keeps it on, as iperf3 does, request/response turns it off.
 	nodelay := 0
-	if ss.hello.Workload == TCPRR {
+	if ss.hello.Workload == wire.TCPRR {
 		nodelay = 1
 	}
-	if err := errors.Join(unix.SetNonblock(fd, false), setTimeouts(fd, pollInterval, pollInterval),
+	if err := errors.Join(unix.SetNonblock(fd, false), sockio.SetTimeouts(fd, pollInterval, pollInterval),
 		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, nodelay)); err != nil {
 		s.cfg.Logger.Warn("configure data connection", "err", err)
 		return
 	}
 	// Pinning needs no namespace: the socket already exists.
-	if err := lockThread("", ss.cpus[flow]); err != nil {
+	if err := sockio.LockThread("", ss.cpus[flow]); err != nil {
 		s.cfg.Logger.Warn("pin flow", "err", err)
 		return
 	}
-	cpu0 := threadCPU()
+	cpu0 := sockio.ThreadCPU()
 	switch {
-	case ss.hello.Workload == TCPRR:
+	case ss.hello.Workload == wire.TCPRR:
 		s.rrLoop(fd, ss)
 	case ss.hello.Reverse:
 		streamSend(fd, ss)
 	default:
 		streamRecv(fd, ss)
 	}
-	ss.cpuTime.Add(int64(threadCPU() - cpu0))
+	ss.cpuTime.Add(int64(sockio.ThreadCPU() - cpu0))
 }
 
 // detach takes a connection off the Go netpoller: it returns a duplicate of
@@ -637,17 +641,17 @@ func (s *Server) rrLoop(fd int, ss *session) {
 	size := int(ss.hello.ReqSize)
 	var n uint64
 	defer func() { ss.txns.Add(n) }()
-	yieldAt := nanotime() + yieldEvery
+	yieldAt := sockio.Nanotime() + sockio.YieldEvery
 	for {
 		// Reschedule now and then, as the client's flows do (see
 		// recorder.yield): a flow that only ever blocks in read(2) has its
 		// P taken every 10ms, and sysmon then polls every 20µs for a while.
-		if now := nanotime(); now >= yieldAt {
+		if now := sockio.Nanotime(); now >= yieldAt {
 			runtime.Gosched()
-			yieldAt = now + yieldEvery
+			yieldAt = now + sockio.YieldEvery
 		}
-		err := readDiscard(fd, req, size, maxStalls)
-		if err == errTimeout {
+		err := sockio.ReadDiscard(fd, req, size, maxStalls)
+		if err == sockio.ErrTimeout {
 			if ss.stopped() {
 				return
 			}
@@ -659,7 +663,7 @@ func (s *Server) rrLoop(fd int, ss *session) {
 			}
 			return
 		}
-		if err := writeFull(fd, ss.resp, maxStalls, false); err != nil {
+		if err := sockio.WriteFull(fd, ss.resp, maxStalls, false); err != nil {
 			return
 		}
 		n++
@@ -674,7 +678,7 @@ func streamRecv(fd int, ss *session) {
 		return
 	}
 	for {
-		n, err := recvBurst(fd, buf, pollInterval, true)
+		n, err := sockio.RecvBurst(fd, buf, pollInterval, true)
 		total += uint64(n)
 		if err != nil {
 			return // EOF or error
@@ -696,7 +700,7 @@ func streamSend(fd int, ss *session) {
 		return
 	}
 	for !ss.stopped() {
-		n, err := rawWrite(fd, ss.resp)
+		n, err := sockio.RawWrite(fd, ss.resp)
 		if n > 0 {
 			total += uint64(n)
 			continue
@@ -704,7 +708,7 @@ func streamSend(fd int, ss *session) {
 		switch err {
 		case unix.EINTR:
 		case unix.EAGAIN:
-			if pollFor(fd, unix.POLLOUT, pollInterval, true) != nil {
+			if sockio.PollFor(fd, unix.POLLOUT, pollInterval, true) != nil {
 				return
 			}
 		default:
@@ -731,13 +735,13 @@ func (s *Server) udpLoop() {
 			s.cfg.Logger.Warn("udp read", "err", err)
 			return
 		}
-		a, err := DecodeAttach(buf[:n])
-		if err != nil || a.Kind != kindUDP {
+		a, err := wire.DecodeAttach(buf[:n])
+		if err != nil || a.Kind != wire.KindUDP {
 			s.cfg.Logger.Debug("ignored udp datagram", "peer", from.String(), "len", n)
 			continue
 		}
 		ss := s.lookup(a.Session)
-		if ss == nil || ss.hello.Workload != UDPRR {
+		if ss == nil || ss.hello.Workload != wire.UDPRR {
 			s.rlog.Warn("udp attach to unknown session", "ignored udp attach", "peer", from.String())
 			continue
 		}
@@ -757,13 +761,13 @@ func (s *Server) udpLoop() {
 // serveUDPFlow answers one UDP flow from a socket connected to the client,
 // sharing the server's port through SO_REUSEPORT (the kernel prefers the
 // connected socket for that peer's datagrams).
-func (s *Server) serveUDPFlow(ss *session, a Attach, peer netip.AddrPort) {
+func (s *Server) serveUDPFlow(ss *session, a wire.Attach, peer netip.AddrPort) {
 	log := s.cfg.Logger.With("session", fmt.Sprintf("%016x", ss.id), "peer", peer.String())
-	if err := lockThread(s.cfg.NetNS, ss.cpus[a.Flow]); err != nil {
+	if err := sockio.LockThread(s.cfg.NetNS, ss.cpus[a.Flow]); err != nil {
 		log.Warn("udp flow", "err", err)
 		return
 	}
-	fd, err := socket(s.udpFam, unix.SOCK_DGRAM)
+	fd, err := sockio.Socket(s.udpFam, unix.SOCK_DGRAM)
 	if err != nil {
 		log.Warn("udp flow", "err", err)
 		return
@@ -780,16 +784,16 @@ func (s *Server) serveUDPFlow(ss *session, a Attach, peer netip.AddrPort) {
 		log.Warn("udp flow: bind", "err", err)
 		return
 	}
-	if err := unix.Connect(fd, sockaddr(peer, s.udpFam)); err != nil {
+	if err := unix.Connect(fd, sockio.Sockaddr(peer, s.udpFam)); err != nil {
 		log.Warn("udp flow: connect", "err", err)
 		return
 	}
-	if err := setTimeouts(fd, pollInterval, pollInterval); err != nil {
+	if err := sockio.SetTimeouts(fd, pollInterval, pollInterval); err != nil {
 		log.Warn("udp flow", "err", err)
 		return
 	}
-	ack := make([]byte, attachLen)
-	a.put(ack)
+	ack := make([]byte, wire.AttachLen)
+	a.Put(ack)
 	if _, err := unix.Write(fd, ack); err != nil {
 		log.Warn("udp flow: ack", "err", err)
 		return
@@ -805,14 +809,14 @@ func (s *Server) serveUDPFlow(ss *session, a Attach, peer netip.AddrPort) {
 		s.rlog.Warn("udp flow from another address than its session", "udp replies bounded by request size",
 			"peer", peer.String(), "session_peer", ss.peerIP.String())
 	}
-	cpu0 := threadCPU()
+	cpu0 := sockio.ThreadCPU()
 	var received, answered uint64
 	drop := uint64(s.cfg.DropEvery)
-	yieldAt := nanotime() + yieldEvery
+	yieldAt := sockio.Nanotime() + sockio.YieldEvery
 	for !ss.stopped() {
-		if now := nanotime(); now >= yieldAt { // see rrLoop
+		if now := sockio.Nanotime(); now >= yieldAt { // see rrLoop
 			runtime.Gosched()
-			yieldAt = now + yieldEvery
+			yieldAt = now + sockio.YieldEvery
 		}
 		n, err := unix.Read(fd, buf)
 		if err != nil {
@@ -824,18 +828,18 @@ func (s *Server) serveUDPFlow(ss *session, a Attach, peer netip.AddrPort) {
 			}
 			break
 		}
-		if n >= attachLen && [4]byte(buf[:4]) == Magic {
+		if n >= wire.AttachLen && string(buf[:4]) == wire.Magic {
 			unix.Write(fd, ack) // the client missed the first ack
 			continue
 		}
-		if n < MinUDPSize {
+		if n < wire.MinUDPSize {
 			continue
 		}
 		received++
 		if drop > 0 && received%drop == 0 {
 			continue
 		}
-		copy(resp[:MinUDPSize], buf[:MinUDPSize])
+		copy(resp[:wire.MinUDPSize], buf[:wire.MinUDPSize])
 		out := resp
 		if foreign && len(out) > n*DefaultUDPForeignReply {
 			out = out[:n*DefaultUDPForeignReply]
@@ -844,21 +848,21 @@ func (s *Server) serveUDPFlow(ss *session, a Attach, peer netip.AddrPort) {
 			answered++
 		}
 	}
-	ss.cpuTime.Add(int64(threadCPU() - cpu0))
+	ss.cpuTime.Add(int64(sockio.ThreadCPU() - cpu0))
 	ss.txns.Add(answered)
 }
 
 // checkLimits refuses a Hello the server's own limits do not allow (the
 // protocol's are checked by DecodeHello).
-func (s *Server) checkLimits(h Hello) error {
+func (s *Server) checkLimits(h wire.Hello) error {
 	buf := uint32(s.cfg.MaxBuffer)
 	if h.ReqSize > buf || h.RespSize > buf {
 		return fmt.Errorf("%w: request %d / response %d bytes: this server allows at most %d per buffer (serve --max-buffer)",
-			ErrProtocol, h.ReqSize, h.RespSize, buf)
+			wire.ErrProtocol, h.ReqSize, h.RespSize, buf)
 	}
 	if h.Warmup+h.Duration > s.cfg.MaxSessionTime {
 		return fmt.Errorf("%w: warm-up %v + duration %v: this server allows sessions of at most %v (serve --max-session-time)",
-			ErrProtocol, h.Warmup, h.Duration, s.cfg.MaxSessionTime)
+			wire.ErrProtocol, h.Warmup, h.Duration, s.cfg.MaxSessionTime)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package workload
+package sockio
 
 import (
 	"errors"
@@ -6,9 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"runtime"
-	"strings"
 	"time"
 	"unsafe"
 
@@ -17,11 +15,11 @@ import (
 	"github.com/latlab/latlab/internal/netns"
 )
 
-// lockThread wires the calling goroutine to its OS thread for the rest of
+// LockThread wires the calling goroutine to its OS thread for the rest of
 // the goroutine's life (the caller never unlocks it, so the runtime discards
 // the thread when the goroutine returns), moves the thread into the network
 // namespace at nsPath (if any) and pins it to cpu (if cpu >= 0).
-func lockThread(nsPath string, cpu int) error {
+func LockThread(nsPath string, cpu int) error {
 	runtime.LockOSThread()
 	if nsPath != "" {
 		if err := netns.Enter(nsPath); err != nil {
@@ -37,11 +35,6 @@ func lockThread(nsPath string, cpu int) error {
 	}
 	return nil
 }
-
-// inNetNS runs fn on a thread inside the network namespace at nsPath. Sockets
-// fn creates belong to that namespace for their whole life. With an empty
-// path fn runs on the caller's goroutine.
-func inNetNS(nsPath string, fn func() error) error { return netns.Do(nsPath, fn) }
 
 // AllowedCPUs returns the CPUs this process may run on: the mask inherited
 // from taskset, cgroup cpusets or the parent. latlab only ever pins inside it.
@@ -62,8 +55,8 @@ func AllowedCPUs() ([]int, error) {
 	return cpus, nil
 }
 
-// threadCPU returns the CPU time consumed by the calling thread.
-func threadCPU() time.Duration {
+// ThreadCPU returns the CPU time consumed by the calling thread.
+func ThreadCPU() time.Duration {
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
 		return 0
@@ -71,19 +64,10 @@ func threadCPU() time.Duration {
 	return time.Duration(ts.Nano())
 }
 
-// processCPU returns the user+system CPU time of the whole process.
-func processCPU() time.Duration {
-	var ru unix.Rusage
-	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// sockaddr converts an address to the socket address for a socket of the
+// Sockaddr converts an address to the socket address for a socket of the
 // given family (unix.AF_INET or unix.AF_INET6; IPv4 addresses are mapped for
 // AF_INET6 sockets).
-func sockaddr(ap netip.AddrPort, family int) unix.Sockaddr {
+func Sockaddr(ap netip.AddrPort, family int) unix.Sockaddr {
 	a := ap.Addr()
 	if family == unix.AF_INET {
 		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: a.Unmap().As4()}
@@ -97,15 +81,8 @@ func sockaddr(ap netip.AddrPort, family int) unix.Sockaddr {
 	return sa
 }
 
-func familyOf(a netip.Addr) int {
-	if a.Unmap().Is4() {
-		return unix.AF_INET
-	}
-	return unix.AF_INET6
-}
-
-// socket creates a blocking socket with close-on-exec set.
-func socket(family, typ int) (int, error) {
+// Socket creates a blocking socket with close-on-exec set.
+func Socket(family, typ int) (int, error) {
 	fd, err := unix.Socket(family, typ|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("create socket: %w", err)
@@ -113,36 +90,9 @@ func socket(family, typ int) (int, error) {
 	return fd, nil
 }
 
-// setCongestion sets the socket's TCP congestion control algorithm; "" does
-// nothing. An algorithm the kernel lacks fails with the list it offers.
-// Equivalent to: iperf3 -C NAME, netperf -K NAME.
-func setCongestion(fd int, name string) error {
-	if name == "" {
-		return nil
-	}
-	err := unix.SetsockoptString(fd, unix.IPPROTO_TCP, unix.TCP_CONGESTION, name)
-	if err == nil {
-		return nil
-	}
-	if err == unix.ENOENT {
-		avail, _ := os.ReadFile("/proc/sys/net/ipv4/tcp_available_congestion_control")
-		return fmt.Errorf("set congestion control %q: %w (this kernel offers: %s; a module may need loading: modprobe tcp_%s)",
-			name, err, strings.TrimSpace(string(avail)), name)
-	}
-	return fmt.Errorf("set congestion control %q: %w", name, err)
-}
-
-// congestionOf returns the socket's congestion control algorithm, or "" if
-// it cannot be read.
-func congestionOf(fd int) string {
-	name, err := unix.GetsockoptString(fd, unix.IPPROTO_TCP, unix.TCP_CONGESTION)
-	if err != nil {
-		return ""
-	}
-	return strings.TrimRight(name, "\x00")
-}
-
-func setTimeouts(fd int, rcv, snd time.Duration) error {
+// SetTimeouts sets the socket's receive and send timeouts (SO_RCVTIMEO,
+// SO_SNDTIMEO); zero leaves one unset.
+func SetTimeouts(fd int, rcv, snd time.Duration) error {
 	if rcv > 0 {
 		tv := unix.NsecToTimeval(rcv.Nanoseconds())
 		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
@@ -158,30 +108,23 @@ func setTimeouts(fd int, rcv, snd time.Duration) error {
 	return nil
 }
 
-func setNoDelay(fd int) error {
-	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
-		return fmt.Errorf("set TCP_NODELAY: %w", err)
-	}
-	return nil
-}
-
-// errTimeout is returned by the blocking I/O helpers when SO_RCVTIMEO or
+// ErrTimeout is returned by the blocking I/O helpers when SO_RCVTIMEO or
 // SO_SNDTIMEO expired before any byte moved.
-var errTimeout = errors.New("i/o timeout")
+var ErrTimeout = errors.New("i/o timeout")
 
-// readFull fills buf from the blocking socket fd. A timeout before the first
-// byte returns errTimeout; a timeout mid-message keeps reading, up to
+// ReadFull fills buf from the blocking socket fd. A timeout before the first
+// byte returns ErrTimeout; a timeout mid-message keeps reading, up to
 // maxStalls times, so a message is never torn. io.EOF means the peer closed
 // before the first byte; io.ErrUnexpectedEOF after it.
 //
-// raw > 0 makes the reads skip the runtime's syscall bookkeeping (rawRead),
+// raw > 0 makes the reads skip the runtime's syscall bookkeeping (RawRead),
 // only for a thread that may keep its P while it waits; raw is then the
 // socket's receive timeout. A signal (the runtime preempting a goroutine
 // that has run for 10ms) interrupts a raw read with EINTR, and a read
 // restarted after it would wait a whole timeout again: signals every 10ms
 // would keep it from ever timing out, so EINTRs later than raw after the
 // first read count as its timeout.
-func readFull(fd int, buf []byte, maxStalls int, raw time.Duration) error {
+func ReadFull(fd int, buf []byte, maxStalls int, raw time.Duration) error {
 	got, stalls := 0, 0
 	var since int64
 	for got < len(buf) {
@@ -189,9 +132,9 @@ func readFull(fd int, buf []byte, maxStalls int, raw time.Duration) error {
 		var err error
 		if raw > 0 {
 			if since == 0 {
-				since = nanotime()
+				since = Nanotime()
 			}
-			n, err = rawRead(fd, buf[got:])
+			n, err = RawRead(fd, buf[got:])
 		} else {
 			n, err = unix.Read(fd, buf[got:])
 		}
@@ -200,7 +143,7 @@ func readFull(fd int, buf []byte, maxStalls int, raw time.Duration) error {
 			since = 0
 			continue
 		}
-		if err == unix.EINTR && raw > 0 && nanotime()-since > int64(raw) {
+		if err == unix.EINTR && raw > 0 && Nanotime()-since > int64(raw) {
 			err = unix.EAGAIN
 		}
 		switch {
@@ -209,10 +152,10 @@ func readFull(fd int, buf []byte, maxStalls int, raw time.Duration) error {
 		case err == unix.EAGAIN:
 			since = 0
 			if got == 0 {
-				return errTimeout
+				return ErrTimeout
 			}
 			if stalls++; stalls > maxStalls {
-				return fmt.Errorf("read stalled mid-message after %d of %d bytes: %w", got, len(buf), errTimeout)
+				return fmt.Errorf("read stalled mid-message after %d of %d bytes: %w", got, len(buf), ErrTimeout)
 			}
 			continue
 		case err != nil:
@@ -226,28 +169,28 @@ func readFull(fd int, buf []byte, maxStalls int, raw time.Duration) error {
 	return nil
 }
 
-// readDiscard reads size bytes from the blocking socket fd into buf,
-// len(buf) at a time, keeping none: readFull's contract for a message
+// ReadDiscard reads size bytes from the blocking socket fd into buf,
+// len(buf) at a time, keeping none: ReadFull's contract for a message
 // larger than the buffer.
-func readDiscard(fd int, buf []byte, size, maxStalls int) error {
+func ReadDiscard(fd int, buf []byte, size, maxStalls int) error {
 	if size <= len(buf) {
-		return readFull(fd, buf[:size], maxStalls, 0)
+		return ReadFull(fd, buf[:size], maxStalls, 0)
 	}
 	for got := 0; got < size; {
 		k := min(len(buf), size-got)
-		err := readFull(fd, buf[:k], maxStalls, 0)
-		if got > 0 && (err == errTimeout || err == io.EOF) {
+		err := ReadFull(fd, buf[:k], maxStalls, 0)
+		if got > 0 && (err == ErrTimeout || err == io.EOF) {
 			if err == io.EOF {
 				return io.ErrUnexpectedEOF
 			}
 			// Mid-message: keep waiting, within the stall bound.
 			stalled := 1
-			for err == errTimeout && stalled <= maxStalls {
-				err = readFull(fd, buf[:k], maxStalls, 0)
+			for err == ErrTimeout && stalled <= maxStalls {
+				err = ReadFull(fd, buf[:k], maxStalls, 0)
 				stalled++
 			}
-			if err == errTimeout {
-				return fmt.Errorf("read stalled mid-message after %d of %d bytes: %w", got, size, errTimeout)
+			if err == ErrTimeout {
+				return fmt.Errorf("read stalled mid-message after %d of %d bytes: %w", got, size, ErrTimeout)
 			}
 		}
 		if err != nil {
@@ -258,18 +201,18 @@ func readDiscard(fd int, buf []byte, size, maxStalls int) error {
 	return nil
 }
 
-// writeFull writes all of buf to the blocking socket fd. A write to a peer
+// WriteFull writes all of buf to the blocking socket fd. A write to a peer
 // that has gone returns EPIPE: the Go runtime ignores SIGPIPE for every file
-// descriptor but stdout and stderr. raw: rawWrite instead (a signal's EINTR
+// descriptor but stdout and stderr. raw: RawWrite instead (a signal's EINTR
 // is retried: a blocked write of a small message waits only for buffer
 // space, which the peer's reading frees).
-func writeFull(fd int, buf []byte, maxStalls int, raw bool) error {
+func WriteFull(fd int, buf []byte, maxStalls int, raw bool) error {
 	put, stalls := 0, 0
 	for put < len(buf) {
 		var n int
 		var err error
 		if raw {
-			n, err = rawWrite(fd, buf[put:])
+			n, err = RawWrite(fd, buf[put:])
 		} else {
 			n, err = unix.Write(fd, buf[put:])
 		}
@@ -282,7 +225,7 @@ func writeFull(fd int, buf []byte, maxStalls int, raw bool) error {
 			continue
 		case unix.EAGAIN:
 			if stalls++; stalls > maxStalls {
-				return fmt.Errorf("write stalled after %d of %d bytes: %w", put, len(buf), errTimeout)
+				return fmt.Errorf("write stalled after %d of %d bytes: %w", put, len(buf), ErrTimeout)
 			}
 			continue
 		case nil:
@@ -294,7 +237,7 @@ func writeFull(fd int, buf []byte, maxStalls int, raw bool) error {
 	return nil
 }
 
-// rawRead and rawWrite are read(2) and write(2) without the runtime's
+// RawRead and RawWrite are read(2) and write(2) without the runtime's
 // entersyscall/exitsyscall bookkeeping. With GOMAXPROCS=1 (a process under
 // `taskset -c N`) that bookkeeping, and sysmon handing the P away each time
 // a write blocks on a full socket buffer, cost tcp_stream ~15% of its
@@ -304,7 +247,7 @@ func writeFull(fd int, buf []byte, maxStalls int, raw bool) error {
 // tcp_rr/udp_rr, whose Run gives every flow thread a P of its own), where
 // each call returns within microseconds while data flows; the server never
 // blocks in them.
-func rawRead(fd int, buf []byte) (int, error) {
+func RawRead(fd int, buf []byte) (int, error) {
 	r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(buf))), uintptr(len(buf)))
 	if e != 0 {
 		return 0, e
@@ -312,7 +255,7 @@ func rawRead(fd int, buf []byte) (int, error) {
 	return int(r), nil
 }
 
-func rawWrite(fd int, buf []byte) (int, error) {
+func RawWrite(fd int, buf []byte) (int, error) {
 	r, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(buf))), uintptr(len(buf)))
 	if e != 0 {
 		return 0, e
@@ -320,7 +263,7 @@ func rawWrite(fd int, buf []byte) (int, error) {
 	return int(r), nil
 }
 
-// recvBurst receives stream data the way iperf3 does: it waits in ppoll(2)
+// RecvBurst receives stream data the way iperf3 does: it waits in ppoll(2)
 // up to timeout for the non-blocking socket fd to become readable, then
 // reads until buf is full or the socket is drained (EAGAIN). It returns the
 // bytes read, 0 if the wait timed out or a signal interrupted it, and io.EOF
@@ -337,13 +280,13 @@ func rawWrite(fd int, buf []byte) (int, error) {
 // through the runtime (entersyscall), so a blocked wait releases its P:
 // the server uses it, where one idle client's flow must not hold up the
 // goroutines serving the others.
-func recvBurst(fd int, buf []byte, timeout time.Duration, yield bool) (int, error) {
-	if err := pollFor(fd, unix.POLLIN, timeout, yield); err != nil {
+func RecvBurst(fd int, buf []byte, timeout time.Duration, yield bool) (int, error) {
+	if err := PollFor(fd, unix.POLLIN, timeout, yield); err != nil {
 		return 0, err
 	}
 	got := 0
 	for got < len(buf) {
-		n, err := rawRead(fd, buf[got:])
+		n, err := RawRead(fd, buf[got:])
 		switch {
 		case n > 0:
 			got += n
@@ -359,12 +302,12 @@ func recvBurst(fd int, buf []byte, timeout time.Duration, yield bool) (int, erro
 	return got, nil
 }
 
-// pollFor waits up to timeout for fd to report events. Without yield the
-// wait is a raw ppoll(2) that keeps the thread's P (see rawRead); with it a
+// PollFor waits up to timeout for fd to report events. Without yield the
+// wait is a raw ppoll(2) that keeps the thread's P (see RawRead); with it a
 // socket that is not ready at once is waited for through the runtime, so
 // the P is free for other goroutines meanwhile. A timeout or a signal is
 // not an error.
-func pollFor(fd int, events int16, timeout time.Duration, yield bool) error {
+func PollFor(fd int, events int16, timeout time.Duration, yield bool) error {
 	pfd := unix.PollFd{Fd: int32(fd), Events: events}
 	var ts unix.Timespec
 	if !yield {

@@ -1,4 +1,4 @@
-package workload
+package server
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/latlab/latlab/internal/wire"
 )
 
 // Server limits. A server accepts every client that reaches it (it listens
@@ -16,18 +18,19 @@ import (
 const (
 	DefaultMaxSessions       = 64
 	DefaultMaxPeerSessions   = 16
-	DefaultMaxFlows          = 1024            // locked OS threads for data flows
-	DefaultMaxPeerFlows      = 256             // a quarter: one address cannot exhaust what others need
-	DefaultMaxBuffer         = MaxStreamBuffer // largest request, response or stream buffer a session may ask for
-	DefaultMaxMemory         = 256 << 20       // all sessions' buffers
-	DefaultMaxSessionTime    = time.Hour       // warm-up + duration of one session
+	DefaultMaxFlows          = 1024                 // locked OS threads for data flows
+	DefaultMaxPeerFlows      = 256                  // a quarter: one address cannot exhaust what others need
+	DefaultMaxBuffer         = wire.MaxStreamBuffer // largest request, response or stream buffer a session may ask for
+	DefaultMaxMemory         = 256 << 20            // all sessions' buffers
+	DefaultMaxSessionTime    = time.Hour            // warm-up + duration of one session
 	DefaultMaxPending        = 1024
 	DefaultMaxPeerPending    = 256
 	DefaultMaxHTTPConns      = 4096
 	DefaultMaxPeerHTTPConns  = 1024
 	DefaultHTTPIdleTimeout   = 15 * time.Second
 	DefaultHTTPHeadTimeout   = 10 * time.Second
-	DefaultUDPForeignReply   = 1 // reply ≤ this × request size to a datagram peer other than the session's
+	handshakeWait            = 5 * time.Second // how long a server waits for a header (Config.HandshakeTimeout)
+	DefaultUDPForeignReply   = 1               // reply ≤ this × request size to a datagram peer other than the session's
 	maxThreadsHeadroom       = 2048
 	runtimeThreadLimit       = 10000 // runtime/debug.SetMaxThreads default
 	crrSlack                 = 8     // concurrent crr transactions per session beyond its flows
@@ -48,21 +51,21 @@ type sessionCost struct {
 
 // costOf computes a session's cost from its Hello, before anything is
 // allocated.
-func costOf(h Hello) sessionCost {
+func costOf(h wire.Hello) sessionCost {
 	f := int64(h.Flows)
 	c := sessionCost{flows: int(h.Flows)}
 	switch h.Workload {
-	case TCPRR:
+	case wire.TCPRR:
 		c.memory = f*int64(min(h.ReqSize, rrReadChunk)) + int64(h.RespSize)
-	case TCPStream:
+	case wire.TCPStream:
 		if h.Reverse {
 			c.memory = int64(h.RespSize)
 		} else {
 			c.memory = f * int64(h.ReqSize)
 		}
-	case UDPRR:
+	case wire.UDPRR:
 		c.memory = f * (udpFlowBuffer + int64(h.RespSize))
-	case TCPCRR:
+	case wire.TCPCRR:
 		c.memory = int64(h.RespSize) + (f+crrSlack)*crrTxnBuffer
 	}
 	return c
@@ -87,14 +90,14 @@ func (u peerUse) zero() bool {
 // admission is the server's account of what every peer holds. All methods
 // are safe for concurrent use.
 type admission struct {
-	cfg *ServerConfig
+	cfg *Config
 
 	mu    sync.Mutex
 	total peerUse
 	peers map[netip.Addr]peerUse
 }
 
-func newAdmission(cfg *ServerConfig) *admission {
+func newAdmission(cfg *Config) *admission {
 	return &admission{cfg: cfg, peers: map[netip.Addr]peerUse{}}
 }
 
@@ -290,10 +293,10 @@ const (
 	serverBaseRSS = 64 << 20
 )
 
-// ServerRSSBound is the resident memory a server with cfg's limits stays
+// RSSBound is the resident memory a server with cfg's limits stays
 // under, whatever its clients do: the buffer budget plus the fixed cost of
 // every connection and flow the limits admit. docs/security.md states it.
-func ServerRSSBound(cfg ServerConfig) int64 {
+func RSSBound(cfg Config) int64 {
 	cfg.defaults()
 	return cfg.MaxMemory + int64(cfg.MaxHTTPConns)*httpConnRSS + int64(cfg.MaxPending)*pendingRSS +
 		int64(cfg.MaxFlows)*flowRSS + serverBaseRSS

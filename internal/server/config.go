@@ -1,21 +1,17 @@
-package workload
+package server
 
 import (
 	"fmt"
 	"log/slog"
 	"time"
 
-	"github.com/latlab/latlab/internal/netns"
+	"github.com/latlab/latlab/internal/wire"
 )
 
-// ErrNotSupported is returned on platforms without the raw-socket engine:
-// netns.ErrNotSupported, so errors.Is works across packages.
-var ErrNotSupported = netns.ErrNotSupported
-
-// ServerConfig configures a latlab server. Every limit has a default (the
+// Config configures a latlab server. Every limit has a default (the
 // Default* constants) that applies when the field is zero; docs/security.md
 // explains each.
-type ServerConfig struct {
+type Config struct {
 	// Listen is the TCP and UDP address, e.g. ":7707" (all addresses, IPv4
 	// and IPv6), "127.0.0.1:0" or "[::1]:7707". Port 0 picks a free port
 	// that is free for both TCP and UDP.
@@ -69,7 +65,7 @@ type ServerConfig struct {
 	Now func() time.Time
 }
 
-func (c *ServerConfig) defaults() {
+func (c *Config) defaults() {
 	if c.Listen == "" {
 		c.Listen = ":7707"
 	}
@@ -114,15 +110,15 @@ func (c *ServerConfig) defaults() {
 }
 
 // validate refuses limits the server could not honour.
-func (c *ServerConfig) validate() error {
+func (c *Config) validate() error {
 	switch {
 	case c.MaxFlows > runtimeThreadLimit-maxThreadsHeadroom:
 		return fmt.Errorf("max flows %d: each flow is an OS thread and the Go runtime stops at %d; at most %d",
 			c.MaxFlows, runtimeThreadLimit, runtimeThreadLimit-maxThreadsHeadroom)
-	case c.MaxBuffer > MaxStreamBuffer:
-		return fmt.Errorf("max buffer %d exceeds the protocol's %d", c.MaxBuffer, MaxStreamBuffer)
-	case c.MaxSessionTime > MaxDuration:
-		return fmt.Errorf("max session time %v exceeds the protocol's %v", c.MaxSessionTime, MaxDuration)
+	case c.MaxBuffer > wire.MaxStreamBuffer:
+		return fmt.Errorf("max buffer %d exceeds the protocol's %d", c.MaxBuffer, wire.MaxStreamBuffer)
+	case c.MaxSessionTime > wire.MaxDuration:
+		return fmt.Errorf("max session time %v exceeds the protocol's %v", c.MaxSessionTime, wire.MaxDuration)
 	}
 	return nil
 }

@@ -1,6 +1,6 @@
 //go:build linux
 
-package workload
+package server
 
 import (
 	"bufio"
@@ -19,6 +19,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/latlab/latlab/internal/wire"
+	"github.com/latlab/latlab/internal/workload"
 )
 
 // The load test runs `latlab serve`'s server in a child process (this test
@@ -37,7 +40,7 @@ func TestMain(m *testing.M) {
 // and reports how many goroutines are left beside the ones it started with.
 func childServer() int {
 	base := runtime.NumGoroutine()
-	srv, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	srv, err := New(Config{Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		fmt.Println("error", err)
 		return 1
@@ -172,8 +175,8 @@ func attack(t testing.TB, addr string, counts *attackCounts) {
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
-	hello := func(src string, h Hello) (net.Conn, HelloReply) {
-		refused := HelloReply{Status: 255} // closed before a reply: refused too
+	hello := func(src string, h wire.Hello) (net.Conn, wire.HelloReply) {
+		refused := wire.HelloReply{Status: 255} // closed before a reply: refused too
 		c := dial(src)
 		if c == nil {
 			return nil, refused
@@ -181,7 +184,7 @@ func attack(t testing.TB, addr string, counts *attackCounts) {
 		b, _ := h.MarshalBinary()
 		c.SetDeadline(time.Now().Add(5 * time.Second))
 		c.Write(b)
-		rep, err := readHelloReply(c)
+		rep, err := wire.ReadHelloReply(c)
 		if err != nil {
 			counts.add("hello-error")
 			rep = refused
@@ -212,12 +215,12 @@ func attack(t testing.TB, addr string, counts *attackCounts) {
 		par(8, func(int) {
 			_, rep := hello(src, rrHello(256, 1<<20, 1<<20, 50*time.Minute))
 			counts.add(fmt.Sprintf("flood-session status=%d", rep.Status))
-			if rep.Status != StatusOK {
+			if rep.Status != wire.StatusOK {
 				return
 			}
 			for f := 0; f < 256; f++ {
 				if c := dial(src); c != nil {
-					a := Attach{Kind: kindAttach, Session: rep.Session, Flow: uint32(f)}
+					a := wire.Attach{Kind: wire.KindAttach, Session: rep.Session, Flow: uint32(f)}
 					b, _ := a.MarshalBinary()
 					c.Write(b)
 				}
@@ -241,11 +244,11 @@ func attack(t testing.TB, addr string, counts *attackCounts) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		h := Hello{Workload: TCPStream, ReqSize: 128 << 10, RespSize: 128 << 10, Reverse: true, Duration: 50 * time.Minute, Flows: 2, ServerCPU: CPUNone}
-		if _, rep := hello("127.0.0.11", h); rep.Status == StatusOK {
+		h := wire.Hello{Workload: wire.TCPStream, ReqSize: 128 << 10, RespSize: 128 << 10, Reverse: true, Duration: 50 * time.Minute, Flows: 2, ServerCPU: wire.CPUNone}
+		if _, rep := hello("127.0.0.11", h); rep.Status == wire.StatusOK {
 			for f := 0; f < 2; f++ {
 				if c := dial("127.0.0.11"); c != nil {
-					a := Attach{Kind: kindAttach, Session: rep.Session, Flow: uint32(f)}
+					a := wire.Attach{Kind: wire.KindAttach, Session: rep.Session, Flow: uint32(f)}
 					b, _ := a.MarshalBinary()
 					c.Write(b)
 				}
@@ -338,8 +341,8 @@ func TestServerUnderAttack(t *testing.T) {
 		t.Errorf("%d of 10000 good HTTP requests failed beside the attack", fails)
 	}
 	t.Logf("good HTTP under attack: %d requests, p50 %v, p99 %v (latency bound: see BenchmarkHTTPUnderAttack)", len(lats), pct(lats, .5), pct(lats, .99))
-	for _, w := range []Workload{TCPRR, UDPRR, TCPCRR, TCPStream} {
-		res, err := Run(context.Background(), Config{Workload: w, Target: p.addr, Duration: 200 * time.Millisecond, NoPin: true, ServerCPU: CPUNone})
+	for _, w := range []wire.Workload{wire.TCPRR, wire.UDPRR, wire.TCPCRR, wire.TCPStream} {
+		res, err := workload.Run(context.Background(), workload.Config{Workload: w, Target: p.addr, Duration: 200 * time.Millisecond, NoPin: true, ServerCPU: wire.CPUNone})
 		if err != nil {
 			t.Errorf("good %s client beside the attack: %v", w, err)
 			continue
@@ -369,7 +372,7 @@ func TestServerUnderAttack(t *testing.T) {
 	if limit := int64(DefaultMaxFlows + 128); thr > limit {
 		t.Errorf("server peaked at %d threads, above its stated bound %d", thr, limit)
 	}
-	if limit := ServerRSSBound(ServerConfig{}); rss > limit {
+	if limit := RSSBound(Config{}); rss > limit {
 		t.Errorf("server peaked at RSS %d MiB, above its stated bound %d MiB", rss>>20, limit>>20)
 	}
 	if left := p.stop(t); left > 0 {

@@ -1,4 +1,4 @@
-package workload
+package wire
 
 import (
 	"bytes"
@@ -10,11 +10,11 @@ import (
 // Fuzz targets for the latlab wire protocol: every message a server reads
 // from a client (Attach; Hello has FuzzDecodeHello in proto_test.go) and
 // every reply a client reads from a server (HelloReply, EndReply). Run one
-// with `go test -run=^$ -fuzz=^FuzzDecodeAttach$ ./internal/workload`;
+// with `go test -run=^$ -fuzz=^FuzzDecodeAttach$ ./internal/wire`;
 // .ci/fuzz runs them all for a few seconds each.
 
 func FuzzDecodeAttach(f *testing.F) {
-	for _, k := range []byte{kindAttach, kindCRR, kindUDP, kindHello} {
+	for _, k := range []byte{KindAttach, KindCRR, KindUDP, KindHello} {
 		a := Attach{Kind: k, Session: 0xdeadbeefcafe, Flow: 7}
 		b, _ := a.MarshalBinary()
 		f.Add(b)
@@ -33,18 +33,18 @@ func FuzzDecodeAttach(f *testing.F) {
 			return
 		}
 		switch a.Kind {
-		case kindAttach, kindCRR, kindUDP:
+		case KindAttach, KindCRR, KindUDP:
 		default:
 			t.Fatalf("accepted kind %d", a.Kind)
 		}
 		// Bytes 7 and 20..23 are reserved and ignored; everything else
 		// must survive re-encoding.
 		out, _ := a.MarshalBinary()
-		want := bytes.Clone(b[:attachLen])
+		want := bytes.Clone(b[:AttachLen])
 		want[7] = 0
 		copy(want[20:24], []byte{0, 0, 0, 0})
 		if !bytes.Equal(out, want) {
-			t.Fatalf("re-encoding differs:\n in %x\nout %x", b[:attachLen], out)
+			t.Fatalf("re-encoding differs:\n in %x\nout %x", b[:AttachLen], out)
 		}
 		if back, err := DecodeAttach(out); err != nil || back != a {
 			t.Fatalf("round trip: %+v, %v; want %+v", back, err, a)
@@ -64,7 +64,7 @@ func FuzzReadHelloReply(f *testing.F) {
 	f.Add([]byte("LLAB\x00\x01\x06\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\xff\xff\x00\x00"))
 	f.Add([]byte("LLAB\x00\x01\x06\x00"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := readHelloReply(bytes.NewReader(b))
+		r, err := ReadHelloReply(bytes.NewReader(b))
 		if err != nil {
 			return
 		}
@@ -72,7 +72,7 @@ func FuzzReadHelloReply(f *testing.F) {
 			t.Fatalf("message of %d bytes accepted", len(r.Message))
 		}
 		out, _ := r.MarshalBinary()
-		back, err := readHelloReply(bytes.NewReader(out))
+		back, err := ReadHelloReply(bytes.NewReader(out))
 		if err != nil || back != r {
 			t.Fatalf("round trip: %+v, %v; want %+v", back, err, r)
 		}
@@ -87,14 +87,14 @@ func FuzzReadEndReply(f *testing.F) {
 		b, _ := e.MarshalBinary()
 		f.Add(b)
 	}
-	f.Add(marshalEnd())
+	f.Add(MarshalEnd())
 	f.Fuzz(func(t *testing.T, b []byte) {
-		e, err := readEndReply(bytes.NewReader(b))
+		e, err := ReadEndReply(bytes.NewReader(b))
 		if err != nil {
 			return
 		}
 		out, _ := e.MarshalBinary()
-		back, err := readEndReply(bytes.NewReader(out))
+		back, err := ReadEndReply(bytes.NewReader(out))
 		if err != nil || back != e {
 			t.Fatalf("round trip: %+v, %v; want %+v", back, err, e)
 		}

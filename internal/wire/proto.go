@@ -1,4 +1,4 @@
-package workload
+package wire
 
 import (
 	"encoding/binary"
@@ -30,8 +30,8 @@ import (
 // All integers are big-endian except the UDP sequence number, which is
 // opaque to the server (it is echoed back as it arrived).
 
-// Magic opens every latlab message.
-var Magic = [4]byte{'L', 'L', 'A', 'B'}
+// Magic opens every latlab message (its first four bytes).
+const Magic = "LLAB"
 
 // Version is the protocol version this build speaks. A server refuses other
 // versions with StatusBadVersion.
@@ -40,23 +40,23 @@ const Version uint16 = 1
 // DefaultPort is the TCP and UDP port `latlab serve` listens on by default.
 const DefaultPort = 7707
 
-// Limits the server enforces so one client cannot exhaust its memory.
+// Limits of the protocol: the server enforces them so one client cannot
+// exhaust its memory, and the client checks them before it asks.
 const (
-	MaxMessageSize  = 1 << 20         // request/response size for rr workloads
-	MaxStreamBuffer = 4 << 20         // write/read buffer for tcp_stream
-	MaxFlows        = 256             // data flows per session
-	MaxDuration     = 24 * time.Hour  // warm-up + duration
-	MinUDPSize      = 8               // a UDP payload carries an 8-byte sequence number
-	handshakeWait   = 5 * time.Second // how long a server waits for a header
+	MaxMessageSize  = 1 << 20        // request/response size for rr workloads
+	MaxStreamBuffer = 4 << 20        // write/read buffer for tcp_stream
+	MaxFlows        = 256            // data flows per session
+	MaxDuration     = 24 * time.Hour // warm-up + duration
+	MinUDPSize      = 8              // a UDP payload carries an 8-byte sequence number
 )
 
 // Message kinds (byte 6 of every header).
 const (
-	kindHello  byte = 1
-	kindAttach byte = 2
-	kindCRR    byte = 3
-	kindUDP    byte = 4
-	kindEnd    byte = 5
+	KindHello  byte = 1 // a control connection's Hello
+	KindAttach byte = 2 // a data connection's Attach (tcp_rr, tcp_stream)
+	KindCRR    byte = 3 // a tcp_crr transaction's Attach
+	KindUDP    byte = 4 // a UDP flow's Attach datagram
+	KindEnd    byte = 5 // End and EndReply
 	kindReply  byte = 6
 )
 
@@ -81,6 +81,11 @@ const (
 	UDPRR     Workload = "udp_rr"
 	TCPStream Workload = "tcp_stream"
 )
+
+// HTTP is HTTP/1.1 load against any HTTP server (latlab's own endpoint,
+// nginx, an application). It does not speak the latlab protocol: there is
+// no control session, so the server's CPU cost is not reported.
+const HTTP Workload = "http"
 
 // Workloads lists every workload in a stable order.
 var Workloads = []Workload{TCPRR, TCPCRR, UDPRR, TCPStream}
@@ -147,12 +152,13 @@ type Hello struct {
 	ServerCPU int32 // CPUAuto, CPUNone or a CPU number
 }
 
-const helloLen = 32
+// HelloLen is the size of a Hello on the wire.
+const HelloLen = 32
 
 // MarshalBinary encodes h as the 32-byte wire header.
 func (h *Hello) MarshalBinary() ([]byte, error) {
-	b := make([]byte, helloLen)
-	putHeader(b, kindHello)
+	b := make([]byte, HelloLen)
+	putHeader(b, KindHello)
 	b[7] = h.Workload.code()
 	binary.BigEndian.PutUint32(b[8:], h.ReqSize)
 	binary.BigEndian.PutUint32(b[12:], h.RespSize)
@@ -173,7 +179,7 @@ func (h *Hello) MarshalBinary() ([]byte, error) {
 // code the server should send.
 func DecodeHello(b []byte) (Hello, byte, error) {
 	var h Hello
-	if err := checkHeader(b, helloLen, kindHello); err != nil {
+	if err := checkHeader(b, HelloLen, KindHello); err != nil {
 		if errors.Is(err, errVersion) {
 			return h, StatusBadVersion, err
 		}
@@ -261,8 +267,8 @@ func (r *HelloReply) MarshalBinary() ([]byte, error) {
 	return b, nil
 }
 
-// readHelloReply reads a HelloReply from r.
-func readHelloReply(r io.Reader) (HelloReply, error) {
+// ReadHelloReply reads a HelloReply from r.
+func ReadHelloReply(r io.Reader) (HelloReply, error) {
 	var rep HelloReply
 	b := make([]byte, replyLen)
 	if _, err := io.ReadFull(r, b); err != nil {
@@ -295,9 +301,12 @@ type Attach struct {
 	Flow    uint32
 }
 
-const attachLen = 24
+// AttachLen is the size of an Attach on the wire.
+const AttachLen = 24
 
-func (a *Attach) put(b []byte) {
+// Put encodes a into the first AttachLen bytes of b (tcp_crr sends it
+// followed by the request, in one buffer).
+func (a *Attach) Put(b []byte) {
 	putHeader(b, a.Kind)
 	binary.BigEndian.PutUint64(b[8:], a.Session)
 	binary.BigEndian.PutUint32(b[16:], a.Flow)
@@ -305,23 +314,23 @@ func (a *Attach) put(b []byte) {
 
 // MarshalBinary encodes a.
 func (a *Attach) MarshalBinary() ([]byte, error) {
-	b := make([]byte, attachLen)
-	a.put(b)
+	b := make([]byte, AttachLen)
+	a.Put(b)
 	return b, nil
 }
 
 // DecodeAttach parses an Attach header of any attach kind.
 func DecodeAttach(b []byte) (Attach, error) {
 	var a Attach
-	if len(b) < attachLen {
-		return a, fmt.Errorf("%w: attach header of %d bytes, want %d", ErrProtocol, len(b), attachLen)
+	if len(b) < AttachLen {
+		return a, fmt.Errorf("%w: attach header of %d bytes, want %d", ErrProtocol, len(b), AttachLen)
 	}
-	if err := checkHeader(b[:attachLen], attachLen, 0); err != nil {
+	if err := checkHeader(b[:AttachLen], AttachLen, 0); err != nil {
 		return a, err
 	}
 	a.Kind = b[6]
 	switch a.Kind {
-	case kindAttach, kindCRR, kindUDP:
+	case KindAttach, KindCRR, KindUDP:
 	default:
 		return a, fmt.Errorf("%w: kind %d is not an attach", ErrProtocol, a.Kind)
 	}
@@ -341,19 +350,24 @@ type EndReply struct {
 	ProcessCPU bool          // CPUTime is process-wide (tcp_crr), not per-thread
 }
 
-const endLen = 8
+// EndLen is the size of an End on the wire.
+const EndLen = 8
 const endReplyLen = 48
 
-func marshalEnd() []byte {
-	b := make([]byte, endLen)
-	putHeader(b, kindEnd)
+// MarshalEnd encodes the End a client sends to close its session.
+func MarshalEnd() []byte {
+	b := make([]byte, EndLen)
+	putHeader(b, KindEnd)
 	return b
 }
+
+// DecodeEnd checks that b is an End.
+func DecodeEnd(b []byte) error { return checkHeader(b, EndLen, KindEnd) }
 
 // MarshalBinary encodes r.
 func (r *EndReply) MarshalBinary() ([]byte, error) {
 	b := make([]byte, endReplyLen)
-	putHeader(b, kindEnd)
+	putHeader(b, KindEnd)
 	b[7] = r.Status
 	binary.BigEndian.PutUint64(b[8:], uint64(r.CPUTime))
 	binary.BigEndian.PutUint64(b[16:], r.Bytes)
@@ -366,13 +380,14 @@ func (r *EndReply) MarshalBinary() ([]byte, error) {
 	return b, nil
 }
 
-func readEndReply(r io.Reader) (EndReply, error) {
+// ReadEndReply reads an EndReply from r.
+func ReadEndReply(r io.Reader) (EndReply, error) {
 	var e EndReply
 	b := make([]byte, endReplyLen)
 	if _, err := io.ReadFull(r, b); err != nil {
 		return e, fmt.Errorf("read end reply: %w", err)
 	}
-	if err := checkHeader(b, endReplyLen, kindEnd); err != nil {
+	if err := checkHeader(b, endReplyLen, KindEnd); err != nil {
 		return e, err
 	}
 	e.Status = b[7]
@@ -386,7 +401,7 @@ func readEndReply(r io.Reader) (EndReply, error) {
 }
 
 func putHeader(b []byte, kind byte) {
-	copy(b, Magic[:])
+	copy(b, Magic)
 	binary.BigEndian.PutUint16(b[4:], Version)
 	b[6] = kind
 }
@@ -398,7 +413,7 @@ func checkHeader(b []byte, want int, kind byte) error {
 	if len(b) != want {
 		return fmt.Errorf("%w: header of %d bytes, want %d", ErrProtocol, len(b), want)
 	}
-	if [4]byte(b[:4]) != Magic {
+	if string(b[:4]) != Magic {
 		return fmt.Errorf("%w: bad magic %q", ErrProtocol, b[:4])
 	}
 	if v := binary.BigEndian.Uint16(b[4:]); v != Version {
