@@ -17,4 +17,3 @@ func TestErrNotSupportedWraps(t *testing.T) {
 		t.Errorf("message %q", err)
 	}
 }
-
