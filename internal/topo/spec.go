@@ -836,14 +836,18 @@ func Named(name string) (t *Topology, ok bool) {
 // targets dial v6.
 type plan Family
 
-func (p plan) addrs(v4, v6 string) []string {
+func (p plan) addrs(v4, v6 string) []string { return pick(p, v4, v6) }
+
+// pick is what a place of the plan holds: v4 for Family4, v6 for Family6,
+// both (v4 first) for FamilyDual.
+func pick[T any](p plan, v4, v6 T) []T {
 	switch Family(p) {
 	case Family6:
-		return []string{v6}
+		return []T{v6}
 	case FamilyDual:
-		return []string{v4, v6}
+		return []T{v4, v6}
 	}
-	return []string{v4}
+	return []T{v4}
 }
 
 // one is a single address of the family a client dials.
@@ -861,38 +865,15 @@ func (p plan) target(v4, v6 string, port int) string {
 
 // routes gives one route per configured family: v4 and/or v6 with their
 // own destinations and gateways.
-func (p plan) routes(v4, v6 Route) []Route {
-	switch Family(p) {
-	case Family6:
-		return []Route{v6}
-	case FamilyDual:
-		return []Route{v4, v6}
-	}
-	return []Route{v4}
-}
+func (p plan) routes(v4, v6 Route) []Route { return pick(p, v4, v6) }
 
 // nat gives one NAT rule per configured family.
-func (p plan) nat(v4, v6 NAT) []NAT {
-	switch Family(p) {
-	case Family6:
-		return []NAT{v6}
-	case FamilyDual:
-		return []NAT{v4, v6}
-	}
-	return []NAT{v4}
-}
+func (p plan) nat(v4, v6 NAT) []NAT { return pick(p, v4, v6) }
 
 // forwarding turns routing on in a node namespace for each family.
 func (p plan) forwarding(ns string) []Sysctl {
-	v4 := Sysctl{NS: ns, Key: "net.ipv4.ip_forward", Value: "1"}
-	v6 := Sysctl{NS: ns, Key: "net.ipv6.conf.all.forwarding", Value: "1"}
-	switch Family(p) {
-	case Family6:
-		return []Sysctl{v6}
-	case FamilyDual:
-		return []Sysctl{v4, v6}
-	}
-	return []Sysctl{v4}
+	return pick(p, Sysctl{NS: ns, Key: "net.ipv4.ip_forward", Value: "1"},
+		Sysctl{NS: ns, Key: "net.ipv6.conf.all.forwarding", Value: "1"})
 }
 
 // DefaultFamily is Default with the addresses of family f; Default is
