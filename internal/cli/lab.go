@@ -14,6 +14,7 @@ import (
 	"github.com/latlab/latlab/internal/journal"
 	"github.com/latlab/latlab/internal/offload"
 	"github.com/latlab/latlab/internal/report"
+	"github.com/latlab/latlab/internal/store"
 	"github.com/latlab/latlab/internal/topo"
 )
 
@@ -95,6 +96,7 @@ two presets without quoting ';'.`,
   latlab lab --offload all-on,seg-off,gro-off --workloads tcp_rr,udp_rr,tcp_stream
   latlab lab --print-topology > my.yaml && latlab lab --topology my.yaml
   latlab lab --family 6                          # the same modes over IPv6 (dual: both families configured)
+  latlab lab --against latest --fail-on 'worse>5%'   # CI gate: exit 3 when a configuration got slower than the last run
   latlab lab --keep --modes host,bridge-nat      # leave it up to explore; 'latlab cleanup' removes it`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -250,6 +252,10 @@ type labOpts struct {
 	attribute    bool
 	journalDir   string
 	nat          string
+	// against is a stored run to compare this one with after it ends;
+	// failOn gates on that comparison (CI).
+	against string
+	failOn  failOnFlag
 }
 
 func (o *labOpts) flags(cmd *cobra.Command) {
@@ -260,6 +266,8 @@ func (o *labOpts) flags(cmd *cobra.Command) {
 	f.BoolVar(&o.noStore, "no-store", false, "do not record the run in the database")
 	f.BoolVar(&o.attribute, "attribute", false, "attach kernel evidence to every trial: NET_RX/NET_TX softirqs and softirq time per transaction, drops by reason, retransmits, run-queue delay (eBPF tracepoints where they load, /proc counters otherwise)")
 	f.BoolVar(&o.allowHostNIC, "allow-host-nic", false, "let a spec's interfaces include devices in the caller's own namespace (journalled and restored)")
+	f.StringVar(&o.against, "against", "", "after the run, compare its rates with this stored run (an id, or latest: the newest before this one), as 'latlab compare RUN this' does")
+	f.Var(&o.failOn, "fail-on", "with --against: exit 3 (after printing) when a configuration is significantly worse than in that run: 'worse', or 'worse>5%'")
 	o.out = addOutput(cmd, report.FormatTable, report.FormatJSON, report.FormatCSV).withPercentiles("50,99")
 	o.db = addDBFlag(cmd)
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress on stderr")
@@ -293,6 +301,10 @@ func (o *labOpts) run(cmd *cobra.Command, e *env, spec *experiment.LabSpec, name
 		rec = &experiment.StoreRecorder{Store: st, Kind: kind, SpecName: name, SpecHeader: text + "# latlab " + Version() + "\n", Version: Version()}
 		spec.Recorder = rec
 	}
+	base, err := o.baseline(cmd)
+	if err != nil {
+		return err
+	}
 	spec.Undoers = undoers()
 	prog := newLabProgress(e, o.quiet)
 	out, runErr := experiment.RunLab(cmd.Context(), *spec, prog.event)
@@ -316,7 +328,55 @@ func (o *labOpts) run(cmd *cobra.Command, e *env, spec *experiment.LabSpec, name
 	if out.Incomplete {
 		return fmt.Errorf("interrupted: the results above are incomplete (%d trials finished)", len(out.Trials))
 	}
-	return nil
+	if base == nil {
+		return nil
+	}
+	return o.compareAgainst(e, output, base, out)
+}
+
+// storedRun is a run loaded from the database.
+type storedRun struct {
+	run store.Run
+	out *experiment.Outcome
+}
+
+// baseline loads --against's run before the lab starts, so a wrong id
+// fails at once and "latest" means the run before this one.
+func (o *labOpts) baseline(cmd *cobra.Command) (*storedRun, error) {
+	if o.against == "" {
+		if o.failOn.set {
+			return nil, usagef("--fail-on needs --against RUN: the stored run to judge this one against")
+		}
+		return nil, nil
+	}
+	var b *storedRun
+	err := withRun(cmd.Context(), *o.db, o.against, func(_ *store.Store, r store.Run, out *experiment.Outcome) error {
+		b = &storedRun{r, out}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("--against %s: %w", o.against, err)
+	}
+	return b, nil
+}
+
+// compareAgainst prints how this run's rates compare with the stored
+// run's (on stdout after a table, on stderr beside JSON or CSV, which
+// stay one document) and applies --fail-on.
+func (o *labOpts) compareAgainst(e *env, output report.Output, base *storedRun, out *experiment.Outcome) error {
+	rows, err := experiment.CompareOutcomes(base.out, out, experiment.MetricRate)
+	if err != nil {
+		return fmt.Errorf("compare with run %d: %w", base.run.ID, err)
+	}
+	w := e.stdout
+	if output.Format != report.FormatTable {
+		w = e.stderr
+	}
+	fmt.Fprintf(w, "\nagainst run %d (%s):\n", base.run.ID, base.run.Started.Local().Format("2006-01-02 15:04"))
+	if err := report.WriteComparison(w, report.Output{Format: report.FormatTable}, fmt.Sprintf("run %d", base.run.ID), "this run", rows); err != nil {
+		return err
+	}
+	return o.failOn.check(rows)
 }
 
 // parsePlacement reads lab's --cpu and --server-cpu (case-insensitive);

@@ -3,19 +3,24 @@ package cli
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/latlab/latlab/internal/offload"
+	"github.com/latlab/latlab/internal/store"
 	"github.com/latlab/latlab/internal/testutil"
 	"github.com/latlab/latlab/internal/topo"
+	"github.com/latlab/latlab/internal/web/webtest"
+	"github.com/latlab/latlab/internal/wire"
 )
 
 // labJSON is the part of `latlab lab --json` that other tools rely on.
@@ -360,5 +365,37 @@ func TestOffloadRunKill9ThenCleanupRestores(t *testing.T) {
 	}
 	if !tsoOn() {
 		t.Errorf("cleanup did not restore TSO on mine0")
+	}
+}
+
+// lab --against RUN --fail-on gates a pipeline on a stored run: a run
+// far faster than this machine can be makes this one "worse" (exit 3,
+// after the table and the comparison), a far slower one does not; the
+// stored run is checked before anything is built.
+func TestLabFailOnAgainst(t *testing.T) {
+	testutil.RequireRoot(t)
+	db := filepath.Join(t.TempDir(), "d.db")
+	st, err := store.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast := webtest.Record(t, st, webtest.Run{Seed: 1, Workloads: []wire.Workload{wire.TCPRR}, Modes: []string{"host", "macvlan"}, LatUs: []float64{0.2, 0.2}})
+	slow := webtest.Record(t, st, webtest.Run{Seed: 2, Workloads: []wire.Workload{wire.TCPRR}, Modes: []string{"host", "macvlan"}, LatUs: []float64{1e5, 1e5}})
+	st.Close()
+	args := []string{"lab", "--db", db, "--no-store", "--journal-dir", t.TempDir(), "-q", "--modes", "macvlan", "--workloads", "tcp_rr",
+		"--trials", "6", "-d", "100ms", "--warmup", "0s", "--cpu", "0", "--server-cpu", "0"}
+	code, out, stderr := runCLI(t, append(args, "--against", strconv.FormatInt(fast, 10), "--fail-on", "worse")...)
+	if code != ExitRegressed || !strings.Contains(out, fmt.Sprintf("against run %d", fast)) || !strings.Contains(stderr, "--fail-on worse: 2 configuration(s) regressed") {
+		t.Errorf("against a faster run: exit %d, want %d\n%s\n%s", code, ExitRegressed, out, stderr)
+	}
+	code, out, stderr = runCLI(t, append(args, "--against", strconv.FormatInt(slow, 10), "--fail-on", "worse")...)
+	if code != ExitOK || !strings.Contains(out, "better") {
+		t.Errorf("against a slower run: exit %d, want 0\n%s\n%s", code, out, stderr)
+	}
+	if code, _, stderr := runCLI(t, append(args, "--against", "999")...); code == ExitOK || !strings.Contains(stderr, "--against 999: run 999 is not in") {
+		t.Errorf("against a missing run: exit %d %s", code, stderr)
+	}
+	if code, _, _ := runCLI(t, append(args, "--fail-on", "worse")...); code != ExitUsage {
+		t.Errorf("--fail-on without --against: exit %d, want %d", code, ExitUsage)
 	}
 }
