@@ -256,6 +256,8 @@ type labOpts struct {
 	// failOn gates on that comparison (CI).
 	against string
 	failOn  failOnFlag
+	// jsonStream writes the run as JSON lines while it runs.
+	jsonStream bool
 }
 
 func (o *labOpts) flags(cmd *cobra.Command) {
@@ -267,6 +269,7 @@ func (o *labOpts) flags(cmd *cobra.Command) {
 	f.BoolVar(&o.attribute, "attribute", false, "attach kernel evidence to every trial: NET_RX/NET_TX softirqs and softirq time per transaction, drops by reason, retransmits, run-queue delay (eBPF tracepoints where they load, /proc counters otherwise)")
 	f.BoolVar(&o.allowHostNIC, "allow-host-nic", false, "let a spec's interfaces include devices in the caller's own namespace (journalled and restored)")
 	f.StringVar(&o.against, "against", "", "after the run, compare its rates with this stored run (an id, or latest: the newest before this one), as 'latlab compare RUN this' does")
+	f.BoolVar(&o.jsonStream, "json-stream", false, "write the run as JSON lines while it runs on stdout (start, built, calibrated, one per trial, precision, teardown, summary last; docs/lab-json.md); not with -o")
 	f.Var(&o.failOn, "fail-on", "with --against: exit 3 (after printing) when a configuration is significantly worse than in that run: 'worse', or 'worse>5%'")
 	o.out = addOutput(cmd, report.FormatTable, report.FormatJSON, report.FormatCSV).withPercentiles("50,99")
 	o.db = addDBFlag(cmd)
@@ -305,15 +308,40 @@ func (o *labOpts) run(cmd *cobra.Command, e *env, spec *experiment.LabSpec, name
 	if err != nil {
 		return err
 	}
+	var stream *report.JSONStream
+	if o.jsonStream {
+		if output.Format != report.FormatTable {
+			return usagef("--json-stream writes JSON lines itself; drop -o %s", output.Format)
+		}
+		if stream, err = report.NewJSONStream(e.stdout, output.Meta); err != nil {
+			return err
+		}
+	}
 	spec.Undoers = undoers()
 	prog := newLabProgress(e, o.quiet)
-	out, runErr := experiment.RunLab(cmd.Context(), *spec, prog.event)
+	onEvent := prog.event
+	if stream != nil {
+		onEvent = func(ev experiment.Event) {
+			prog.event(ev)
+			if err := stream.Event(ev); err != nil {
+				fmt.Fprintf(e.stderr, "latlab: %v\n", err)
+			}
+		}
+	}
+	out, runErr := experiment.RunLab(cmd.Context(), *spec, onEvent)
 	prog.finish()
 	if out == nil {
 		return runErr
 	}
 	sum := experiment.Summarize(out)
-	if err := report.WriteLab(e.stdout, output, sum); err != nil {
+	if stream != nil {
+		if err := stream.Summary(sum); err != nil {
+			return err
+		}
+		// The comparison below is for people: beside JSON lines it goes
+		// to stderr.
+		output.Format = report.FormatJSON
+	} else if err := report.WriteLab(e.stdout, output, sum); err != nil {
 		return err
 	}
 	if rec != nil && rec.RunID != 0 && !o.quiet {

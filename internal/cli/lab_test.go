@@ -399,3 +399,44 @@ func TestLabFailOnAgainst(t *testing.T) {
 		t.Errorf("--fail-on without --against: exit %d, want %d", code, ExitUsage)
 	}
 }
+
+// lab --json-stream writes the run as JSON lines as it goes: start first,
+// a line per trial while it runs, the summary last; -o beside it is a
+// usage error.
+func TestLabJSONStream(t *testing.T) {
+	testutil.RequireRoot(t)
+	args := []string{"lab", "--no-store", "--journal-dir", t.TempDir(), "-q", "--modes", "macvlan", "--workloads", "udp_rr",
+		"--trials", "3", "-d", "100ms", "--warmup", "0s", "--json-stream"}
+	code, out, stderr := runCLI(t, args...)
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var events []string
+	trials := 0
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var ev struct {
+			Event string `json:"event"`
+			Trial *struct {
+				Result *struct {
+					Transactions int64 `json:"transactions"`
+				} `json:"result"`
+			} `json:"trial"`
+		}
+		if err := json.Unmarshal([]byte(l), &ev); err != nil {
+			t.Fatalf("not a JSON line: %v\n%s", err, l)
+		}
+		events = append(events, ev.Event)
+		if ev.Event == "trial" {
+			if ev.Trial == nil || ev.Trial.Result == nil || ev.Trial.Result.Transactions == 0 {
+				t.Errorf("trial line without transactions: %s", l)
+			}
+			trials++
+		}
+	}
+	if len(events) < 3 || events[0] != "start" || events[1] != "built" || events[len(events)-1] != "summary" || trials != 6 {
+		t.Errorf("events %v (%d trials), want start, built, ..., 6 trials, ..., summary", events, trials)
+	}
+	if code, _, _ := runCLI(t, append(args, "-o", "json")...); code != ExitUsage {
+		t.Errorf("--json-stream -o json: exit %d, want %d", code, ExitUsage)
+	}
+}
