@@ -544,7 +544,8 @@ func main() {
 	if *seed == 0 {
 		*seed = rand.Uint64()
 	}
-	rep := report{Lab: info.Prefix, Kernel: benchproc.Kernel(), CPU: benchproc.CPUModel(),
+	kernel, cpu := benchproc.Host()
+	rep := report{Lab: info.Prefix, Kernel: kernel, CPU: cpu,
 		Planned: *rounds, Seconds: *secs, Size: *size, ClientCPU: *ccpu, ServerCPU: *scpu, Seed: *seed,
 		Baseline: info.Baseline, Endpoints: eps, Skipped: skipped, AgreePoints: agreePoints}
 

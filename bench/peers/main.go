@@ -115,7 +115,8 @@ func main() {
 	}
 	fmt.Printf("latlab vs C peers: %d interleaved rounds of %ds, %d-byte messages; cross-core: client CPU %d, server CPU %d; same-core and taskset-1cpu on CPU %d\n",
 		*rounds, *dur, *size, *clientCPU, *serverCPU, *serverCPU)
-	fmt.Printf("kernel %s, %s\n\n", benchproc.Kernel(), benchproc.CPUModel())
+	kernel, cpu := benchproc.Host()
+	fmt.Printf("kernel %s, %s\n\n", kernel, cpu)
 	failed := false
 	for _, p := range paths {
 		m, err := r.path(p, *rounds)

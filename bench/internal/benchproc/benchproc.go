@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/latlab/latlab/internal/experiment"
 	"github.com/latlab/latlab/internal/stats"
 )
 
@@ -80,21 +81,11 @@ func Row(nameWidth int, name string, latlab, peer []float64) string {
 		Median(latlab)/Median(peer), pr.Center, ci, strings.Join(ratios, " "))
 }
 
-// Kernel is `uname -r` ("" if it cannot be run).
-func Kernel() string {
-	out, _ := exec.Command("uname", "-r").Output()
-	return strings.TrimSpace(string(out))
-}
-
-// CPUModel is /proc/cpuinfo's first model name.
-func CPUModel() string {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "model name") {
-			return strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
-		}
-	}
-	return "unknown CPU"
+// Host is the machine's kernel release and CPU model, as every stored run
+// and JSON document records them (experiment.HostFingerprint).
+func Host() (kernel, cpu string) {
+	k, c, _ := experiment.HostFingerprint()
+	return k, c
 }
 
 // StartPID starts argv in the background, its output discarded, and
