@@ -171,11 +171,7 @@ func openStoreExisting(ctx context.Context, db string) (*store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := st.MarkStaleRunsIncomplete(ctx); err != nil {
-		st.Close()
-		return nil, err
-	}
-	return st, nil
+	return markStale(ctx, st)
 }
 
 // listAliases lets a plural list flag be given in the singular too:

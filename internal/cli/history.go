@@ -25,6 +25,12 @@ func openStore(ctx context.Context, path string) (*store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	return markStale(ctx, st)
+}
+
+// markStale marks runs left "running" by dead processes as incomplete, so
+// every command sees them as they are; it closes st on failure.
+func markStale(ctx context.Context, st *store.Store) (*store.Store, error) {
 	if _, err := st.MarkStaleRunsIncomplete(ctx); err != nil {
 		st.Close()
 		return nil, err
