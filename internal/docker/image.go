@@ -2,7 +2,6 @@ package docker
 
 import (
 	"archive/tar"
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -154,9 +153,20 @@ func (e *Engine) PruneImages(ctx context.Context, keep string) ([]string, error)
 		return nil, fmt.Errorf("list latlab images: %w", err)
 	}
 	imgs := res.Items
-	// Newest first; the first is kept when keep is "".
+	// Newest first; the first is kept when keep is "". The list gives
+	// whole seconds, so two images imported in one second would tie:
+	// order by the creation time inspect gives (nanoseconds).
+	created := make(map[string]time.Time, len(imgs))
+	for _, im := range imgs {
+		created[im.ID] = time.Unix(im.Created, 0)
+		if ins, err := e.c.ImageInspect(ctx, im.ID); err == nil {
+			if t, err := time.Parse(time.RFC3339Nano, ins.Created); err == nil {
+				created[im.ID] = t
+			}
+		}
+	}
 	slices.SortFunc(imgs, func(a, b image.Summary) int {
-		if c := cmp.Compare(b.Created, a.Created); c != 0 {
+		if c := created[b.ID].Compare(created[a.ID]); c != 0 {
 			return c
 		}
 		return strings.Compare(a.ID, b.ID)
