@@ -16,8 +16,14 @@ import (
 
 // Calibration is what the lab measured, before its trials, to pick each
 // workload's CPU placement: short interleaved probes of every candidate
-// placement in the baseline mode, and the one with the least
-// probe-to-probe noise that the workload can run on.
+// placement in the baseline mode, and the one that resolves a mode's cost
+// best that the workload can run on. A mode's cost is time added to every
+// transaction (microseconds in the stack, the same whatever the
+// placement), so the placement to measure it on is the one whose time per
+// transaction is steadiest in microseconds: probe-to-probe CV × time per
+// transaction. A cross-core round trip that waits ~70 µs for an idle vCPU
+// to wake swings by microseconds and buries a 1 µs cost that a 5 µs
+// same-core round trip shows as 15%.
 type Calibration struct {
 	Workload wire.Workload `json:"workload"`
 	// Chosen names the placement the trials ran.
@@ -31,25 +37,29 @@ type Calibration struct {
 type Probe struct {
 	Placement Placement `json:"placement"`
 	// Probes is how many short runs were measured; RatePerSec their
-	// median rate, CV their coefficient of variation, RoundTripUs the
-	// median round trip (request/response workloads).
+	// median rate; CV their probe-to-probe coefficient of variation from
+	// successive differences (slow drift between probes, which the
+	// interleaved rounds cancel, left out); RoundTripUs the median round
+	// trip (request/response workloads); JitterUs the noise in time per
+	// transaction, CV × 1e6/RatePerSec, that the choice minimises.
 	Probes      int     `json:"probes"`
 	RatePerSec  float64 `json:"rate_per_sec"`
 	CV          float64 `json:"cv"`
 	RoundTripUs float64 `json:"round_trip_us,omitempty"`
+	JitterUs    float64 `json:"jitter_us"`
 	Error       string  `json:"error,omitempty"`
 }
 
 // Calibration settings: probesPerCandidate runs of probeDuration (after
 // probeWarmup) per candidate and workload, interleaved. A cross-core
-// candidate is preferred unless same core is clearly quieter
-// (preferCrossWithin): on a quiet machine cross core is what two
-// containers usually get.
+// candidate is kept while its jitter (µs per transaction) is within
+// preferCrossWithin of same core's: on a quiet machine cross core is what
+// two containers usually get.
 const (
 	probesPerCandidate = 5
 	probeDuration      = 100 * time.Millisecond
 	probeWarmup        = 30 * time.Millisecond
-	preferCrossWithin  = 1.5
+	preferCrossWithin  = 2
 )
 
 // Candidate placement names.
@@ -130,7 +140,10 @@ func Calibrate(ctx context.Context, workloads []wire.Workload, allowed []int, se
 		cal := Calibration{Workload: w}
 		for i, p := range cands {
 			k := key{w, i}
-			pr := Probe{Placement: p, Probes: len(rates[k]), RatePerSec: stats.Median(rates[k]), CV: cv(rates[k]), RoundTripUs: stats.Median(rtts[k]), Error: errs[k]}
+			pr := Probe{Placement: p, Probes: len(rates[k]), RatePerSec: stats.Median(rates[k]), CV: successiveCV(rates[k]), RoundTripUs: stats.Median(rtts[k]), Error: errs[k]}
+			if pr.RatePerSec > 0 {
+				pr.JitterUs = pr.CV * 1e6 / pr.RatePerSec
+			}
 			cal.Candidates = append(cal.Candidates, pr)
 		}
 		cal.Chosen, cal.Reason = choosePlacement(w, cal.Candidates, len(allowed))
@@ -175,15 +188,16 @@ func choosePlacement(w wire.Workload, cands []Probe, ncpu int) (string, string) 
 	if same.RoundTripUs == 0 || cross.RoundTripUs == 0 {
 		what = "rate"
 	}
-	figures := fmt.Sprintf("cross-core %s %s vs %s same core, CV %.1f%% vs %.1f%%", what, fig(cross), fig(same), cross.CV*100, same.CV*100)
-	if same.CV*preferCrossWithin < cross.CV {
-		why := "cross-core trials swing more than same-core ones"
+	figures := fmt.Sprintf("cross-core %s %s vs %s same core, CV %.1f%% vs %.1f%%, jitter %.2g vs %.2g µs per transaction",
+		what, fig(cross), fig(same), cross.CV*100, same.CV*100, cross.JitterUs, same.JitterUs)
+	if same.JitterUs*preferCrossWithin < cross.JitterUs {
+		why := "cross-core transactions swing by more microseconds than a mode's cost"
 		if cross.RoundTripUs > 3*same.RoundTripUs && same.RoundTripUs > 0 {
-			why = "idle-CPU wake-ups dominate every cross-core round trip"
+			why = "idle-CPU wake-ups dominate every cross-core round trip and bury a mode's cost"
 		}
 		return PlacementSameCore, figures + ": " + why + "; pinned same core"
 	}
-	return PlacementCrossCore, figures + ": cross core is as steady; pinned cross core"
+	return PlacementCrossCore, figures + ": cross core resolves a mode's cost as well; pinned cross core"
 }
 
 func firstNonEmpty(ss ...string) string {
@@ -193,6 +207,46 @@ func firstNonEmpty(ss ...string) string {
 		}
 	}
 	return ""
+}
+
+// successiveCV is the coefficient of variation estimated from successive
+// differences (von Neumann): √(Σ(x[i+1]−x[i])² / 2(n−1)) over the mean.
+// A slow drift that moves every candidate alike, and that interleaved
+// rounds cancel, barely enters it; the probe-to-probe noise they cannot
+// cancel does. 0 for fewer than two values.
+func successiveCV(xs []float64) float64 {
+	if len(xs) < 2 {
+		return 0
+	}
+	var sum, ss float64
+	for i, x := range xs {
+		sum += x
+		if i > 0 {
+			ss += (x - xs[i-1]) * (x - xs[i-1])
+		}
+	}
+	mean := sum / float64(len(xs))
+	if mean == 0 {
+		return 0
+	}
+	return math.Sqrt(ss/float64(2*(len(xs)-1))) / math.Abs(mean)
+}
+
+// PlacementsFor returns the placements that apply to workload w: those
+// naming it, and those naming no workload.
+func PlacementsFor(ps []Placement, w wire.Workload) []Placement {
+	var out []Placement
+	for _, p := range ps {
+		if len(p.Workloads) == 0 || slices.Contains(p.Workloads, w) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// String is the header's line for the workload.
+func (c Calibration) String() string {
+	return fmt.Sprintf("%s: %s (%s)", c.Workload, c.Chosen, strings.TrimSpace(c.Reason))
 }
 
 // cv is the coefficient of variation (sample standard deviation over the
@@ -214,21 +268,4 @@ func cv(xs []float64) float64 {
 		return 0
 	}
 	return math.Sqrt(ss/float64(len(xs)-1)) / math.Abs(mean)
-}
-
-// PlacementsFor returns the placements that apply to workload w: those
-// naming it, and those naming no workload.
-func PlacementsFor(ps []Placement, w wire.Workload) []Placement {
-	var out []Placement
-	for _, p := range ps {
-		if len(p.Workloads) == 0 || slices.Contains(p.Workloads, w) {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// String is the header's line for the workload.
-func (c Calibration) String() string {
-	return fmt.Sprintf("%s: %s (%s)", c.Workload, c.Chosen, strings.TrimSpace(c.Reason))
 }

@@ -151,3 +151,75 @@ func findResult(s *Summary, mode, w string) *ModeResult {
 	}
 	return nil
 }
+
+// A group that cannot reach its target in the budget left is paused, not
+// given up on: the groups that fit run first (without it), and once they
+// are done it goes on alone with what is left, and only then stops
+// ("budget"), with its rounds counted as the rounds it ran.
+func TestRunRoundsPausesThenResumes(t *testing.T) {
+	var configs []Config
+	for _, w := range []wire.Workload{wire.TCPRR, wire.UDPRR, wire.TCPCRR} {
+		for _, m := range []string{"host", "veth"} {
+			configs = append(configs, Config{Mode: m, Workload: w, Size: 64, Offload: "default", Placement: "p"})
+		}
+	}
+	noise := map[wire.Workload]float64{wire.TCPRR: 0.003, wire.UDPRR: 0.03, wire.TCPCRR: 0.3}
+	rng := rand.New(rand.NewPCG(7, 7))
+	run := func(ctx context.Context, c Config) (*workload.Result, *probe.Attribution, error) {
+		time.Sleep(time.Millisecond)
+		rate := 1000.0
+		if c.Mode == "veth" {
+			rate = 900
+		}
+		return &workload.Result{Workload: c.Workload, RatePerSec: rate * (1 + noise[c.Workload]*rng.NormFloat64())}, nil, nil
+	}
+	spec := &LabSpec{Baseline: "host", TargetCI: 0.02, Budget: 1500 * time.Millisecond, Seed: 3,
+		Workloads: []wire.Workload{wire.TCPRR, wire.UDPRR, wire.TCPCRR}, Sizes: []int{64},
+		Offloads: []offload.Preset{{Name: "default"}}, Placements: []Placement{{Name: "p"}}}
+	out := &Outcome{Spec: *spec, Modes: []ModeInfo{{Name: "host", Status: "ok"}, {Name: "veth", Status: "ok"}}}
+	if err := RunRounds(context.Background(), spec, out, configs, nil, run, func(Event) {}); err != nil {
+		t.Fatal(err)
+	}
+	rr, udp, crr := out.Precision[0], out.Precision[1], out.Precision[2]
+	if rr.Stopped != "target" || udp.Stopped != "target" || crr.Stopped != "budget" {
+		t.Fatalf("stopped: %q %q %q", rr.Stopped, udp.Stopped, crr.Stopped)
+	}
+	if udp.Rounds <= rr.Rounds {
+		t.Fatalf("udp_rr met its target in %d rounds, no later than tcp_rr's %d: nothing to pause behind", udp.Rounds, rr.Rounds)
+	}
+	// Global round numbers at which tcp_crr ran, and trial counts.
+	var crrRounds []int
+	perGroup := map[wire.Workload]int{}
+	lastUDP := 0
+	for _, tr := range out.Trials {
+		perGroup[tr.Workload]++
+		switch tr.Workload {
+		case wire.TCPCRR:
+			if tr.Mode == "host" {
+				crrRounds = append(crrRounds, tr.Round)
+			}
+		case wire.UDPRR:
+			lastUDP = max(lastUDP, tr.Round)
+		}
+	}
+	for w, p := range map[wire.Workload]Precision{wire.TCPRR: rr, wire.UDPRR: udp, wire.TCPCRR: crr} {
+		if perGroup[w] != 2*p.Rounds {
+			t.Errorf("%s: %d trials for %d rounds", w, perGroup[w], p.Rounds)
+		}
+	}
+	paused, resumed := false, false
+	for i, r := range crrRounds {
+		if i > 0 && r > crrRounds[i-1]+1 {
+			paused = true
+		}
+		if r > lastUDP {
+			resumed = true
+		}
+	}
+	if !paused || !resumed || crr.Rounds <= rr.Rounds {
+		t.Errorf("tcp_crr ran rounds %v (udp_rr's last %d): paused %v, resumed %v", crrRounds, lastUDP, paused, resumed)
+	}
+	if crr.NeededRounds <= crr.Rounds || crr.HalfWidth <= crr.Target {
+		t.Errorf("tcp_crr: %+v", crr)
+	}
+}

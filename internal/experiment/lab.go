@@ -121,8 +121,8 @@ const (
 	// DefaultBudget bounds the time of an adaptive run's rounds (the
 	// minimum rounds always run).
 	DefaultBudget   = 3 * time.Minute
-	DefaultDuration = 500 * time.Millisecond
-	DefaultWarmup   = 150 * time.Millisecond
+	DefaultDuration = 100 * time.Millisecond
+	DefaultWarmup   = 50 * time.Millisecond
 	DefaultBaseline = "host"
 )
 

@@ -149,6 +149,15 @@ func TestRoundsInterleaveInFreshOrder(t *testing.T) {
 			seen[c] = true
 		}
 		distinct[strings.Join(o, ",")] = true
+		// A workload's modes run back to back: the ratios pair trials
+		// seconds apart, not a whole round apart.
+		for i := 1; i < len(o); i++ {
+			w, prev := o[i][strings.Index(o[i], "/"):], o[i-1][strings.Index(o[i-1], "/"):]
+			if w != prev && i != 3 {
+				t.Errorf("round %d splits a workload's modes: %v", r, o)
+				break
+			}
+		}
 	}
 	if len(distinct) < 2 {
 		t.Errorf("every round ran in the same order: %v", orders)

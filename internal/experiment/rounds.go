@@ -49,17 +49,21 @@ func (p Precision) Met() bool { return p.HalfWidth >= 0 && p.HalfWidth <= p.Targ
 // TrialFunc runs one trial of a configuration.
 type TrialFunc func(ctx context.Context, c Config) (*workload.Result, *probe.Attribution, error)
 
-// RunRounds runs configs in interleaved rounds (each round every active
-// configuration once, in a fresh random order from spec.Seed) and adds the
-// trials to out. With spec.Trials set it runs exactly that many rounds.
-// Otherwise (adaptive) it runs at least MinTrials rounds (by default the
-// fewest at which the signed-rank test can reach its Bonferroni level),
-// then, after every round, evaluates each group: a group whose widest
-// ratio interval is within spec.TargetCI stops; one whose estimated
-// remaining rounds do not fit the rest of spec.Budget (cheapest first)
-// stops too, and says what it needed; the others go on. Every group's
-// state ends up in out.Precision. cpus are the CPUs whose steal and
-// run-queue wait are reported (out.Noise).
+// RunRounds runs configs in interleaved rounds and adds the trials to out.
+// Each round runs every active configuration once: the groups (one table:
+// the modes of a workload, size, offload and placement) in a fresh random
+// order from spec.Seed, each group's modes back to back in a fresh random
+// order (roundOrder). With spec.Trials set it runs exactly that many
+// rounds. Otherwise (adaptive) it runs at least MinTrials rounds (by
+// default the fewest at which the signed-rank test can reach its
+// Bonferroni level), then, after every round, evaluates each group: a
+// group whose widest ratio interval is within spec.TargetCI stops; the
+// others go on while their estimated remaining rounds fit the rest of
+// spec.Budget (cheapest first), the rest paused; when none fits, all
+// that are left share the rest of the budget, then stop and say what
+// they needed. Every group's state ends up in out.Precision.
+// cpus are the CPUs whose steal and run-queue wait are reported
+// (out.Noise).
 func RunRounds(ctx context.Context, spec *LabSpec, out *Outcome, configs []Config, cpus []int, run TrialFunc, onEvent func(Event)) error {
 	groups, members := groupConfigs(configs)
 	prec := make([]Precision, len(groups))
@@ -111,19 +115,13 @@ func RunRounds(ctx context.Context, spec *LabSpec, out *Outcome, configs []Confi
 			}
 			onEvent(Event{Kind: "precision", Precision: slices.Clone(prec), Round: round - 1})
 		}
-		var order []Config
-		for i, ms := range members {
-			if active[i] {
-				order = append(order, ms...)
-			}
-		}
 		if spec.Trials == 0 && round > minRounds {
-			total = done + remainingTrials(prec, members, active, round-1)
+			total = done + remainingTrials(prec, members, active, spec.Budget-time.Since(start), time.Since(start)/time.Duration(max(done, 1)))
 		}
-		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		order := roundOrder(rng, members, active)
 		for i, c := range order {
 			if ctx.Err() != nil {
-				markStopped(prec, active, "interrupted")
+				markStopped(prec, "interrupted")
 				out.Incomplete = true
 				return nil
 			}
@@ -133,7 +131,7 @@ func RunRounds(ctx context.Context, spec *LabSpec, out *Outcome, configs []Confi
 			if err != nil {
 				if ctx.Err() != nil {
 					// Interrupted mid-trial: the partial trial is not kept.
-					markStopped(prec, active, "interrupted")
+					markStopped(prec, "interrupted")
 					out.Incomplete = true
 					return nil
 				}
@@ -151,7 +149,7 @@ func RunRounds(ctx context.Context, spec *LabSpec, out *Outcome, configs []Confi
 		for i := range groups {
 			if active[i] {
 				costN[i]++
-				prec[i].Rounds = round
+				prec[i].Rounds++ // rounds it ran: a paused group skips some
 			}
 		}
 	}
@@ -168,8 +166,36 @@ func RunRounds(ctx context.Context, spec *LabSpec, out *Outcome, configs []Confi
 	return nil
 }
 
-// decide evaluates the active groups after a round; false when none is
-// left to run.
+// roundOrder is one round's trials: the active groups in a fresh random
+// order, each group's configurations back to back, themselves shuffled.
+// The modes a ratio pairs run within one group's stretch of the round
+// (seconds apart, not the whole round): on a shared machine throughput
+// drifts over seconds, and what drifts between a mode's trial and its
+// baseline's lands in the ratio.
+func roundOrder(rng *rand.Rand, members [][]Config, active []bool) []Config {
+	var gs []int
+	for i := range members {
+		if active[i] {
+			gs = append(gs, i)
+		}
+	}
+	rng.Shuffle(len(gs), func(i, j int) { gs[i], gs[j] = gs[j], gs[i] })
+	var order []Config
+	for _, g := range gs {
+		ms := slices.Clone(members[g])
+		rng.Shuffle(len(ms), func(i, j int) { ms[i], ms[j] = ms[j], ms[i] })
+		order = append(order, ms...)
+	}
+	return order
+}
+
+// decide evaluates the groups still open (not stopped) after a round and
+// sets which run the next one (active); false when none is left to run.
+// A group that does not fit the budget is paused, not stopped: the
+// projection behind that is rough (one outlying round at 8 rounds can
+// multiply it tenfold), and once the groups that fit are done, the ones
+// left share what is left of the budget. They stop ("budget") when it is
+// spent.
 func decide(out *Outcome, spec *LabSpec, groups []Config, members [][]Config, active []bool, prec []Precision, cost []time.Duration, costN []int, elapsed time.Duration) bool {
 	type want struct {
 		i    int
@@ -177,34 +203,49 @@ func decide(out *Outcome, spec *LabSpec, groups []Config, members [][]Config, ac
 	}
 	var wants []want
 	for i, g := range groups {
-		if !active[i] {
-			continue
-		}
-		hw, widest := halfWidth(out, spec, g, members[i])
 		p := &prec[i]
-		p.HalfWidth, p.Widest = hw, widest
-		if hw >= 0 && hw <= spec.TargetCI {
-			p.Stopped, p.NeededRounds, active[i] = "target", 0, false
+		if p.Stopped != "" {
 			continue
 		}
-		p.NeededRounds = neededRounds(p.Rounds, hw, spec.TargetCI)
+		if active[i] {
+			p.HalfWidth, p.Widest = halfWidth(out, spec, g, members[i])
+		}
+		active[i] = false
+		if p.HalfWidth >= 0 && p.HalfWidth <= spec.TargetCI {
+			p.Stopped, p.NeededRounds = "target", 0
+			continue
+		}
+		p.NeededRounds = neededRounds(p.Rounds, p.HalfWidth, spec.TargetCI)
 		perRound := cost[i] / time.Duration(max(costN[i], 1))
 		wants = append(wants, want{i, perRound * time.Duration(p.NeededRounds-p.Rounds)})
 	}
 	slices.SortFunc(wants, func(a, b want) int { return int(a.left - b.left) })
 	left := spec.Budget - elapsed
-	any := false
+	n := 0
 	for _, w := range wants {
 		// A group goes on when what it still needs fits what is left of
 		// the budget, after the cheaper groups that go on too.
 		if w.left <= left {
 			left -= w.left
-			any = true
-			continue
+			active[w.i] = true
+			n++
 		}
-		prec[w.i].Stopped, active[w.i] = "budget", false
 	}
-	return any
+	if n == 0 && len(wants) > 0 && spec.Budget-elapsed > 0 {
+		// None can reach the target in time: the budget left still buys
+		// rounds, shared by all of them (each narrows; none is starved at
+		// the minimum rounds).
+		for _, w := range wants {
+			active[w.i] = true
+			n++
+		}
+	}
+	if n == 0 {
+		for _, w := range wants {
+			prec[w.i].Stopped = "budget"
+		}
+	}
+	return n > 0
 }
 
 // neededRounds extrapolates: an interval's half-width shrinks as
@@ -217,20 +258,24 @@ func neededRounds(rounds int, hw, target float64) int {
 	return min(max(n, rounds+1), maxRounds)
 }
 
-// remainingTrials estimates the trials the active groups still need.
-func remainingTrials(prec []Precision, members [][]Config, active []bool, rounds int) int {
+// remainingTrials estimates the trials the active groups still need, at
+// most what the budget left buys at perTrial each.
+func remainingTrials(prec []Precision, members [][]Config, active []bool, left, perTrial time.Duration) int {
 	n := 0
 	for i := range prec {
 		if active[i] {
-			n += max(prec[i].NeededRounds-rounds, 1) * len(members[i])
+			n += max(prec[i].NeededRounds-prec[i].Rounds, 1) * len(members[i])
 		}
+	}
+	if perTrial > 0 {
+		n = min(n, max(int(left/perTrial), 1))
 	}
 	return n
 }
 
-func markStopped(prec []Precision, active []bool, why string) {
+func markStopped(prec []Precision, why string) {
 	for i := range prec {
-		if active[i] && prec[i].Stopped == "" {
+		if prec[i].Stopped == "" {
 			prec[i].Stopped = why
 		}
 	}

@@ -206,9 +206,14 @@ func Summarize(o *Outcome) *Summary {
 	s.Calibration, s.Precision, s.Noise = o.Calibration, o.Precision, o.Noise
 	if o.Spec.Trials == 0 {
 		s.TargetCI, s.BudgetS = o.Spec.TargetCI, o.Spec.Budget.Seconds()
-		s.Trials = 0
-		for _, t := range o.Trials {
-			s.Trials = max(s.Trials, t.Round)
+		s.Trials = 0 // the most rounds any group ran
+		for _, p := range o.Precision {
+			s.Trials = max(s.Trials, p.Rounds)
+		}
+		if len(o.Precision) == 0 {
+			for _, t := range o.Trials {
+				s.Trials = max(s.Trials, t.Round)
+			}
 		}
 	}
 	s.PlacementOf = map[string]Placement{}
@@ -256,12 +261,20 @@ func Summarize(o *Outcome) *Summary {
 
 // tooNoisy writes the one line a run too noisy to answer gets at the top.
 func tooNoisy(s *Summary) string {
-	var missed []string
-	worstNeed := 0
+	var missed, also []string
+	worstNeed, worstScale := 0, 0.0 // rounds needed; and over rounds run
 	for _, p := range s.Precision {
 		if p.Stopped == "budget" || p.Stopped == "max-rounds" || ((p.Stopped == "fixed") && p.Target > 0 && !p.Met()) {
-			missed = append(missed, p.String())
+			if len(missed) == 0 {
+				missed = append(missed, p.String())
+			} else {
+				missed = append(missed, fmt.Sprintf("%s ±%.1f", p.Workload, p.HalfWidth*100))
+				also = append(also, missed[len(missed)-1])
+			}
 			worstNeed = max(worstNeed, p.NeededRounds)
+			if p.Rounds > 0 {
+				worstScale = max(worstScale, float64(p.NeededRounds)/float64(p.Rounds))
+			}
 		}
 	}
 	steal := 0.0
@@ -272,11 +285,11 @@ func tooNoisy(s *Summary) string {
 	if len(missed) > 0 {
 		line := fmt.Sprintf("too noisy to reach ±%.1f points within the budget: %s", s.TargetCI*100, missed[0])
 		if len(missed) > 1 {
-			line += fmt.Sprintf(" (and %d more)", len(missed)-1)
+			line += " (also " + strings.Join(also, ", ") + ")"
 		}
 		fix := "; rerun with a larger --budget or on a quieter machine"
-		if worstNeed > 0 && s.Trials > 0 {
-			need := time.Duration(float64(s.BudgetS)*float64(worstNeed)/float64(s.Trials)*float64(time.Second)).Round(time.Minute) + time.Minute
+		if worstNeed > 0 && worstScale > 0 {
+			need := time.Duration(float64(s.BudgetS)*worstScale*float64(time.Second)).Round(time.Minute) + time.Minute
 			fix = fmt.Sprintf("; rerun with --budget %v or on a quieter machine", need)
 			if need > 10*secs(s.BudgetS) || worstNeed >= maxRounds {
 				fix = fmt.Sprintf("; trials vary by up to %.0f%% (cv), too much for any practical budget: find what else loads this machine, or pin a quieter placement (--cpu, --server-cpu)", maxCV(s)*100)
