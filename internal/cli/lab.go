@@ -46,8 +46,10 @@ client runs on node a in one namespace per mode:
                    node b, reached through a published port (DNAT)
   veth-routed      Calico-like: /32 address, proxy ARP for 169.254.1.1, host route
   macvlan          macvlan, bridge mode, on node a's end of the wire
-  ipvlan-l2/l3     ipvlan on the wire (skipped, with the reason, on kernels
-                   without CONFIG_IPVLAN)
+  ipvlan-l2/l3     ipvlan, each mode on a node-a NIC of its own (a second
+                   wire); skipped, with the reason, without CONFIG_IPVLAN
+  netkit           Cilium-like netkit pair, L3 mode, routed /32; skipped,
+                   with the reason, without CONFIG_NETKIT (Linux 6.7+)
   vxlan            flannel-like: pods on both nodes behind cni0 bridges and a
                    VXLAN tunnel (VNI 1, UDP 8472) over the wire
 

@@ -86,7 +86,7 @@ func DefaultSpecYAML() []byte {
 	return []byte(fmt.Sprintf(`# The experiment 'latlab lab' runs. Save it, edit it, run it with 'latlab run FILE'.
 name: lab
 topology: default          # "default" (IPv4), "default-v6", "default-dual", a topology YAML file, or a topology inline (latlab lab --print-topology)
-# modes: [host, bridge-nat, bridge-nat-dnat, veth-routed, macvlan, ipvlan-l2, ipvlan-l3, vxlan]   # default: all
+# modes: [host, bridge-nat, bridge-nat-dnat, veth-routed, macvlan, ipvlan-l2, ipvlan-l3, netkit, vxlan]   # default: all
 baseline: %s
 workloads: [tcp_rr, udp_rr, tcp_crr, tcp_stream]
 sizes: [64]                # request/response bytes; tcp_stream keeps 128 KiB writes

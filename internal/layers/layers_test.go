@@ -28,7 +28,7 @@ var rank = map[string]int{
 }
 
 // testOnly packages are imported by tests only; they may import anything.
-var testOnly = []string{"testutil", "chaos", "docker/dockertest", "watch/watchtest", "web/webtest", "layers"}
+var testOnly = []string{"testutil", "testutil/microvm", "kernels", "chaos", "docker/dockertest", "watch/watchtest", "web/webtest", "layers"}
 
 // forbidden narrows a rank where doc.go promises more: the dashboard never
 // touches the machine, whatever its rank would allow.

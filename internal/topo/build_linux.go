@@ -258,6 +258,24 @@ func (b *builder) link(l *Link) error {
 			v.PeerNamespace = netlink.NsFd(int(b.fds[l.Peer.NS]))
 		}
 		nl = v
+	case KindNetkit:
+		// Both ends forward by default: no program is attached (Cilium's
+		// programs decide per packet; a blackhole policy without them
+		// would drop everything).
+		if _, err := b.handle(l.Peer.NS); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		nk := &netlink.Netkit{LinkAttrs: attrs, Mode: netlink.NETKIT_MODE_L3,
+			Policy: netlink.NETKIT_POLICY_FORWARD, PeerPolicy: netlink.NETKIT_POLICY_FORWARD}
+		if l.Mode == "l2" {
+			nk.Mode = netlink.NETKIT_MODE_L2
+		}
+		peer := netlink.LinkAttrs{Name: l.Peer.Name, MTU: l.Peer.MTU}
+		if l.Peer.NS != l.NS {
+			peer.Namespace = netlink.NsFd(int(b.fds[l.Peer.NS]))
+		}
+		nk.SetPeerAttrs(&peer)
+		nl = nk
 	case KindMacvlan, KindIPvlan:
 		pns := l.ParentNS
 		if pns == "" {
@@ -312,7 +330,7 @@ func (b *builder) link(l *Link) error {
 	if err := b.setup(h, l.NS, l.Name, l.Addrs, l.Master); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	if l.Kind == KindVeth {
+	if l.Kind == KindVeth || l.Kind == KindNetkit {
 		ph := b.handles[l.Peer.NS]
 		if err := b.setup(ph, l.Peer.NS, l.Peer.Name, l.Peer.Addrs, l.Peer.Master); err != nil {
 			return fmt.Errorf("%s: peer %s in %s: %w", what, l.Peer.Name, b.lab.NSName(l.Peer.NS), err)
@@ -435,11 +453,15 @@ func kernelConfigHint(kind string) string {
 	opt := map[string]string{
 		KindIPvlan: "CONFIG_IPVLAN", KindMacvlan: "CONFIG_MACVLAN",
 		KindVXLAN: "CONFIG_VXLAN", KindBridge: "CONFIG_BRIDGE", KindVeth: "CONFIG_VETH",
+		KindNetkit: "CONFIG_NETKIT",
 	}[kind]
 	if opt == "" {
 		return ""
 	}
 	state := KernelConfig(opt)
+	if kind == KindNetkit {
+		opt += ", Linux 6.7 or later"
+	}
 	if state == "" {
 		return fmt.Sprintf(" (the kernel has no %s link type; it needs %s)", kind, opt)
 	}

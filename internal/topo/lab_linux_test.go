@@ -103,15 +103,16 @@ func everyModeReachable(t *testing.T, fam topo.Family) {
 			if ap := netip.MustParseAddrPort(m.Mode.Target); ap.Addr().Is6() != (fam != topo.Family4) {
 				t.Fatalf("target %s is not of family %s's dialled address", m.Mode.Target, fam)
 			}
-			if strings.HasPrefix(m.Mode.Name, "ipvlan") && m.Status == topo.StatusSkipped {
-				// This kernel may lack ipvlan; the reason must say so.
-				if !strings.Contains(m.Reason, "ipvlan") || !strings.Contains(m.Reason, "not supported") {
+			if kind, opt := kernelNeeds(m.Mode.Name); kind != "" && m.Status == topo.StatusSkipped {
+				// This kernel may lack ipvlan or netkit; the reason must
+				// say so, citing the kernel option.
+				if !strings.Contains(m.Reason, kind) || !strings.Contains(m.Reason, "not supported") || !strings.Contains(m.Reason, opt) {
 					t.Errorf("skip reason does not explain: %q", m.Reason)
 				}
-				if topo.KernelConfig("CONFIG_IPVLAN") == "# CONFIG_IPVLAN is not set" && !strings.Contains(m.Reason, "CONFIG_IPVLAN") {
-					t.Errorf("reason should cite the kernel config: %q", m.Reason)
+				if strings.HasPrefix(topo.KernelConfig(opt), "CONFIG_") {
+					t.Errorf("the kernel has %s (%s) but the mode was skipped: %s", kind, topo.KernelConfig(opt), m.Reason)
 				}
-				t.Logf("kernel lacks ipvlan, reported as skipped: %s", m.Reason)
+				t.Logf("kernel lacks %s, reported as skipped: %s", kind, m.Reason)
 				return
 			}
 			if m.Status != topo.StatusOK {
@@ -257,7 +258,7 @@ func roundTrip(t *testing.T, d *topo.Topology) {
 	if string(b) != string(b2) {
 		t.Errorf("YAML round trip differs")
 	}
-	want := []string{"host", "bridge-nat", "bridge-nat-dnat", "veth-routed", "macvlan", "ipvlan-l2", "ipvlan-l3", "vxlan"}
+	want := []string{"host", "bridge-nat", "bridge-nat-dnat", "veth-routed", "macvlan", "ipvlan-l2", "ipvlan-l3", "netkit", "vxlan"}
 	if !slices.Equal(back.ModeNames(), want) {
 		t.Errorf("modes %v, want %v", back.ModeNames(), want)
 	}
@@ -286,4 +287,16 @@ func callerState(t *testing.T) string {
 		parts = append(parts, r.String())
 	}
 	return strings.Join(parts, " ")
+}
+
+// kernelNeeds names the link type a default mode needs that kernels may
+// lack, and the kernel option that provides it.
+func kernelNeeds(mode string) (kind, opt string) {
+	switch {
+	case strings.HasPrefix(mode, "ipvlan"):
+		return "ipvlan", "CONFIG_IPVLAN"
+	case mode == "netkit":
+		return "netkit", "CONFIG_NETKIT"
+	}
+	return "", ""
 }

@@ -70,6 +70,12 @@ const (
 	KindMacvlan = "macvlan"
 	KindIPvlan  = "ipvlan"
 	KindVXLAN   = "vxlan"
+	// KindNetkit is a netkit pair (Linux 6.7+, CONFIG_NETKIT): like a veth
+	// pair, but the peer's transmit is a direct call into the primary's
+	// receive path (no per-CPU backlog, no second softirq pass), and in L3
+	// mode a device with no link layer. The link is the primary (the host
+	// side, where Cilium attaches its programs); Peer is the pod side.
+	KindNetkit = "netkit"
 )
 
 // Link is one interface. Every link is brought up after it is created.
@@ -82,14 +88,16 @@ type Link struct {
 	// Master is a bridge in the same namespace to enslave the link to.
 	Master string `yaml:"master,omitempty"`
 
-	// Peer is the other end of a veth pair (it may be in another namespace).
+	// Peer is the other end of a veth or netkit pair (it may be in another
+	// namespace).
 	Peer *Peer `yaml:"peer,omitempty"`
 
 	// Parent is the lower device of a macvlan or ipvlan (in ParentNS,
 	// default NS); the link is created next to it and moved into NS.
 	Parent   string `yaml:"parent,omitempty"`
 	ParentNS string `yaml:"parent_ns,omitempty"`
-	// Mode: macvlan bridge|private|vepa|passthru; ipvlan l2|l3|l3s.
+	// Mode: macvlan bridge|private|vepa|passthru; ipvlan l2|l3|l3s;
+	// netkit l3|l2 (default l3).
 	Mode string `yaml:"mode,omitempty"`
 
 	// VXLAN: VNI, local and remote underlay addresses, the underlay device
@@ -101,7 +109,7 @@ type Link struct {
 	Port   int    `yaml:"port,omitempty"`
 }
 
-// Peer is the second end of a veth pair.
+// Peer is the second end of a veth or netkit pair.
 type Peer struct {
 	NS     string   `yaml:"ns"`
 	Name   string   `yaml:"name"`
@@ -636,9 +644,12 @@ func (o *Objects) validate(where string, known map[string]bool, path []any) erro
 			return errAt(sub(lp, "mtu"), "%s: %s: %v", where, what, err)
 		}
 		switch l.Kind {
-		case KindVeth:
+		case KindVeth, KindNetkit:
 			if l.Peer == nil {
-				return errAt(lp, "%s: %s: a veth needs a peer", where, what)
+				return errAt(lp, "%s: %s: a %s needs a peer", where, what, l.Kind)
+			}
+			if l.Kind == KindNetkit && !slices.Contains([]string{"", "l3", "l2"}, l.Mode) {
+				return errAt(sub(lp, "mode"), "%s: %s: netkit mode %q (want l3 or l2)", where, what, l.Mode)
 			}
 			pp := sub(lp, "peer")
 			if err := needNS(sub(pp, "ns"), what+" peer", l.Peer.NS); err != nil {
@@ -686,7 +697,7 @@ func (o *Objects) validate(where string, known map[string]bool, path []any) erro
 				}
 			}
 		default:
-			return errAt(sub(lp, "kind"), "%s: %s: kind %q (want veth, bridge, macvlan, ipvlan or vxlan)", where, what, l.Kind)
+			return errAt(sub(lp, "kind"), "%s: %s: kind %q (want veth, netkit, bridge, macvlan, ipvlan or vxlan)", where, what, l.Kind)
 		}
 	}
 	for i, r := range o.Routes {
@@ -772,7 +783,8 @@ const DefaultPort = 7707
 //	veth-routed      Calico-like: /32 on the container, host route to the
 //	                 cali veth, proxy ARP answering for 169.254.1.1
 //	macvlan          macvlan (bridge mode) on node a's end of the wire
-//	ipvlan-l2/l3     ipvlan on node a's end of the wire
+//	ipvlan-l2/l3     ipvlan on a node a NIC of its own (a second wire)
+//	netkit           Cilium-like netkit pair, L3, routed /32 (Linux 6.7+)
 //	vxlan            flannel-like: pod namespaces on both nodes, cni0
 //	                 bridges, a VXLAN tunnel (VNI 1, UDP 8472) over the wire
 func Default() *Topology { return DefaultFamily(Family4) }
@@ -988,24 +1000,57 @@ func DefaultFamily(f Family) *Topology {
 				},
 			},
 			{
-				Name: "ipvlan-l2", Description: "ipvlan L2 mode on node a's end of the wire",
-				Client: "c-ipvl2", Server: "b", Target: a.target(wireB, wireB6, DefaultPort),
+				// One parent device carries one kind of slave and one
+				// ipvlan mode (the mode is the parent's, shared by all its
+				// slaves; a macvlan and an ipvlan cannot share a parent:
+				// EBUSY). A node picks one for its NIC; the lab gives each
+				// ipvlan mode a NIC of its own, a second wire to node b
+				// (the same veth as wire0).
+				Name: "ipvlan-l2", Description: "ipvlan L2 mode on a node a NIC of its own (a second wire to node b)",
+				Client: "c-ipvl2", Server: "b", Target: a.target("10.77.2.2", "fd00:77:2::2", DefaultPort),
 				Objects: Objects{
 					Namespaces: []string{"c-ipvl2"},
-					Links: []Link{{Kind: KindIPvlan, NS: "c-ipvl2", Name: "eth0", Parent: "wire0", ParentNS: "a",
-						Mode: "l2", Addrs: a.addrs("10.77.0.11/24", "fd00:77::11/64")}},
+					Links: []Link{
+						{Kind: KindVeth, NS: "a", Name: "wire-ipvl2", Addrs: a.addrs("10.77.2.1/24", "fd00:77:2::1/64"),
+							Peer: &Peer{NS: "b", Name: "wire-ipvl2", Addrs: a.addrs("10.77.2.2/24", "fd00:77:2::2/64")}},
+						{Kind: KindIPvlan, NS: "c-ipvl2", Name: "eth0", Parent: "wire-ipvl2", ParentNS: "a",
+							Mode: "l2", Addrs: a.addrs("10.77.2.11/24", "fd00:77:2::11/64")},
+					},
 				},
 			},
 			{
-				Name: "ipvlan-l3", Description: "ipvlan L3 mode on node a's end of the wire, routed /32",
-				Client: "c-ipvl3", Server: "b", Target: a.target(wireB, wireB6, DefaultPort),
+				Name: "ipvlan-l3", Description: "ipvlan L3 mode on a node a NIC of its own, routed /32",
+				Client: "c-ipvl3", Server: "b", Target: a.target("10.77.3.2", "fd00:77:3::2", DefaultPort),
 				Objects: Objects{
 					Namespaces: []string{"c-ipvl3"},
-					Links: []Link{{Kind: KindIPvlan, NS: "c-ipvl3", Name: "eth0", Parent: "wire0", ParentNS: "a",
-						Mode: "l3", Addrs: a.addrs("10.79.0.2/32", "fd00:79::2/128")}},
+					Links: []Link{
+						{Kind: KindVeth, NS: "a", Name: "wire-ipvl3", Addrs: a.addrs("10.77.3.1/24", "fd00:77:3::1/64"),
+							Peer: &Peer{NS: "b", Name: "wire-ipvl3", Addrs: a.addrs("10.77.3.2/24", "fd00:77:3::2/64")}},
+						{Kind: KindIPvlan, NS: "c-ipvl3", Name: "eth0", Parent: "wire-ipvl3", ParentNS: "a",
+							Mode: "l3", Addrs: a.addrs("10.79.0.2/32", "fd00:79::2/128")},
+					},
 					Routes: append(
 						a.routes(Route{NS: "c-ipvl3", Dst: "default", Dev: "eth0"}, Route{NS: "c-ipvl3", Dst: "::/0", Dev: "eth0"}),
-						a.routes(Route{NS: "b", Dst: "10.79.0.0/24", Via: wireA}, Route{NS: "b", Dst: "fd00:79::/64", Via: wireA6})...),
+						a.routes(Route{NS: "b", Dst: "10.79.0.0/24", Via: "10.77.3.1"}, Route{NS: "b", Dst: "fd00:79::/64", Via: "fd00:77:3::1"})...),
+				},
+			},
+			{
+				// Cilium's netkit datapath without its programs: an L3
+				// pair (no link layer, so no ARP and no proxy ARP), the
+				// pod's default route on the device, the host's /32 route
+				// to the primary.
+				Name: "netkit", Description: "Cilium-like netkit pair (L3 mode, Linux 6.7+): /32 address, default route on the device, host route to the primary",
+				Client: "c-netkit", Server: "b", Target: a.target(wireB, wireB6, DefaultPort),
+				Objects: Objects{
+					Namespaces: []string{"c-netkit"},
+					Links: []Link{
+						{Kind: KindNetkit, NS: "a", Name: "nk0", Mode: "l3",
+							Peer: &Peer{NS: "c-netkit", Name: "eth0", Addrs: a.addrs("10.80.0.2/32", "fd00:80::2/128")}},
+					},
+					Routes: append(append(
+						a.routes(Route{NS: "c-netkit", Dst: "default", Dev: "eth0"}, Route{NS: "c-netkit", Dst: "::/0", Dev: "eth0"}),
+						a.routes(Route{NS: "a", Dst: "10.80.0.2/32", Dev: "nk0"}, Route{NS: "a", Dst: "fd00:80::2/128", Dev: "nk0"})...),
+						a.routes(Route{NS: "b", Dst: "10.80.0.0/24", Via: wireA}, Route{NS: "b", Dst: "fd00:80::/64", Via: wireA6})...),
 				},
 			},
 			{
