@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -40,7 +42,9 @@ func buildLatlab(t *testing.T) string {
 
 // labJSON is the part of `latlab show -o json` the matrix checks.
 type labJSON struct {
-	Modes []struct {
+	EBPFTier        string   `json:"ebpf_tier"`
+	EBPFUnavailable []string `json:"ebpf_unavailable"`
+	Modes           []struct {
 		Name, Status, Reason string
 	} `json:"modes"`
 	Results []struct {
@@ -50,6 +54,9 @@ type labJSON struct {
 		RatePerSec                     struct {
 			Median float64 `json:"median"`
 		} `json:"rate_per_sec"`
+		Attribution *struct {
+			NetRXPerTxn float64 `json:"net_rx_softirqs_per_txn"`
+		} `json:"attribution"`
 	} `json:"results"`
 }
 
@@ -66,9 +73,11 @@ func TestKernelsEveryMode(t *testing.T) {
 	for _, k := range microvm.Kernels() {
 		t.Run(k.Name, func(t *testing.T) {
 			script := `
-latlab lab --db /tmp/lab.db --workloads ` + strings.Join(workloads, ",") + ` --trials 2 -d 100ms --warmup 30ms --calibrate=false
+latlab lab --db /tmp/lab.db --workloads ` + strings.Join(workloads, ",") + ` --trials 2 -d 100ms --warmup 30ms --calibrate=false -q
 echo "lab exit $?"
 latlab show --db /tmp/lab.db -o json > /dev/ttyS1
+latlab lab --no-store --attribute --modes ipvlan-l2 --workloads tcp_rr --trials 2 -d 100ms --warmup 30ms --calibrate=false -q -o json >> /dev/ttyS1
+echo "alone exit $?"
 echo "left: netns=[$(ls /run/netns 2>/dev/null | tr '\n' ' ')] journals=[$(ls /run/latlab 2>/dev/null | tr '\n' ' ')] links=[$(ip -o link | grep -v ': lo:' | cut -d: -f2 | tr '\n' ' ')]"
 `
 			res, err := rig.Run(t, microvm.Config{Kernel: k, Modules: labModules,
@@ -79,10 +88,15 @@ echo "left: netns=[$(ls /run/netns 2>/dev/null | tr '\n' ' ')] journals=[$(ls /r
 			if !strings.Contains(res.Console, "lab exit 0") {
 				t.Errorf("latlab lab did not exit 0 on %s (console above)", res.Release)
 			}
-			var lab labJSON
-			if err := json.Unmarshal(res.Data, &lab); err != nil {
+			var lab, alone labJSON
+			dec := json.NewDecoder(bytes.NewReader(res.Data))
+			if err := dec.Decode(&lab); err != nil {
 				t.Fatalf("latlab show -o json from the guest: %v (%d bytes)", err, len(res.Data))
 			}
+			if err := dec.Decode(&alone); err != nil {
+				t.Fatalf("latlab lab --attribute -o json from the guest: %v", err)
+			}
+			checkAlone(t, res.Release, res.Console, alone)
 			modes := map[string]string{}
 			for _, m := range lab.Modes {
 				modes[m.Name] = m.Status
@@ -136,4 +150,31 @@ func hasNetkit(release string) bool {
 		return false
 	}
 	return maj > 6 || maj == 6 && min >= 7
+}
+
+// checkAlone checks the second guest lab: ipvlan-l2 alone (beside its
+// baseline), with --attribute, whose probes must load as eBPF on a
+// distribution kernel (BTF, tracepoints).
+func checkAlone(t *testing.T, release, console string, lab labJSON) {
+	t.Helper()
+	if !strings.Contains(console, "alone exit 0") {
+		t.Errorf("%s: latlab lab --modes ipvlan-l2 --attribute did not exit 0", release)
+	}
+	for _, m := range lab.Modes {
+		if m.Status != "ok" {
+			t.Errorf("%s: ipvlan-l2 alone: mode %s %s: %s", release, m.Name, m.Status, m.Reason)
+		}
+	}
+	if len(lab.Modes) != 2 {
+		t.Errorf("%s: ipvlan-l2 alone ran modes %v, want host and ipvlan-l2", release, lab.Modes)
+	}
+	t.Logf("%s: attribution tier %s; unavailable hooks: %v", release, lab.EBPFTier, lab.EBPFUnavailable)
+	if !slices.Contains([]string{"tp_btf", "raw_tracepoint", "tracepoint"}, lab.EBPFTier) {
+		t.Errorf("%s: --attribute ran at tier %q, want an eBPF tier (unavailable: %v)", release, lab.EBPFTier, lab.EBPFUnavailable)
+	}
+	for _, r := range lab.Results {
+		if r.Status != "ok" || r.Attribution == nil || r.Attribution.NetRXPerTxn <= 0 {
+			t.Errorf("%s: %s/%s with --attribute: status %s (%s), attribution %+v", release, r.Mode, r.Workload, r.Status, r.Reason, r.Attribution)
+		}
+	}
 }

@@ -312,7 +312,11 @@ func (r *Rig) boot(t testing.TB, cfg Config, u unpacked, base, accel string, log
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			why = fmt.Sprintf("timed out after %v", timeout)
 		}
-		return res, fmt.Errorf("boot %s: %s before the script reported its exit status (qemu: %v; %s)", cfg.Kernel.Name, why, werr, lastLines(stderr.Bytes(), 3))
+		if sc.Err() != nil {
+			why += fmt.Sprintf(" (reading the console: %v)", sc.Err())
+		}
+		return res, fmt.Errorf("boot %s: %s before the script reported its exit status (qemu: %v; %s); the console's last lines:\n%s",
+			cfg.Kernel.Name, why, werr, lastLines(stderr.Bytes(), 3), lastLines([]byte(res.Console), 15))
 	}
 	logf("script exited %d after %v (boot included)", res.Exit, res.Elapsed.Round(time.Millisecond))
 	return res, nil
