@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -185,5 +186,70 @@ func TestSummarize(t *testing.T) {
 		"host": {latlab: []float64{1}, sockperf: []float64{1}}, "dnat": {latlab: []float64{1}}}, nil)
 	if tb.Agree != nil {
 		t.Errorf("agree = %v with nothing compared", *tb.Agree)
+	}
+}
+
+// A blocked round runs each workload's jobs back to back, every job once,
+// in orders that change from round to round.
+func TestBlockedOrder(t *testing.T) {
+	var jobs []job
+	for _, w := range []string{"tcp_rr", "udp_rr"} {
+		for _, m := range []string{"host", "bridge-nat", "veth-routed"} {
+			for _, tool := range []string{"latlab", "sockperf"} {
+				jobs = append(jobs, job{mode: m, workload: w, tool: tool})
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	seen := map[string]bool{}
+	for range 20 {
+		o := blockedOrder(rng, jobs, []string{"tcp_rr", "udp_rr"})
+		if len(o) != len(jobs) {
+			t.Fatalf("%d jobs, want %d", len(o), len(jobs))
+		}
+		switches, names := 0, map[string]bool{}
+		var key []string
+		for i, j := range o {
+			names[j.name()] = true
+			key = append(key, j.name())
+			if i > 0 && j.workload != o[i-1].workload {
+				switches++
+			}
+		}
+		if switches != 1 || len(names) != len(jobs) {
+			t.Fatalf("round %v: %d workload switches (want 1), %d distinct jobs", key, switches, len(names))
+		}
+		seen[strings.Join(key, ",")] = true
+	}
+	if len(seen) < 10 {
+		t.Errorf("20 rounds gave %d distinct orders", len(seen))
+	}
+}
+
+// The lab statistic: a mode 10% slower every round is significantly
+// slower, its interval around 0.9 and at the Bonferroni level of two
+// comparisons; a mode equal to the baseline straddles 1.
+func TestLabRatios(t *testing.T) {
+	s := map[string]*series{}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for r := 0; r < 16; r++ {
+		drift := 1 + 0.2*math.Sin(float64(r))
+		for m, f := range map[string]float64{"host": 1, "slow": 0.9, "same": 1} {
+			if s[m] == nil {
+				s[m] = &series{}
+			}
+			s[m].sockperf = append(s[m].sockperf, 40000*drift*f*(1+0.01*rng.NormFloat64()))
+		}
+	}
+	got := labRatios([]string{"host", "slow", "same"}, "host", s, func(x *series) []float64 { return x.sockperf })
+	slow, same := got["slow"], got["same"]
+	if slow == nil || same == nil || got["host"] != nil {
+		t.Fatalf("got %v", got)
+	}
+	if slow.Hi >= 1 || slow.Lo > 0.9 || slow.Hi < 0.9 || math.Abs(slow.Level-0.975) > 0.01 {
+		t.Errorf("slow: %+v, want an interval around 0.9 below 1 at the 97.5%% level", slow)
+	}
+	if same.Lo > 1 || same.Hi < 1 || same.HalfWidth <= 0 || same.HalfWidth > 3 {
+		t.Errorf("same: %+v, want an interval of a few points around 1", same)
 	}
 }

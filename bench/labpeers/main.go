@@ -45,6 +45,9 @@ const (
 
 var workloadNames = []string{"tcp_rr", "udp_rr"}
 
+// errNotWithin: -reference found latlab outside the bounds.
+var errNotWithin = errors.New("not within the bounds")
+
 // labMode is one entry of the lab JSON's modes[].
 type labMode struct {
 	Name     string `json:"name"`
@@ -238,18 +241,25 @@ type config struct {
 	secs, size int
 	ccpu, scpu int
 	workloads  []string
+	// tools run: "latlab", "sockperf" (none named: both); blocked: the design of
+	// the rounds (blockedOrder), else every job shuffled.
+	tools   []string
+	blocked bool
 }
 
 // jobs lists one round's measurements, in plan order.
 func (c config) jobs(eps []endpoint) []job {
 	d, sz := strconv.Itoa(c.secs), strconv.Itoa(c.size)
+	runs := func(tool string) bool { return len(c.tools) == 0 || slices.Contains(c.tools, tool) }
 	var out []job
 	for _, ep := range eps {
 		for _, w := range c.workloads {
-			out = append(out, job{ep.Mode, w, "latlab", []string{"taskset", "-c", strconv.Itoa(c.ccpu), c.latlab, "bench",
-				"-w", w, "--size", sz, "--netns", ep.ClientNS, "--target", ep.Target, "-d", d + "s", "--warmup", "1s",
-				"--cpu", strconv.Itoa(c.ccpu), "--server-cpu", "none", "--json", "--quiet"}})
-			if ep.spTCP == 0 {
+			if runs("latlab") {
+				out = append(out, job{ep.Mode, w, "latlab", []string{"taskset", "-c", strconv.Itoa(c.ccpu), c.latlab, "bench",
+					"-w", w, "--size", sz, "--netns", ep.ClientNS, "--target", ep.Target, "-d", d + "s", "--warmup", "1s",
+					"--cpu", strconv.Itoa(c.ccpu), "--server-cpu", "none", "--json", "--quiet"}})
+			}
+			if ep.spTCP == 0 || !runs("sockperf") {
 				continue
 			}
 			argv := []string{"sockperf", "ping-pong", "-i", ep.host, "-m", sz, "--mps=max", "-t", d}
@@ -367,6 +377,10 @@ type row struct {
 	Note          string    `json:"note,omitempty"`
 	LatlabRates   []float64 `json:"latlab_rates"`
 	SockperfRates []float64 `json:"sockperf_rates,omitempty"`
+	// LatlabLab and SockperfLab are the ratios by the lab's own statistic
+	// (Hodges–Lehmann, signed-rank interval, Bonferroni over the table).
+	LatlabLab   *labRatio `json:"latlab_lab_ratio,omitempty"`
+	SockperfLab *labRatio `json:"sockperf_lab_ratio,omitempty"`
 }
 
 type table struct {
@@ -387,6 +401,8 @@ func summarize(w string, order []string, baseline string, s map[string]*series, 
 		base = &series{}
 	}
 	compared := false
+	latLab := labRatios(order, baseline, s, func(x *series) []float64 { return x.latlab })
+	spLab := labRatios(order, baseline, s, func(x *series) []float64 { return x.sockperf })
 	for _, m := range order {
 		ms := s[m]
 		if ms == nil {
@@ -396,6 +412,7 @@ func summarize(w string, order []string, baseline string, s map[string]*series, 
 			LatlabRate: benchproc.Median(ms.latlab), SockperfRate: benchproc.Median(ms.sockperf)}
 		r.LatlabRatio = pairedRatio(ms.latlab, base.latlab)
 		r.SockperfRatio = pairedRatio(ms.sockperf, base.sockperf)
+		r.LatlabLab, r.SockperfLab = latLab[m], spLab[m]
 		if r.LatlabRatio != nil && r.SockperfRatio != nil {
 			d := (r.LatlabRatio.Median - r.SockperfRatio.Median) * 100
 			r.DeltaPoints = &d
@@ -490,6 +507,9 @@ type report struct {
 	Skipped     []labMode  `json:"skipped_modes,omitempty"`
 	Tables      []table    `json:"workloads"`
 	AgreePoints float64    `json:"agree_points"`
+	Blocked     bool       `json:"blocked"`
+	// WallSeconds is how long the rounds took, servers' start included.
+	WallSeconds float64 `json:"wall_seconds"`
 }
 
 func main() {
@@ -503,7 +523,22 @@ func main() {
 	only := flag.String("workloads", "tcp_rr,udp_rr", "comma-separated workloads: tcp_rr, udp_rr")
 	seed := flag.Uint64("seed", 0, "seed of the round orders (0: random; printed)")
 	asJSON := flag.Bool("json", false, "write JSON instead of tables")
+	tools := flag.String("tools", "latlab,sockperf", "tools to run through every mode: latlab, sockperf or both")
+	blocked := flag.Bool("blocked", false, "blocked rounds: each workload's runs back to back in a fresh order (the lab's design), instead of every run shuffled")
+	refFile := flag.String("reference", "", "with -lab-result: print a reference run's (-json output) ratios beside a `latlab lab -o json` run's and exit (1: not within -hw-within/-agree-within)")
+	labResultFile := flag.String("lab-result", "", "`latlab lab -o json` output to set beside -reference")
+	hwWithin := flag.Float64("hw-within", 1.2, "with -reference: latlab's half-width may be at most this multiple of the reference's")
+	agreeWithin := flag.Float64("agree-within", 2.5, "with -reference: latlab's ratio may differ from the reference's by at most this many points")
 	flag.Parse()
+	if *refFile != "" || *labResultFile != "" {
+		if err := compareFiles(*refFile, *labResultFile, *hwWithin, *agreeWithin); err != nil {
+			if err != errNotWithin {
+				fatal(err)
+			}
+			os.Exit(1)
+		}
+		return
+	}
 	if *labFile == "" || *rounds < 1 || *secs < 1 {
 		fmt.Fprintln(os.Stderr, "labpeers: need -lab FILE, -rounds ≥ 1 and -duration ≥ 1")
 		os.Exit(2)
@@ -536,7 +571,14 @@ func main() {
 		fmt.Fprintf(os.Stderr, "placement: the lab's calibration chose %s for tcp_rr (client CPU %d, server CPU %d)\n", p.Name, p.ClientCPUs[0], p.ServerCPU)
 	}
 	*ccpu, *scpu = max(*ccpu, 0), max(*scpu, 0)
-	c = config{latlab: *latlab, secs: *secs, size: *size, ccpu: *ccpu, scpu: *scpu, workloads: c.workloads}
+	c = config{latlab: *latlab, secs: *secs, size: *size, ccpu: *ccpu, scpu: *scpu, workloads: c.workloads,
+		tools: strings.Split(*tools, ","), blocked: *blocked}
+	for _, t := range c.tools {
+		if t != "latlab" && t != "sockperf" {
+			fmt.Fprintf(os.Stderr, "labpeers: unknown tool %q (want latlab, sockperf or both)\n", t)
+			os.Exit(2)
+		}
+	}
 	eps, srvs, err := plan(modes)
 	if err != nil {
 		fatal(err)
@@ -551,7 +593,10 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	rep.Blocked = c.blocked
+	t0 := time.Now()
 	d, runErr := measure(ctx, c, eps, srvs, *rounds, *seed, &rep.Rounds)
+	rep.WallSeconds = time.Since(t0).Seconds()
 	if runErr != nil {
 		rep.Incomplete = true
 		rep.Error = runErr.Error()
@@ -624,7 +669,11 @@ func measure(ctx context.Context, c config, eps []endpoint, srvs []server, round
 	for round := 1; round <= rounds; round++ {
 		start := time.Now()
 		order := slices.Clone(jobs)
-		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		if c.blocked {
+			order = blockedOrder(rng, jobs, c.workloads)
+		} else {
+			rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		}
 		got := make([]float64, len(order))
 		for i, j := range order {
 			jctx, cancel := context.WithTimeout(ctx, time.Duration(c.secs+30)*time.Second)

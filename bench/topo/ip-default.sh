@@ -6,13 +6,13 @@ set -eu
 cmd=$1 p=$2
 ns() { echo "$p-$1"; }
 if [ "$cmd" = down ]; then
-  for n in a b c-bridge s-dnat c-routed c-macvlan c-ipvl2 c-ipvl3 c-vxlan s-vxlan; do
+  for n in a b c-bridge s-dnat c-routed c-macvlan c-ipvl2 c-ipvl3 c-netkit c-vxlan s-vxlan; do
     ip netns del "$(ns $n)" 2>/dev/null || true
   done
   exit 0
 fi
 A=$(ns a) B=$(ns b)
-for n in a b c-bridge s-dnat c-routed c-macvlan c-ipvl2 c-ipvl3 c-vxlan s-vxlan; do
+for n in a b c-bridge s-dnat c-routed c-macvlan c-ipvl2 c-ipvl3 c-netkit c-vxlan s-vxlan; do
   ip netns add "$(ns $n)"; ip -n "$(ns $n)" link set lo up
 done
 # base: the wire
@@ -58,13 +58,26 @@ ip netns exec "$A" sysctl -qw net.ipv4.conf.cali0.proxy_arp=1 net.ipv4.neigh.cal
 M=$(ns c-macvlan)
 ip -n "$A" link add eth0 link wire0 netns "$M" type macvlan mode bridge
 ip -n "$M" addr add 10.77.0.10/24 dev eth0; ip -n "$M" link set eth0 up
-# ipvlan (skipped where the kernel lacks it, as latlab does)
-if ip -n "$A" link add eth0 link wire0 netns "$(ns c-ipvl2)" type ipvlan mode l2 2>/dev/null; then
-  ip -n "$(ns c-ipvl2)" addr add 10.77.0.11/24 dev eth0; ip -n "$(ns c-ipvl2)" link set eth0 up
+# ipvlan, each mode on a NIC of its own (a second wire; the mode belongs to
+# the parent); skipped where the kernel lacks it, as latlab does
+for m in 2 3; do
+  ip -n "$A" link add wire-ipvl$m type veth peer name wire-ipvl$m netns "$B"
+  ip -n "$A" addr add 10.77.$m.1/24 dev wire-ipvl$m; ip -n "$A" link set wire-ipvl$m up
+  ip -n "$B" addr add 10.77.$m.2/24 dev wire-ipvl$m; ip -n "$B" link set wire-ipvl$m up
+done
+if ip -n "$A" link add eth0 link wire-ipvl2 netns "$(ns c-ipvl2)" type ipvlan mode l2 2>/dev/null; then
+  ip -n "$(ns c-ipvl2)" addr add 10.77.2.11/24 dev eth0; ip -n "$(ns c-ipvl2)" link set eth0 up
 fi
-if ip -n "$A" link add eth0 link wire0 netns "$(ns c-ipvl3)" type ipvlan mode l3 2>/dev/null; then
+if ip -n "$A" link add eth0 link wire-ipvl3 netns "$(ns c-ipvl3)" type ipvlan mode l3 2>/dev/null; then
   ip -n "$(ns c-ipvl3)" addr add 10.79.0.2/32 dev eth0; ip -n "$(ns c-ipvl3)" link set eth0 up
-  ip -n "$(ns c-ipvl3)" route add default dev eth0; ip -n "$B" route add 10.79.0.0/24 via 10.77.0.1
+  ip -n "$(ns c-ipvl3)" route add default dev eth0; ip -n "$B" route add 10.79.0.0/24 via 10.77.3.1
+fi
+# netkit (Linux 6.7+, skipped where the kernel lacks it, as latlab does)
+if ip -n "$A" link add nk0 type netkit mode l3 forward peer forward name eth0 netns "$(ns c-netkit)" 2>/dev/null; then
+  ip -n "$A" link set nk0 up
+  ip -n "$(ns c-netkit)" addr add 10.80.0.2/32 dev eth0; ip -n "$(ns c-netkit)" link set eth0 up
+  ip -n "$(ns c-netkit)" route add default dev eth0
+  ip -n "$A" route add 10.80.0.2/32 dev nk0; ip -n "$B" route add 10.80.0.0/24 via 10.77.0.1
 fi
 # vxlan
 CV=$(ns c-vxlan) SV=$(ns s-vxlan)
