@@ -3,7 +3,9 @@ package experiment
 import (
 	"context"
 	"errors"
+	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -222,4 +224,87 @@ func TestRunRoundsPausesThenResumes(t *testing.T) {
 	if crr.NeededRounds <= crr.Rounds || crr.HalfWidth <= crr.Target {
 		t.Errorf("tcp_crr: %+v", crr)
 	}
+}
+
+// Comparably noisy placements (the same CV) do not resolve a mode's cost
+// alike: the cost is microseconds added to each transaction, and a
+// cross-core round trip fifteen times longer swings by fifteen times the
+// microseconds. Calibration picks same core and says why; the CV-only rule
+// it replaced picked cross core ("as steady") and hid the penalty.
+func TestCalibrateWeighsTheModeCostsShare(t *testing.T) {
+	probe, _ := fakeProbe(map[string]float64{PlacementSameCore: 5, PlacementCrossCore: 74},
+		map[string]float64{PlacementSameCore: 0.04, PlacementCrossCore: 0.04}, 5)
+	_, cals, err := Calibrate(context.Background(), []wire.Workload{wire.TCPRR}, []int{0, 1}, 7, probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cals[0]
+	if c.Chosen != PlacementSameCore || !strings.Contains(c.Reason, "jitter") || !strings.Contains(c.Reason, "bury a mode's cost") {
+		t.Fatalf("chose %s: %s", c.Chosen, c.Reason)
+	}
+	same, cross := c.Candidates[0], c.Candidates[1]
+	if same.Placement.Name != PlacementSameCore {
+		same, cross = cross, same
+	}
+	if cross.JitterUs < 5*same.JitterUs {
+		t.Errorf("jitter cross %.3g µs vs same %.3g µs: want the cross-core one several times larger", cross.JitterUs, same.JitterUs)
+	}
+}
+
+// The blocked design on a drifting machine: the rate drifts slowly (a
+// sinusoid over three rounds), the same for every mode, and a mode is 10%
+// slower. Pairing a mode with its baseline in one group's stretch of the
+// round (roundOrder) cancels the drift; pairing them anywhere in a round
+// of every group shuffled together (the design roundOrder replaced) does
+// not: the per-round log ratios spread over twice as wide.
+func TestBlockedOrderCancelsDrift(t *testing.T) {
+	var configs []Config
+	for _, w := range []wire.Workload{wire.TCPRR, wire.UDPRR, wire.TCPCRR, wire.TCPStream} {
+		for _, m := range []string{"host", "bridge-nat", "veth-routed", "macvlan", "vxlan", "ipvlan-l2"} {
+			configs = append(configs, Config{Mode: m, Workload: w, Size: 64, Offload: "default", Placement: "p"})
+		}
+	}
+	_, members := groupConfigs(configs)
+	active := []bool{true, true, true, true}
+	spread := func(blocked bool) float64 {
+		rng := rand.New(rand.NewPCG(11, 12))
+		var lr []float64
+		tick := 0
+		for range 16 {
+			var order []Config
+			if blocked {
+				order = roundOrder(rng, members, active)
+			} else {
+				order = slices.Clone(configs)
+				rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+			}
+			rate := map[string]float64{}
+			for _, c := range order {
+				drift := 1 + 0.15*math.Sin(2*math.Pi*float64(tick)/float64(3*len(configs)))
+				tick++
+				if c.Workload == wire.TCPRR {
+					r := 1000 * drift
+					if c.Mode == "veth-routed" {
+						r *= 0.9
+					}
+					rate[c.Mode] = r
+				}
+			}
+			lr = append(lr, math.Log(rate["veth-routed"]/rate["host"]))
+		}
+		var sum, ss float64
+		for _, x := range lr {
+			sum += x
+		}
+		mean := sum / float64(len(lr))
+		for _, x := range lr {
+			ss += (x - mean) * (x - mean)
+		}
+		return math.Sqrt(ss / float64(len(lr)-1))
+	}
+	b, u := spread(true), spread(false)
+	if b*2 > u {
+		t.Errorf("per-round log-ratio SD: blocked %.4f, unblocked %.4f: want blocked at most half", b, u)
+	}
+	t.Logf("per-round log-ratio SD under drift: blocked %.4f, unblocked %.4f", b, u)
 }
