@@ -308,3 +308,39 @@ func TestBlockedOrderCancelsDrift(t *testing.T) {
 	}
 	t.Logf("per-round log-ratio SD under drift: blocked %.4f, unblocked %.4f", b, u)
 }
+
+// When no group can reach its target in the budget, what is left goes to
+// the request/response groups: tcp_rr runs on until the budget is spent,
+// tcp_crr stops after the minimum rounds and reports what it reached; the
+// time each group took is recorded.
+func TestRunRoundsBudgetGoesToRR(t *testing.T) {
+	var configs []Config
+	for _, w := range []wire.Workload{wire.TCPRR, wire.TCPCRR} {
+		for _, m := range []string{"host", "veth"} {
+			configs = append(configs, Config{Mode: m, Workload: w, Size: 64, Offload: "default", Placement: "p"})
+		}
+	}
+	rng := rand.New(rand.NewPCG(9, 9))
+	run := func(ctx context.Context, c Config) (*workload.Result, *probe.Attribution, error) {
+		time.Sleep(time.Millisecond)
+		return &workload.Result{Workload: c.Workload, RatePerSec: 1000 * (1 + 0.3*rng.NormFloat64())}, nil, nil
+	}
+	spec := &LabSpec{Baseline: "host", TargetCI: 0.005, Budget: 400 * time.Millisecond, Seed: 3,
+		Workloads: []wire.Workload{wire.TCPRR, wire.TCPCRR}, Sizes: []int{64},
+		Offloads: []offload.Preset{{Name: "default"}}, Placements: []Placement{{Name: "p"}}}
+	out := &Outcome{Spec: *spec, Modes: []ModeInfo{{Name: "host", Status: "ok"}, {Name: "veth", Status: "ok"}}}
+	if err := RunRounds(context.Background(), spec, out, configs, nil, run, func(Event) {}); err != nil {
+		t.Fatal(err)
+	}
+	rr, crr := out.Precision[0], out.Precision[1]
+	if rr.Workload != wire.TCPRR || crr.Workload != wire.TCPCRR {
+		t.Fatalf("precision order: %+v", out.Precision)
+	}
+	if rr.Stopped != "budget" || crr.Stopped != "budget" || crr.Rounds != spec.MinTrials || rr.Rounds < 2*crr.Rounds {
+		t.Errorf("tcp_rr %d rounds (%s), tcp_crr %d (%s), minimum %d: want tcp_crr stopped at the minimum and tcp_rr given the rest",
+			rr.Rounds, rr.Stopped, crr.Rounds, crr.Stopped, spec.MinTrials)
+	}
+	if rr.SpentS <= crr.SpentS || crr.SpentS <= 0 {
+		t.Errorf("spent: tcp_rr %.3fs, tcp_crr %.3fs", rr.SpentS, crr.SpentS)
+	}
+}

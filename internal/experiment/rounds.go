@@ -41,6 +41,9 @@ type Precision struct {
 	// NeededRounds estimates the rounds the target needs (budget stops):
 	// rounds × (half-width/target)².
 	NeededRounds int `json:"needed_rounds,omitempty"`
+	// SpentS is the time the group's trials took, warm-ups included:
+	// how the budget was spent.
+	SpentS float64 `json:"spent_s"`
 }
 
 // Met reports whether the group reached its target.
@@ -97,6 +100,9 @@ func RunRounds(ctx context.Context, spec *LabSpec, out *Outcome, configs []Confi
 			if s, err := probe.SampleCPUs("/proc"); err == nil {
 				out.Noise = noiseStart.Noise(s, cpus)
 			}
+		}
+		for i := range prec {
+			prec[i].SpentS = cost[i].Seconds()
 		}
 		out.Precision = prec
 	}()
@@ -194,8 +200,9 @@ func roundOrder(rng *rand.Rand, members [][]Config, active []bool) []Config {
 // A group that does not fit the budget is paused, not stopped: the
 // projection behind that is rough (one outlying round at 8 rounds can
 // multiply it tenfold), and once the groups that fit are done, the ones
-// left share what is left of the budget. They stop ("budget") when it is
-// spent.
+// left share what is left of the budget — the request/response ones
+// (isRR) if any is left, the others then stopping where they are. They
+// stop ("budget") when it is spent.
 func decide(out *Outcome, spec *LabSpec, groups []Config, members [][]Config, active []bool, prec []Precision, cost []time.Duration, costN []int, elapsed time.Duration) bool {
 	type want struct {
 		i    int
@@ -233,9 +240,16 @@ func decide(out *Outcome, spec *LabSpec, groups []Config, members [][]Config, ac
 	}
 	if n == 0 && len(wants) > 0 && spec.Budget-elapsed > 0 {
 		// None can reach the target in time: the budget left still buys
-		// rounds, shared by all of them (each narrows; none is starved at
-		// the minimum rounds).
+		// rounds. The request/response groups (tcp_rr, udp_rr: the
+		// question the lab exists for, and the cheapest to narrow) share
+		// it; the others stop where they are and report what they
+		// reached. Without request/response groups left, all share it.
+		rr := slices.ContainsFunc(wants, func(w want) bool { return isRR(groups[w.i].Workload) })
 		for _, w := range wants {
+			if rr && !isRR(groups[w.i].Workload) {
+				prec[w.i].Stopped = "budget"
+				continue
+			}
 			active[w.i] = true
 			n++
 		}
@@ -247,6 +261,10 @@ func decide(out *Outcome, spec *LabSpec, groups []Config, members [][]Config, ac
 	}
 	return n > 0
 }
+
+// isRR reports whether a workload is a request/response one whose
+// ratios the budget left goes to first.
+func isRR(w wire.Workload) bool { return w == wire.TCPRR || w == wire.UDPRR }
 
 // neededRounds extrapolates: an interval's half-width shrinks as
 // 1/√rounds.

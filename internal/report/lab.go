@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -97,6 +98,9 @@ func writeLabTable(w io.Writer, s *experiment.Summary, ps []float64) error {
 	} else {
 		fmt.Fprintf(w, "latlab lab: %d trials × %v per configuration (after %v warm-up), rounds interleaved in random order (seed %d)\n",
 			s.Trials, secs(s.DurationS), secs(s.WarmupS), s.Seed)
+	}
+	if spent := budgetSpent(s); spent != "" {
+		fmt.Fprintf(w, "%s\n", spent)
 	}
 	if len(s.Calibration) > 0 {
 		fmt.Fprintf(w, "placement, calibrated per workload:\n")
@@ -375,4 +379,27 @@ func writeLabCSV(w io.Writer, s *experiment.Summary) error {
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// budgetSpent says how an adaptive run spent its rounds' time, per group:
+// "rounds: 2m58s of the 3m0s budget: tcp_rr/64B 1m5s (31 rounds), ...".
+func budgetSpent(s *experiment.Summary) string {
+	if s.TargetCI <= 0 || len(s.Precision) == 0 {
+		return ""
+	}
+	var total float64
+	var parts []string
+	for _, p := range s.Precision {
+		total += p.SpentS
+		name := string(p.Workload)
+		if p.Size > 0 {
+			name += fmt.Sprintf("/%dB", p.Size)
+		}
+		if p.Offload != "" && p.Offload != "default" {
+			name += "/" + p.Offload
+		}
+		parts = append(parts, fmt.Sprintf("%s %v (%d rounds)", name, secs(math.Round(p.SpentS)), p.Rounds))
+	}
+	return fmt.Sprintf("rounds: %v of the %v budget: %s; after the minimum rounds the budget goes to the groups that can still reach the target, then to tcp_rr/udp_rr",
+		secs(math.Round(total)), secs(s.BudgetS), strings.Join(parts, ", "))
 }
