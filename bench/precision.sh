@@ -11,8 +11,10 @@
 #    on the per-round rates (Hodges–Lehmann ratio, signed-rank interval,
 #    Bonferroni over the modes compared). Then removes that lab.
 # 2. Runs `latlab lab` on the same modes and workload (tcp_rr) with
-#    --budget set to the reference's wall time and a target it cannot
-#    reach, so it spends all of it.
+#    --budget set to the reference protocol's time (rounds × modes ×
+#    SECONDS, as netperf would take it; sockperf's own start-up and report
+#    add ~2 s a run that latlab is not given) and a target it cannot reach,
+#    so it spends all of it.
 # 3. Prints both sides' ratios and half-widths next to each other, and
 #    whether latlab's half-widths are within HW_WITHIN (1.2)× the
 #    reference's and its ratios within AGREE (2.5) points (exit 1 if not).
@@ -58,9 +60,13 @@ lp=$!
 wait "$lp"
 lp=
 bench/out/latlab cleanup --journal-dir "$dir/journal" >/dev/null 2>&1
+# The reference protocol's time is what it measures: rounds × modes ×
+# SECONDS (what netperf -l SECONDS would take); sockperf's own start-up,
+# warm-up and report add ~2 s a run, which latlab is not given.
+nmodes=$(tr ',' '\n' <<<"$modes" | grep -c .)
+budget=$((rounds * nmodes * secs))
 wall=$(sed -n 's/.*"wall_seconds": *\([0-9.]*\).*/\1/p' "$dir/ref.json" | head -1)
-budget=$(printf '%.0f' "$wall")
-echo "latlab lab: the same modes for the reference's wall time (${budget}s)..." >&2
+echo "latlab lab: the same modes for the reference protocol's time, ${budget}s (sockperf's runs took ${wall%.*}s of wall time)..." >&2
 bench/out/latlab lab --no-store -o json --quiet --workloads tcp_rr --modes "$modes" \
   --cpu "$ccpu" --server-cpu "$scpu" --budget "${budget}s" --target-ci 0.001 --journal-dir "$dir/journal" \
   >"$dir/lab.json"

@@ -616,7 +616,9 @@ func main() {
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
-		enc.Encode(rep)
+		if err := enc.Encode(rep); err != nil {
+			fatal(fmt.Errorf("write JSON: %w", err))
+		}
 	} else {
 		printReport(os.Stdout, rep)
 	}

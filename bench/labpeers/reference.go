@@ -66,6 +66,12 @@ func labRatios(order []string, baseline string, s map[string]*series, pick func(
 	stats.AdjustComparisons(cmps, 0.05)
 	out := map[string]*labRatio{}
 	for i, c := range cmps {
+		if c.Ratio.TooFew || math.IsInf(c.Ratio.Lo, 0) || math.IsInf(c.Ratio.Hi, 0) || math.IsNaN(c.Ratio.Center) {
+			// No interval at this level yet (too few rounds): the
+			// estimate only, flagged (JSON has no infinities).
+			out[modes[i]] = &labRatio{Median: c.Ratio.Center, Lo: c.Ratio.Center, Hi: c.Ratio.Center, TooFew: true}
+			continue
+		}
 		out[modes[i]] = &labRatio{Median: c.Ratio.Center, Lo: c.Ratio.Lo, Hi: c.Ratio.Hi, Level: c.Ratio.Confidence,
 			HalfWidth: (c.Ratio.Hi - c.Ratio.Lo) / 2 * 100, TooFew: c.Ratio.TooFew}
 	}
@@ -115,6 +121,11 @@ func sideBySide(out io.Writer, ref report, lab labResult, hwWithin, agreeWithin 
 			ref := r.SockperfLab
 			if got == nil {
 				fmt.Fprintf(w, "  %-16s %14.3f ±%5.1f %22s\n", r.Mode, ref.Median, ref.HalfWidth, "-")
+				ok = false
+				continue
+			}
+			if ref.TooFew {
+				fmt.Fprintf(w, "  %-16s %14.3f (too few) %14.3f ±%5.1f %10s %+8.1f\n", r.Mode, ref.Median, got.Median, got.HalfWidth, "-", (got.Median-ref.Median)*100)
 				ok = false
 				continue
 			}
