@@ -38,8 +38,9 @@ const (
 var httpBody = bytes.Repeat([]byte{'x'}, 64<<10)
 
 // serveHTTP answers HTTP requests on c until the client closes, errs or the
-// server stops. pre holds the bytes handleConn already read.
-func (s *Server) serveHTTP(c net.Conn, pre []byte) {
+// server stops. pre holds the bytes handleConn already read, owed the
+// responses the event loop still owed the client (written first).
+func (s *Server) serveHTTP(c net.Conn, pre, owed []byte) {
 	defer c.Close()
 	stop := make(chan struct{})
 	defer close(stop)
@@ -52,6 +53,12 @@ func (s *Server) serveHTTP(c net.Conn, pre []byte) {
 	}()
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
+	}
+	if len(owed) > 0 {
+		c.SetWriteDeadline(time.Now().Add(httpBodyTimeout))
+		if _, err := c.Write(owed); err != nil {
+			return
+		}
 	}
 	buf := make([]byte, httpMaxRequestHead)
 	w := copy(buf, pre)
@@ -128,7 +135,13 @@ func (s *Server) serveHTTP(c net.Conn, pre []byte) {
 			r, w = 0, 0
 		}
 		if req.delay > 0 {
-			time.Sleep(req.delay)
+			t := time.NewTimer(req.delay)
+			select {
+			case <-t.C:
+			case <-s.done:
+				t.Stop()
+				return
+			}
 		}
 		out = appendHTTPHead(out[:0], req)
 		body := req.size
@@ -186,7 +199,9 @@ type httpRequest struct {
 // parseHTTPRequest parses a request head (without the final CRLFCRLF). It
 // refuses (false) what RFC 9112 says a server must reject: Content-Length
 // headers that disagree (a smuggling vector: §6.3), an HTTP/1.1 request
-// without exactly one Host header (§3.2), a malformed line. A request with
+// without exactly one Host header (§3.2), a malformed line: a field name
+// that is not a token right before its colon, obs-fold, control bytes in a
+// line (§5). A request with
 // both Transfer-Encoding and Content-Length is returned with chunked and
 // hasLength set, for the caller to refuse.
 func parseHTTPRequest(head []byte) (httpRequest, bool) {
@@ -204,6 +219,9 @@ func parseHTTPRequest(head []byte) (httpRequest, bool) {
 		return req, false
 	}
 	method, target, proto := line[:sp1], line[sp1+1:sp1+1+sp2], line[sp1+2+sp2:]
+	if !wire.IsToken(method) || !wire.ValidFieldValue(target) || bytes.ContainsAny(target, " \t") {
+		return req, false
+	}
 	hosts := 0
 	switch string(proto) {
 	case "HTTP/1.1":
@@ -240,8 +258,13 @@ func parseHTTPRequest(head []byte) (httpRequest, bool) {
 		} else {
 			h, rest = rest, nil
 		}
+		// RFC 9112 §5: a field name is a token directly followed by its
+		// colon (whitespace before it → 400, §5.1: it is how
+		// "Content-Length : 3" was skipped and the body read as a second
+		// request); a line starting with whitespace is obs-fold (→ 400,
+		// §5.2); NUL and other control bytes in a value → 400 (§5.5).
 		colon := bytes.IndexByte(h, ':')
-		if colon <= 0 {
+		if colon <= 0 || !wire.IsToken(h[:colon]) || !wire.ValidFieldValue(h[colon+1:]) {
 			return req, false
 		}
 		name, val := h[:colon], wire.TrimOWS(h[colon+1:])

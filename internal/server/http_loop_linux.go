@@ -308,14 +308,7 @@ func (l *httpLoop) handoff(c *loopConn) {
 	go func() {
 		defer l.s.wg.Done()
 		defer l.s.adm.releaseHTTP(c.peerIP)
-		if len(owed) > 0 {
-			nc.SetWriteDeadline(time.Now().Add(httpBodyTimeout))
-			if _, err := nc.Write(owed); err != nil {
-				nc.Close()
-				return
-			}
-		}
-		l.s.serveHTTP(nc, pre)
+		l.s.serveHTTP(nc, pre, owed)
 	}()
 }
 

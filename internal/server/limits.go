@@ -71,9 +71,29 @@ func costOf(h wire.Hello) sessionCost {
 	return c
 }
 
-// peerOf is the address a limit is counted against: the IP, without port
-// or IPv4-in-IPv6 mapping.
-func peerOf(ap netip.AddrPort) netip.Addr { return ap.Addr().Unmap().WithZone("") }
+// peerOf is the client a limit is counted against: the IP without port,
+// zone or IPv4-in-IPv6 mapping, and for IPv6 its /64 (the smallest prefix
+// a site is given: one host may use every address in it, so counting /128s
+// let a single client multiply every per-client limit).
+func peerOf(ap netip.AddrPort) netip.Addr {
+	a := addrOf(ap)
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.Addr()
+	}
+	return a
+}
+
+// addrOf is ap's IP without port, zone or IPv4-in-IPv6 mapping.
+func addrOf(ap netip.AddrPort) netip.Addr { return ap.Addr().Unmap().WithZone("") }
+
+// peerName names the client p (a peerOf) in messages.
+func peerName(p netip.Addr) string {
+	if p.Is6() {
+		return p.String() + "/64"
+	}
+	return p.String()
+}
 
 // peerUse is one peer's share of the server.
 type peerUse struct {
@@ -122,17 +142,17 @@ func (a *admission) admitSession(p netip.Addr, c sessionCost) error {
 	case a.total.sessions+1 > cfg.MaxSessions:
 		return fmt.Errorf("server has %d sessions running (its limit, --max-sessions)", a.total.sessions)
 	case u.sessions+1 > cfg.MaxPeerSessions:
-		return fmt.Errorf("%s already runs %d sessions here (per-client limit, --max-peer-sessions)", p, u.sessions)
+		return fmt.Errorf("%s already runs %d sessions here (per-client limit, --max-peer-sessions)", peerName(p), u.sessions)
 	case a.total.flows+c.flows > cfg.MaxFlows:
 		return fmt.Errorf("%d flows would exceed the server's %d (%d in use; --max-flows)", c.flows, cfg.MaxFlows, a.total.flows)
 	case u.flows+c.flows > cfg.MaxPeerFlows:
-		return fmt.Errorf("%d flows would exceed the %d one client may hold (%s holds %d; --max-peer-flows)", c.flows, cfg.MaxPeerFlows, p, u.flows)
+		return fmt.Errorf("%d flows would exceed the %d one client may hold (%s holds %d; --max-peer-flows)", c.flows, cfg.MaxPeerFlows, peerName(p), u.flows)
 	case a.total.memory+c.memory > cfg.MaxMemory:
 		return fmt.Errorf("the session needs %s of buffers; the server has %s of its %s left (--max-memory)",
 			fmtBytes(c.memory), fmtBytes(cfg.MaxMemory-a.total.memory), fmtBytes(cfg.MaxMemory))
 	case u.memory+c.memory > cfg.MaxMemory/4:
 		return fmt.Errorf("the session needs %s of buffers; one client may hold at most %s (a quarter of --max-memory) and %s holds %s",
-			fmtBytes(c.memory), fmtBytes(cfg.MaxMemory/4), p, fmtBytes(u.memory))
+			fmtBytes(c.memory), fmtBytes(cfg.MaxMemory/4), peerName(p), fmtBytes(u.memory))
 	}
 	add := func(x *peerUse) { x.sessions++; x.flows += c.flows; x.memory += c.memory }
 	add(&a.total)
@@ -185,7 +205,7 @@ func (a *admission) admitHTTP(p netip.Addr) error {
 	case a.total.http >= a.cfg.MaxHTTPConns:
 		return fmt.Errorf("server holds %d HTTP connections (--max-http-conns)", a.total.http)
 	case u.http >= a.cfg.MaxPeerHTTPConns:
-		return fmt.Errorf("%s holds %d HTTP connections (per-client limit, --max-peer-http-conns)", p, u.http)
+		return fmt.Errorf("%s holds %d HTTP connections (per-client limit, --max-peer-http-conns)", peerName(p), u.http)
 	}
 	a.total.http++
 	a.update(p, func(x *peerUse) { x.http++ })
