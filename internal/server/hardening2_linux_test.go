@@ -269,4 +269,3 @@ func TestServerIPv6ClientIsItsSlash64(t *testing.T) {
 		t.Errorf("peerName(peerOf(...)) = %q", peerName(p))
 	}
 }
-

@@ -36,10 +36,10 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[uint64]*session
 
-	adm      *admission      // what each client holds: sessions, flows, buffers, connections
-	inflight atomic.Int64    // connections whose header has not been read yet
+	adm      *admission            // what each client holds: sessions, flows, buffers, connections
+	inflight atomic.Int64          // connections whose header has not been read yet
 	conns    map[net.Conn]struct{} // (under mu) connections handleConn holds: closed when the server stops
-	rlog     *rateLimitedLog // refusals, rate-limited per reason
+	rlog     *rateLimitedLog       // refusals, rate-limited per reason
 	wg       sync.WaitGroup
 
 	httpOnce sync.Once
