@@ -5,14 +5,19 @@ package server
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"os/exec"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/latlab/latlab/internal/netns"
 	"github.com/latlab/latlab/internal/testutil"
@@ -268,4 +273,232 @@ func TestServerIPv6ClientIsItsSlash64(t *testing.T) {
 	if p := peerOf(netip.MustParseAddrPort("[2001:db8:1:0:ffff::5]:80")); peerName(p) != "2001:db8:1::/64" {
 		t.Errorf("peerName(peerOf(...)) = %q", peerName(p))
 	}
+}
+
+// dialSmallRcvBuf dials addr from src with a 4 KiB receive buffer, so the
+// server's responses back up on loopback as they would on a slow link.
+func dialSmallRcvBuf(t *testing.T, src, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second,
+		Control: func(network, address string, rc syscall.RawConn) error {
+			return rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096) })
+		}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s from %s: %v", addr, src, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// dripRead reads 64 bytes every 200 ms from c until it fails or stop
+// closes.
+func dripRead(c net.Conn, stop chan struct{}) {
+	buf := make([]byte, 64)
+	for {
+		select {
+		case <-stop:
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return
+		}
+	}
+}
+
+// Attack (issue 37, 2): body reads and response writes had a fresh 60 s
+// deadline each, so one response drip-read held a connection (and its
+// slot) for about an hour, and pipelined ?delay=10s requests had no overall
+// deadline. Now a request — head, body, delay and response — has
+// HTTPRequestTimeout in all, in the event loop and in serveHTTP. (What the
+// server had already handed to the kernel's send buffer, up to a few MiB
+// on loopback, is the kernel's: the slot is what the limit protects.)
+func TestServerHTTPWholeRequestDeadline(t *testing.T) {
+	srv, _ := startServer(t, Config{HTTPRequestTimeout: 2 * time.Second, HTTPHeadTimeout: 2 * time.Second})
+	addr := srv.Addr().String()
+	for _, tc := range []struct{ name, req string }{
+		// Small responses, more than the kernel's buffers hold: the
+		// event loop writes them.
+		{"event loop", strings.Repeat("GET /?size=16000 HTTP/1.1\r\nHost: t\r\n\r\n", 400)},
+		// A large one: serveHTTP streams it.
+		{"serveHTTP", "GET /?size=67108864 HTTP/1.1\r\nHost: t\r\n\r\n"},
+	} {
+		c := dialSmallRcvBuf(t, "127.0.0.2", addr)
+		if _, err := io.WriteString(c, tc.req); err != nil {
+			t.Fatal(err)
+		}
+		stop := make(chan struct{})
+		go dripRead(c, stop)
+		t0 := time.Now()
+		if !waitFor(2*time.Second, func() bool { return srv.adm.usage().http == 1 }) {
+			t.Fatalf("%s: connection not admitted: %+v", tc.name, srv.adm.usage())
+		}
+		released := waitFor(15*time.Second, func() bool { return srv.adm.usage().http == 0 })
+		close(stop)
+		c.Close()
+		t.Logf("%s: slot released after %v", tc.name, time.Since(t0))
+		if d := time.Since(t0); !released || d > 8*time.Second {
+			t.Errorf("%s: drip-read responses held the slot %v (released %v; request timeout 2 s)", tc.name, d, released)
+		}
+	}
+	// A delay longer than the request may take is not waited out.
+	c := dialFrom(t, "127.0.0.2", addr)
+	io.WriteString(c, "GET /?delay=6s HTTP/1.1\r\nHost: t\r\n\r\n")
+	t0 := time.Now()
+	if !closedByServer(c, 10*time.Second) || time.Since(t0) > 4*time.Second {
+		t.Errorf("a 6 s delay with a 2 s request timeout held the connection %v", time.Since(t0))
+	}
+	// Delays within it are still served.
+	if got := httpStatus(t, "127.0.0.2", addr, "GET /?delay=100ms HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"); got != "HTTP/1.1 200 OK" {
+		t.Errorf("a 100 ms delay: %q", got)
+	}
+	if !waitFor(5*time.Second, func() bool { return srv.adm.usage().http == 0 }) {
+		t.Errorf("HTTP slots not released: %+v", srv.adm.usage())
+	}
+}
+
+// Attack (issue 37, 2): with --max-http-conns 64 --max-peer-http-conns 16,
+// five addresses refilling every freed slot with slow requests locked a
+// well-behaved client out (0 of 19 requests answered). The last quarter of
+// the slots is now kept for clients holding fewer than httpLightConns, so
+// hoarders cannot refill it however fast they try.
+func TestServerHTTPSlotsCannotBeHoarded(t *testing.T) {
+	srv, _ := startServer(t, Config{MaxHTTPConns: 64, MaxPeerHTTPConns: 16, HTTPRequestTimeout: 3 * time.Second})
+	addr := srv.Addr().String()
+	stop := make(chan struct{})
+	var hoarders sync.WaitGroup
+	t.Cleanup(func() { close(stop); hoarders.Wait() })
+	for a := 0; a < 5; a++ {
+		src := fmt.Sprintf("127.0.0.%d", 11+a)
+		for k := 0; k < 20; k++ { // more than the 16 each may hold: every freed slot is retried at once
+			hoarders.Add(1)
+			go func() {
+				defer hoarders.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: time.Second}
+					c, err := d.Dial("tcp", addr)
+					if err != nil {
+						time.Sleep(10 * time.Millisecond)
+						continue
+					}
+					io.WriteString(c, strings.Repeat("GET /?delay=2s HTTP/1.1\r\nHost: t\r\n\r\n", 4))
+					c.SetReadDeadline(time.Now().Add(5 * time.Second))
+					io.Copy(io.Discard, c) // until the server closes it
+					c.Close()
+				}
+			}()
+		}
+	}
+	if !waitFor(10*time.Second, func() bool { return srv.adm.usage().http >= 48 }) {
+		t.Fatalf("hoarders did not take the slots: %+v", srv.adm.usage())
+	}
+	ok, n := 0, 20
+	for i := 0; i < n; i++ {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 2 * time.Second}
+		if c, err := d.Dial("tcp", addr); err == nil {
+			c.SetDeadline(time.Now().Add(2 * time.Second))
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+			if line, _ := bufio.NewReader(c).ReadString('\n'); strings.TrimSpace(line) == "HTTP/1.1 200 OK" {
+				ok++
+			}
+			c.Close()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("good client: %d of %d answered beside 5 hoarding addresses (%+v)", ok, n, srv.adm.usage())
+	if ok*100 < n*80 {
+		t.Errorf("good client: %d of %d requests answered, want at least 80%%", ok, n)
+	}
+}
+
+// Attack (issue 37, 2): 503 and 431 were written and the socket closed with
+// the client's bytes unread, so the kernel sent a reset that could reach
+// the client before the status. They are drained now (lingering close).
+func TestServerHTTPErrorsDrainedNotReset(t *testing.T) {
+	srv, _ := startServer(t, Config{MaxPeerHTTPConns: 1})
+	addr := srv.Addr().String()
+	hold := dialFrom(t, "127.0.0.2", addr)
+	io.WriteString(hold, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+	bufio.NewReader(hold).ReadString('\n')
+	big := strings.Repeat("x", 512<<10)
+	for want, raw := range map[string]string{
+		"503": "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 524288\r\n\r\n" + big,
+		"431": "GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + big + "\r\n\r\n",
+	} {
+		src := "127.0.0.2" // holds its one connection: 503
+		if want == "431" {
+			src = "127.0.0.3"
+		}
+		c := dialFrom(t, src, addr)
+		go func() {
+			c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(c, raw)
+		}()
+		time.Sleep(200 * time.Millisecond) // the server answers while bytes are still arriving
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if !strings.HasPrefix(line, "HTTP/1.1 "+want+" ") {
+			t.Errorf("want %s: read %q, %v", want, line, err)
+		}
+	}
+}
+
+// Attack (issue 37, 3): the RSS bound counted 24 KiB per HTTP connection,
+// but one that pipelines and never reads holds its 16 KiB head buffer and
+// up to 64 KiB of pending responses (3,000 of them: 398 MiB). The bound is
+// now computed from what each connection can hold; this drives that worst
+// case in a child server with the default limits — connections whose head
+// buffer is full of pipelined requests and whose out buffer is full —
+// and checks the child's RSS growth per connection against httpConnRSS,
+// and its RSS against RSSBound.
+func TestServerHTTPMemoryWorstCase(t *testing.T) {
+	p := startChildServer(t)
+	time.Sleep(300 * time.Millisecond)
+	rss0, _ := procStatus(p.cmd.Process.Pid)
+	const n = 400
+	reqs := strings.Repeat("GET /?size=16000 HTTP/1.1\r\nHost: t\r\n\r\n", 16000/40)
+	var conns []net.Conn
+	for i := 0; i < n; i++ {
+		c := dialSmallRcvBuf(t, fmt.Sprintf("127.0.0.%d", 20+i%4), p.addr)
+		c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, reqs); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		conns = append(conns, c)
+	}
+	// The server answers until each connection's buffers are full, then
+	// waits: RSS settles.
+	var rss int64
+	prev := int64(-1)
+	for i := 0; i < 50; i++ {
+		time.Sleep(200 * time.Millisecond)
+		rss, _ = procStatus(p.cmd.Process.Pid)
+		if rss == prev {
+			break
+		}
+		prev = rss
+	}
+	per := (rss - rss0) / n
+	t.Logf("child RSS %d MiB → %d MiB with %d never-reading pipelining connections: %d KiB each (bound %d KiB)",
+		rss0>>20, rss>>20, n, per>>10, httpConnRSS>>10)
+	if per > httpConnRSS {
+		t.Errorf("each connection costs %d KiB of RSS, more than the %d KiB RSSBound counts", per>>10, httpConnRSS>>10)
+	}
+	if per < 32<<10 {
+		t.Errorf("each connection costs only %d KiB: the worst case was not driven", per>>10)
+	}
+	if bound := RSSBound(Config{}); rss > bound {
+		t.Errorf("RSS %d MiB over the bound %d MiB", rss>>20, bound>>20)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	p.stop(t)
 }

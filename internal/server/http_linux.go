@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"strconv"
 	"time"
@@ -31,8 +32,6 @@ const (
 	HTTPDefaultBodySize = 64
 	MaxHTTPBody         = 64 << 20
 	MaxHTTPDelay        = 10 * time.Second
-	httpBodyTimeout     = 60 * time.Second // per read of a request body, and per write of a response
-	httpMaxRequestHead  = 16 << 10
 )
 
 var httpBody = bytes.Repeat([]byte{'x'}, 64<<10)
@@ -55,10 +54,11 @@ func (s *Server) serveHTTP(c net.Conn, pre, owed []byte) {
 		tc.SetNoDelay(true)
 	}
 	if len(owed) > 0 {
-		c.SetWriteDeadline(time.Now().Add(httpBodyTimeout))
+		c.SetWriteDeadline(time.Now().Add(s.cfg.HTTPRequestTimeout))
 		if _, err := c.Write(owed); err != nil {
 			return
 		}
+		owed = nil
 	}
 	buf := make([]byte, httpMaxRequestHead)
 	w := copy(buf, pre)
@@ -69,10 +69,15 @@ func (s *Server) serveHTTP(c net.Conn, pre, owed []byte) {
 		// byte, then HTTPHeadTimeout for the whole head (per-read
 		// deadlines would let a client send a byte every few seconds
 		// forever).
+		// The whole request — head, body, delay, response — must be
+		// done within HTTPRequestTimeout of its first byte: per-read and
+		// per-write deadlines let a drip-reading client hold the
+		// connection for an hour with one response.
 		end := -1
-		var headDeadline time.Time
+		var headDeadline, reqDeadline time.Time
 		if r < w {
 			headDeadline = time.Now().Add(s.cfg.HTTPHeadTimeout)
+			reqDeadline = time.Now().Add(s.cfg.HTTPRequestTimeout)
 		}
 		for {
 			if end = wire.IndexCRLFCRLF(buf[r:w]); end >= 0 {
@@ -97,6 +102,7 @@ func (s *Server) serveHTTP(c net.Conn, pre, owed []byte) {
 			}
 			if headDeadline.IsZero() {
 				headDeadline = time.Now().Add(s.cfg.HTTPHeadTimeout)
+				reqDeadline = time.Now().Add(s.cfg.HTTPRequestTimeout)
 			}
 			w += n
 		}
@@ -120,7 +126,7 @@ func (s *Server) serveHTTP(c net.Conn, pre, owed []byte) {
 		for req.bodyLen > 0 {
 			if r == w {
 				r, w = 0, 0
-				c.SetReadDeadline(time.Now().Add(httpBodyTimeout))
+				c.SetReadDeadline(reqDeadline)
 				n, err := c.Read(buf)
 				if n == 0 && err != nil {
 					return
@@ -135,6 +141,9 @@ func (s *Server) serveHTTP(c net.Conn, pre, owed []byte) {
 			r, w = 0, 0
 		}
 		if req.delay > 0 {
+			if time.Until(reqDeadline) < req.delay {
+				return // the delay would outlast the request's deadline
+			}
 			t := time.NewTimer(req.delay)
 			select {
 			case <-t.C:
@@ -154,13 +163,12 @@ func (s *Server) serveHTTP(c net.Conn, pre, owed []byte) {
 			out = append(out, httpBody[:k]...)
 			body -= int64(k)
 		}
-		c.SetWriteDeadline(time.Now().Add(httpBodyTimeout))
+		c.SetWriteDeadline(reqDeadline)
 		if _, err := c.Write(out); err != nil {
 			return
 		}
 		for body > 0 {
 			k := min(body, int64(len(httpBody)))
-			c.SetWriteDeadline(time.Now().Add(httpBodyTimeout))
 			if _, err := c.Write(httpBody[:k]); err != nil {
 				return
 			}
@@ -172,11 +180,29 @@ func (s *Server) serveHTTP(c net.Conn, pre, owed []byte) {
 	}
 }
 
+// httpError answers an error and drains the connection (its caller
+// closes it): closing a socket with unread bytes sends a reset, which can
+// reach the client before the status and discard it, so the client saw a
+// reset instead of 503 or 431. It shuts down its side, then reads and
+// discards for up to httpLinger and httpLingerMax bytes (a lingering
+// close), unless MaxPending connections already linger.
 func (s *Server) httpError(c net.Conn, code int, msg string) {
 	s.rlog.Warn(msg, "http request refused", "peer", c.RemoteAddr().String(), "status", code)
 	b := []byte("HTTP/1.1 " + strconv.Itoa(code) + " " + msg + "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 	c.SetWriteDeadline(time.Now().Add(time.Second))
-	c.Write(b)
+	if _, err := c.Write(b); err != nil {
+		return
+	}
+	if s.lingering.Add(1) > int64(s.cfg.MaxPending) {
+		s.lingering.Add(-1)
+		return
+	}
+	defer s.lingering.Add(-1)
+	if tc, ok := c.(interface{ CloseWrite() error }); ok {
+		tc.CloseWrite()
+	}
+	c.SetReadDeadline(time.Now().Add(httpLinger))
+	io.CopyN(io.Discard, c, httpLingerMax)
 }
 
 // appendHTTPHead appends the response head for req.

@@ -36,11 +36,12 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[uint64]*session
 
-	adm      *admission            // what each client holds: sessions, flows, buffers, connections
-	inflight atomic.Int64          // connections whose header has not been read yet
-	conns    map[net.Conn]struct{} // (under mu) connections handleConn holds: closed when the server stops
-	rlog     *rateLimitedLog       // refusals, rate-limited per reason
-	wg       sync.WaitGroup
+	adm       *admission            // what each client holds: sessions, flows, buffers, connections
+	inflight  atomic.Int64          // connections whose header has not been read yet
+	lingering atomic.Int64          // refused HTTP connections being drained (httpError)
+	conns     map[net.Conn]struct{} // (under mu) connections handleConn holds: closed when the server stops
+	rlog      *rateLimitedLog       // refusals, rate-limited per reason
+	wg        sync.WaitGroup
 
 	httpOnce sync.Once
 	hloop    *httpLoop // nil if it could not start: serveHTTP per connection
