@@ -502,3 +502,30 @@ func TestServerHTTPMemoryWorstCase(t *testing.T) {
 	}
 	p.stop(t)
 }
+
+// A tcp_crr session holds at most its flows + crrSlack transactions open at
+// once; one more is closed at once.
+func TestServerBoundsCRRTransactions(t *testing.T) {
+	srv, _ := startServer(t, Config{})
+	addr := srv.Addr().String()
+	h := wire.Hello{Workload: wire.TCPCRR, ReqSize: 64, RespSize: 64, Duration: time.Minute, Flows: 1, ServerCPU: wire.CPUNone}
+	_, rep := rawHello(t, "127.0.0.2", addr, h)
+	if rep.Status != wire.StatusOK {
+		t.Fatalf("session refused: %s", rep.Message)
+	}
+	open := func() net.Conn {
+		c := dialFrom(t, "127.0.0.2", addr)
+		b, _ := (&wire.Attach{Kind: wire.KindCRR, Session: rep.Session}).MarshalBinary()
+		c.Write(b) // and no request: the transaction stays open
+		return c
+	}
+	for i := 0; i < 1+crrSlack; i++ {
+		open()
+	}
+	if !waitFor(5*time.Second, func() bool { return srv.lookup(rep.Session).crr.Load() == 1+crrSlack }) {
+		t.Fatalf("transactions open: %d, want %d", srv.lookup(rep.Session).crr.Load(), 1+crrSlack)
+	}
+	if !closedByServer(open(), 3*time.Second) {
+		t.Errorf("transaction %d of a 1-flow session not closed", 2+crrSlack)
+	}
+}
