@@ -325,8 +325,9 @@ func (r *rateLimitedLog) Warn(reason, msg string, args ...any) {
 //     path a copy of the buffered bytes (≤ 16 KiB), its own head buffer,
 //     a 4 KiB response buffer and two goroutine stacks. 32 KiB on top for
 //     the runtime's bookkeeping and garbage not yet collected.
-//   - a connection before its header (4 × MaxPending of them can wait):
-//     a goroutine with its stack and the header buffer.
+//   - a connection before its header (4 × MaxPending of them can wait),
+//     and a refused HTTP connection being drained (MaxPending at most): a
+//     goroutine with its stack and its header or drain buffer.
 //   - a flow: its locked thread's touched stack and state.
 //
 // TestServerHTTPMemoryWorstCase drives the HTTP worst case and checks the
@@ -350,6 +351,6 @@ const (
 // every connection and flow the limits admit. docs/security.md states it.
 func RSSBound(cfg Config) int64 {
 	cfg.defaults()
-	return cfg.MaxMemory + int64(cfg.MaxHTTPConns)*httpConnRSS + 4*int64(cfg.MaxPending)*pendingRSS +
+	return cfg.MaxMemory + int64(cfg.MaxHTTPConns)*httpConnRSS + (4+1)*int64(cfg.MaxPending)*pendingRSS +
 		int64(cfg.MaxFlows)*flowRSS + serverBaseRSS
 }
