@@ -529,3 +529,71 @@ func TestServerBoundsCRRTransactions(t *testing.T) {
 		t.Errorf("transaction %d of a 1-flow session not closed", 2+crrSlack)
 	}
 }
+
+// Attack (issue 37, 1), as measured: with --max-flows 64, two addresses
+// trickling into their flows and opening the next session as soon as the
+// last one's admission was released held 114 live flows (123 threads)
+// after 30 s. Now the next session is admitted only once the last one's
+// flows have ended: flows in use never pass the limit, nor do threads.
+func TestServerTricklingSessionsStayUnderFlowLimit(t *testing.T) {
+	srv, _ := startServer(t, Config{MaxFlows: 64, MaxPeerFlows: 32, Grace: 200 * time.Millisecond})
+	addr := srv.Addr().String()
+	base := threads(t)
+	var peakThreads, peakFlows int
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			peakThreads = max(peakThreads, threads(t))
+			peakFlows = max(peakFlows, srv.adm.usage().flows)
+		}
+	}()
+	var wg sync.WaitGroup
+	admitted := make([]int, 2)
+	for a := range 2 {
+		src := fmt.Sprintf("127.0.0.%d", 30+a)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for end := time.Now().Add(4 * time.Second); time.Now().Before(end); {
+				c := dialFrom(t, src, addr)
+				b, _ := (&wire.Hello{Workload: wire.TCPRR, ReqSize: 1 << 20, RespSize: 1, Duration: time.Minute, Flows: 32, ServerCPU: wire.CPUNone}).MarshalBinary()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				c.Write(b)
+				rep, err := wire.ReadHelloReply(c)
+				if err != nil || rep.Status != wire.StatusOK {
+					c.Close()
+					time.Sleep(20 * time.Millisecond)
+					continue
+				}
+				admitted[a]++
+				flows := attachFlows(t, src, addr, rep.Session, 32)
+				trickle(t, flows)
+				time.Sleep(300 * time.Millisecond)
+				c.Close() // the session ends; its flows would trickle on
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	<-sampled
+	t.Logf("sessions admitted %v; peak flows %d, peak threads %d (started with %d)", admitted, peakFlows, peakThreads, base)
+	if peakFlows > 64 {
+		t.Errorf("flows in use peaked at %d, over --max-flows 64", peakFlows)
+	}
+	if peakThreads > base+64+32 {
+		t.Errorf("threads peaked at %d, started with %d: more than 64 flows' worth", peakThreads, base)
+	}
+	if admitted[0] < 2 || admitted[1] < 2 {
+		t.Errorf("sessions admitted %v: a client whose sessions ended could not open the next", admitted)
+	}
+	if !waitFor(5*time.Second, func() bool { return srv.adm.usage().flows == 0 }) {
+		t.Errorf("flows still admitted after every session ended: %+v", srv.adm.usage())
+	}
+}
