@@ -34,9 +34,10 @@ path gets a 200 with a 64-byte body; ?size=N sets the body size, ?delay=D
 
 The default listen address is :%d (all addresses, IPv4 and IPv6), so
 anyone who reaches the port is a client. Every resource a client can make
-the server hold is bounded in total and per client address (one address
-gets at most a quarter of the flows and buffers), and refused with a clear
-status, never by running out:
+the server hold is bounded in total and per client address (an IPv6
+client is its /64; one gets at most a quarter of the flows and buffers),
+and refused with a clear status, never by running out. A session's flows
+end with it (End, its control connection closing, its deadline):
   sessions       --max-sessions (64), --max-peer-sessions (16)
   flows          --max-flows (1024: each is an OS thread), --max-peer-flows (256)
   buffers        --max-buffer per buffer (4 MiB), --max-memory in all (256 MiB)
