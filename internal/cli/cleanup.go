@@ -24,8 +24,12 @@ import (
 // journals, each from the package that creates it: `latlab cleanup`
 // sweeps with it, and every lab's first sweep (LabSpec.Undoers,
 // dockerlab.Spec.Undoers, watch jobs).
-func undoers() journal.Undoers {
-	return experiment.UndoHandlers().With(dockerlab.UndoHandlers())
+// Docker runs are undone only on the default daemon ($DOCKER_HOST, else
+// the default socket); undoersFor names the one a command is pointed at.
+func undoers() journal.Undoers { return undoersFor("") }
+
+func undoersFor(dockerHost string) journal.Undoers {
+	return experiment.UndoHandlers().With(dockerlab.UndoHandlersFor(dockerHost))
 }
 
 // dockerHostNone is the --docker-host value that skips the label sweep.
@@ -131,7 +135,11 @@ removed, restored, busy, kept, orphan, unreachable); there is no CSV form.`,
 // with orphans, remove) the namespaces and Docker objects no journal
 // lists, logging every finding.
 func runCleanup(ctx context.Context, log *cleanupLog, dir, dockerHost string, explicitHost, orphans bool) error {
-	res, sweepErr := journal.Sweep(dir, journal.SweepOptions{IncludeKept: true, Handlers: undoers()})
+	host := dockerHost
+	if host == dockerHostNone {
+		host = ""
+	}
+	res, sweepErr := journal.Sweep(dir, journal.SweepOptions{IncludeKept: true, Handlers: undoersFor(host)})
 	for _, u := range res.Undone {
 		if u.Kind == experiment.KindOffload {
 			log.add(cleanupItem{Action: "restored", Kind: string(u.Kind), Name: u.Name, Detail: "netns " + u.NS}, "restored offloads of %s (netns %s)", u.Name, u.NS)

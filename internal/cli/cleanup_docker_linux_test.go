@@ -53,9 +53,16 @@ func TestCleanupDockerLabelSweepAndImages(t *testing.T) {
 	}
 
 	// 1. The engine cannot be reached: the journal stays, and cleanup
-	// says why and fails.
-	gone := journalDocker(t, jdir, "latlab-dgone0001", "unix://"+filepath.Join(t.TempDir(), "gone.sock"))
+	// says why and fails. Pointed at another daemon, cleanup refuses the
+	// journal (issue 37: it undoes only on the daemon it is configured
+	// with) and keeps it too.
+	goneHost := "unix://" + filepath.Join(t.TempDir(), "gone.sock")
+	gone := journalDocker(t, jdir, "latlab-dgone0001", goneHost)
 	code, out, stderr := runCLI(t, "cleanup", "--journal-dir", jdir, "--docker-host", d.Host)
+	if code == ExitOK || !strings.Contains(out, "kept:") || !strings.Contains(out, "refusing docker entry for daemon") {
+		t.Errorf("journal of another daemon: exit %d\n%s%s", code, out, stderr)
+	}
+	code, out, stderr = runCLI(t, "cleanup", "--journal-dir", jdir, "--docker-host", goneHost)
 	if code == ExitOK || !strings.Contains(out, "kept:") || !strings.Contains(out, "could not be reached") {
 		t.Errorf("unreachable engine: exit %d\n%s%s", code, out, stderr)
 	}

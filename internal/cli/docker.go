@@ -144,7 +144,7 @@ Output as lab's: -o table, json or csv (--json is -o json), --percentiles;
 				}
 				fmt.Fprintln(e.stderr)
 			}
-			spec.Undoers = undoers()
+			spec.Undoers = undoersFor(spec.Host)
 			res, runErr := dockerlab.RunLab(cmd.Context(), spec, prog.event)
 			prog.finish()
 			if res == nil {

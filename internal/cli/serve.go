@@ -34,16 +34,18 @@ path gets a 200 with a 64-byte body; ?size=N sets the body size, ?delay=D
 
 The default listen address is :%d (all addresses, IPv4 and IPv6), so
 anyone who reaches the port is a client. Every resource a client can make
-the server hold is bounded in total and per client address (one address
-gets at most a quarter of the flows and buffers), and refused with a clear
-status, never by running out:
+the server hold is bounded in total and per client address (an IPv6
+client is its /64; one gets at most a quarter of the flows and buffers),
+and refused with a clear status, never by running out. A session's flows
+end with it (End, its control connection closing, its deadline):
   sessions       --max-sessions (64), --max-peer-sessions (16)
   flows          --max-flows (1024: each is an OS thread), --max-peer-flows (256)
   buffers        --max-buffer per buffer (4 MiB), --max-memory in all (256 MiB)
   session length --max-session-time (1h: warm-up + duration)
   HTTP           --max-http-conns (4096), --max-peer-http-conns (1024),
                  --http-idle-timeout (15s; 1s above 75%% of the cap),
-                 --http-head-timeout (10s for a whole request head)
+                 --http-head-timeout (10s for a whole request head),
+                 --http-request-timeout (30s for head, body, delay and response)
 Connections silent for 200ms after connecting take one of 256 header-wait
 slots per address (1024 in all) for up to 5s. udp_rr replies to an address
 other than the one that opened the session are no larger than the request
@@ -97,6 +99,7 @@ docs/security.md explains each limit. SIGINT or SIGTERM stops it cleanly.`, wire
 	f.IntVar(&lim.MaxPeerHTTPConns, "max-peer-http-conns", server.DefaultMaxPeerHTTPConns, "open HTTP connections of one client address")
 	f.DurationVar(&lim.HTTPIdleTimeout, "http-idle-timeout", server.DefaultHTTPIdleTimeout, "close an idle HTTP keep-alive connection after this")
 	f.DurationVar(&lim.HTTPHeadTimeout, "http-head-timeout", server.DefaultHTTPHeadTimeout, "longest time a request head may take to arrive (slowloris)")
+	f.DurationVar(&lim.HTTPRequestTimeout, "http-request-timeout", server.DefaultHTTPRequestTimeout, "longest time one HTTP request may take, head to last response byte (delay included)")
 	cmd.RegisterFlagCompletionFunc("netns", netnsCompletion)
 	cmd.RegisterFlagCompletionFunc("log-level", fixedCompletion("debug", "info", "warn", "error"))
 	cmd.RegisterFlagCompletionFunc("listen", fixedCompletion(fmt.Sprintf(":%d", wire.DefaultPort), fmt.Sprintf("127.0.0.1:%d", wire.DefaultPort), "[::1]:0"))

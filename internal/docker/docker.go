@@ -68,6 +68,21 @@ func Open(ctx context.Context, host string) (*Engine, error) {
 // Close releases the connection.
 func (e *Engine) Close() error { return e.c.Close() }
 
+// ResolveHost returns the daemon address Open(host) would connect to
+// ("" means $DOCKER_HOST, else the default socket), without connecting.
+func ResolveHost(host string) (string, error) {
+	opts := []client.Opt{client.FromEnv}
+	if host != "" {
+		opts = append(opts, client.WithHost(host))
+	}
+	c, err := client.New(opts...)
+	if err != nil {
+		return "", fmt.Errorf("docker client for %q: %w", host, err)
+	}
+	defer c.Close()
+	return c.DaemonHost(), nil
+}
+
 // Client is the underlying API client.
 func (e *Engine) Client() *client.Client { return e.c }
 

@@ -1,10 +1,13 @@
 package experiment
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/latlab/latlab/internal/journal"
 	"github.com/latlab/latlab/internal/offload"
@@ -38,8 +41,10 @@ type offloadAxis struct {
 
 // newOffloadAxis snapshots own, a testbed's interfaces (NS a namespace
 // path; they go with the testbed), and targets, interfaces that existed
-// before the run, whose snapshots j journals first.
-func newOffloadAxis(own []topo.Iface, targets []Target, j *journal.Journal) (*offloadAxis, error) {
+// before the run, whose snapshots j journals first. allowHostNIC (the
+// run's --allow-host-nic) is journalled with them: cleanup restores a
+// device outside latlab's namespaces only when it was given.
+func newOffloadAxis(own []topo.Iface, targets []Target, j *journal.Journal, allowHostNIC bool) (*offloadAxis, error) {
 	ifs := slices.Clone(own)
 	first := len(ifs)
 	for _, t := range targets {
@@ -65,7 +70,7 @@ func newOffloadAxis(own []topo.Iface, targets []Target, j *journal.Journal) (*of
 		if k >= first {
 			// Journal before any change: after kill -9, `latlab cleanup`
 			// restores it from here.
-			b, err := s.Marshal()
+			b, err := json.Marshal(offloadRecord{Snapshot: s, AllowHostNIC: allowHostNIC})
 			e := journal.Entry{Kind: KindOffload, Name: i.Name, NS: i.NS, Data: b}
 			if err == nil {
 				err = j.Record(e)
@@ -85,6 +90,22 @@ func newOffloadAxis(own []topo.Iface, targets []Target, j *journal.Journal) (*of
 
 // KindOffload is the journal entry kind of an interface's offload snapshot.
 const KindOffload = "offload"
+
+// offloadRecord is a KindOffload entry's data: the snapshot (its fields
+// inline, as offload.UnmarshalSnapshot reads them) and whether the run was
+// given --allow-host-nic.
+type offloadRecord struct {
+	*offload.Snapshot
+	AllowHostNIC bool `json:"allow_host_nic,omitempty"`
+}
+
+// latlabNetNS reports whether path is the path of a named namespace with
+// latlab's prefix (one latlab creates and journals).
+func latlabNetNS(path string) bool {
+	name := filepath.Base(path)
+	return path != "" && topo.NetNSPath(name) == path && strings.HasPrefix(name, topo.Prefix) &&
+		len(name) > len(topo.Prefix) && !strings.Contains(name, "..")
+}
 
 // restoreTargets puts the pre-existing interfaces back as they were and
 // verifies them against their snapshots. Each one restored and verified is
@@ -128,7 +149,10 @@ func nsLabel(ns string) string {
 // their packages' own: internal/cli adds them to build the registry that
 // LabSpec.Undoers and `latlab cleanup` use. Handlers of objects latlab creates
 // refuse names outside latlab's prefix (topo.Prefix); an offload entry is
-// refused unless its snapshot is of the device and namespace it names.
+// refused unless its snapshot is of the device and namespace it names, and
+// that namespace is one of latlab's (topo.Prefix, under the netns
+// directory) or the run journalled --allow-host-nic: a damaged or forged
+// entry cannot make cleanup change the host's NICs or another namespace's.
 func UndoHandlers() journal.Undoers {
 	h := topo.UndoHandlers()
 	h[topo.KindNetNS] = journal.RequirePrefix(topo.Prefix, h[topo.KindNetNS])
@@ -139,6 +163,13 @@ func UndoHandlers() journal.Undoers {
 		}
 		if s.Dev != e.Name || s.NetNS != e.NS {
 			return fmt.Errorf("refusing to restore: the snapshot is of %s in %s, the entry names %s in %s", s.Dev, nsLabel(s.NetNS), e.Name, nsLabel(e.NS))
+		}
+		var rec offloadRecord
+		if err := json.Unmarshal(e.Data, &rec); err != nil {
+			return fmt.Errorf("parse offload entry: %w", err)
+		}
+		if !latlabNetNS(e.NS) && !rec.AllowHostNIC {
+			return fmt.Errorf("refusing to restore offloads of %s in %s: not a namespace latlab creates (%s*) and the run did not record --allow-host-nic", e.Name, nsLabel(e.NS), topo.NetNSPath(topo.Prefix))
 		}
 		res, err := offload.Restore(s)
 		if err != nil {

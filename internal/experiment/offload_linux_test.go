@@ -30,7 +30,7 @@ func TestOffloadAxisAppliesAndRestores(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	axis, err := newOffloadAxis(own, nil, j)
+	axis, err := newOffloadAxis(own, nil, j, false)
 	if err != nil {
 		t.Fatal(err)
 	}

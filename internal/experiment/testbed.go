@@ -193,7 +193,7 @@ func runTrials(ctx context.Context, tb Testbed, j *journal.Journal, out *Outcome
 		if err != nil {
 			return err
 		}
-		if axis, err = newOffloadAxis(own, spec.Interfaces, j); err != nil {
+		if axis, err = newOffloadAxis(own, spec.Interfaces, j, spec.AllowHostNIC); err != nil {
 			return err
 		}
 		defer func() {

@@ -90,6 +90,9 @@ func Create(dir, id, command string) (*Journal, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create journal dir %s: %w", dir, err)
 	}
+	if err := checkDir(dir); err != nil {
+		return nil, err
+	}
 	path := filepath.Join(dir, id+suffix)
 	f, err := os.CreateTemp(dir, tmpPrefix+id+"-*")
 	if err != nil {
@@ -280,7 +283,8 @@ type SweepResult struct {
 }
 
 // Sweep undoes, newest entry first, every journal in dir whose owner is
-// gone, and removes it. Journals still locked by a live process are left
+// gone, and removes it. A dir not owned by this process's user, or
+// writable by group or others, is refused whole (checkDir). Journals still locked by a live process are left
 // alone, and so is a journal whose undo fails (it is reported in Errors
 // and kept for the next sweep). A missing dir is nothing to do.
 func Sweep(dir string, opts SweepOptions) (SweepResult, error) {
@@ -291,6 +295,12 @@ func Sweep(dir string, opts SweepOptions) (SweepResult, error) {
 	}
 	if err != nil {
 		return res, fmt.Errorf("read journal dir %s: %w", dir, err)
+	}
+	// A directory others can write into is not swept: its journals may
+	// be anyone's, and a sweep undoes what they name as root.
+	if err := checkDir(dir); err != nil {
+		res.Errors = append(res.Errors, err)
+		return res, err
 	}
 	removed := false
 	for _, de := range ents {

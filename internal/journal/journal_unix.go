@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -36,6 +37,32 @@ func syncDir(dir string) error {
 	defer d.Close()
 	if err := d.Sync(); err != nil {
 		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// checkDir refuses a journal directory that someone other than this
+// process's user (root, for every command that journals) could write
+// into: a journal planted there would make a sweep undo whatever it names.
+// The directory must be a directory (not a symlink), owned by the
+// effective user, and not writable by group or others.
+func checkDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("journal dir %s: %w", dir, err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("journal dir %s: cannot read its owner", dir)
+	}
+	uid := os.Geteuid()
+	switch {
+	case !fi.IsDir():
+		return fmt.Errorf("journal dir %s: refusing it: not a directory (%v); anyone who can replace it could plant journals that cleanup would undo", dir, fi.Mode().Type())
+	case int(st.Uid) != uid:
+		return fmt.Errorf("journal dir %s: refusing it: owned by uid %d, not by uid %d running latlab; anyone who can write there could plant journals that cleanup would undo (chown it, or use another --journal-dir)", dir, st.Uid, uid)
+	case fi.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("journal dir %s: refusing it: mode %v is writable by group or others; anyone who can write there could plant journals that cleanup would undo (chmod go-w it, or use another --journal-dir)", dir, fi.Mode())
 	}
 	return nil
 }

@@ -56,8 +56,10 @@ type Config struct {
 	// HTTPIdleTimeout closes a keep-alive connection idle that long
 	// (shortened to 1s while more than 75% of MaxHTTPConns are open);
 	// HTTPHeadTimeout bounds the time from a request head's first byte to
-	// its last (slowloris).
-	HTTPIdleTimeout, HTTPHeadTimeout time.Duration
+	// its last (slowloris). HTTPRequestTimeout bounds a whole request:
+	// from its head's first byte until the last byte of its response,
+	// body, delay and response write included (a drip-reading client).
+	HTTPIdleTimeout, HTTPHeadTimeout, HTTPRequestTimeout time.Duration
 	// DropEvery makes the server drop every Nth UDP payload datagram it
 	// receives. It exists to test loss handling; 0 never drops.
 	DropEvery int
@@ -102,6 +104,8 @@ func (c *Config) defaults() {
 	setInt(&c.MaxPeerHTTPConns, min(DefaultMaxPeerHTTPConns, c.MaxHTTPConns))
 	setDur(&c.HTTPIdleTimeout, DefaultHTTPIdleTimeout)
 	setDur(&c.HTTPHeadTimeout, DefaultHTTPHeadTimeout)
+	setDur(&c.HTTPRequestTimeout, DefaultHTTPRequestTimeout)
+	c.HTTPRequestTimeout = max(c.HTTPRequestTimeout, c.HTTPHeadTimeout)
 	// A per-client limit above its total means the total.
 	c.MaxPeerSessions = min(c.MaxPeerSessions, c.MaxSessions)
 	c.MaxPeerFlows = min(c.MaxPeerFlows, c.MaxFlows)

@@ -33,6 +33,9 @@ var fuzzRequests = []string{
 	"GET  HTTP/1.1\r\nHost: x",
 	"GET / HTTP/2.0\r\nHost: x",
 	"GET / HTTP/1.1\r\nbad header",
+	"POST / HTTP/1.1\r\nHost: t\r\nContent-Length : 3",
+	"GET / HTTP/1.1\r\nHost: t\r\nX-A: a\r\n b",
+	"GET / HTTP/1.1\r\nHost: t\r\nX-A: a\x00b",
 }
 
 func FuzzParseHTTPRequest(f *testing.F) {
@@ -54,6 +57,26 @@ func FuzzParseHTTPRequest(f *testing.F) {
 		}
 		if req.bodyLen > 0 && !req.hasLength {
 			t.Fatalf("body of %d bytes without Content-Length: %+v", req.bodyLen, req)
+		}
+		// RFC 9112 §5 (issue 37): an accepted head has no control bytes
+		// but tab and its CRLFs, no obs-fold line, no whitespace before a
+		// header's colon.
+		lines := bytes.Split(head, []byte("\r\n"))
+		for i, l := range lines {
+			for _, c := range l {
+				if (c < ' ' && c != '\t') || c == 0x7f {
+					t.Fatalf("accepted a head with control byte %#x in line %q", c, l)
+				}
+			}
+			if i == 0 {
+				continue
+			}
+			if len(l) > 0 && (l[0] == ' ' || l[0] == '\t') {
+				t.Fatalf("accepted obs-fold line %q", l)
+			}
+			if name, _, _ := bytes.Cut(l, []byte(":")); bytes.ContainsAny(name, " \t") {
+				t.Fatalf("accepted whitespace in field name %q", name)
+			}
 		}
 		if req.size > httpLoopMaxBody {
 			return

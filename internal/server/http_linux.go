@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"strconv"
 	"time"
@@ -31,15 +32,14 @@ const (
 	HTTPDefaultBodySize = 64
 	MaxHTTPBody         = 64 << 20
 	MaxHTTPDelay        = 10 * time.Second
-	httpBodyTimeout     = 60 * time.Second // per read of a request body, and per write of a response
-	httpMaxRequestHead  = 16 << 10
 )
 
 var httpBody = bytes.Repeat([]byte{'x'}, 64<<10)
 
 // serveHTTP answers HTTP requests on c until the client closes, errs or the
-// server stops. pre holds the bytes handleConn already read.
-func (s *Server) serveHTTP(c net.Conn, pre []byte) {
+// server stops. pre holds the bytes handleConn already read, owed the
+// responses the event loop still owed the client (written first).
+func (s *Server) serveHTTP(c net.Conn, pre, owed []byte) {
 	defer c.Close()
 	stop := make(chan struct{})
 	defer close(stop)
@@ -53,6 +53,13 @@ func (s *Server) serveHTTP(c net.Conn, pre []byte) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
+	if len(owed) > 0 {
+		c.SetWriteDeadline(time.Now().Add(s.cfg.HTTPRequestTimeout))
+		if _, err := c.Write(owed); err != nil {
+			return
+		}
+		owed = nil
+	}
 	buf := make([]byte, httpMaxRequestHead)
 	w := copy(buf, pre)
 	r := 0
@@ -62,10 +69,15 @@ func (s *Server) serveHTTP(c net.Conn, pre []byte) {
 		// byte, then HTTPHeadTimeout for the whole head (per-read
 		// deadlines would let a client send a byte every few seconds
 		// forever).
+		// The whole request — head, body, delay, response — must be
+		// done within HTTPRequestTimeout of its first byte: per-read and
+		// per-write deadlines let a drip-reading client hold the
+		// connection for an hour with one response.
 		end := -1
-		var headDeadline time.Time
+		var headDeadline, reqDeadline time.Time
 		if r < w {
 			headDeadline = time.Now().Add(s.cfg.HTTPHeadTimeout)
+			reqDeadline = time.Now().Add(s.cfg.HTTPRequestTimeout)
 		}
 		for {
 			if end = wire.IndexCRLFCRLF(buf[r:w]); end >= 0 {
@@ -90,6 +102,7 @@ func (s *Server) serveHTTP(c net.Conn, pre []byte) {
 			}
 			if headDeadline.IsZero() {
 				headDeadline = time.Now().Add(s.cfg.HTTPHeadTimeout)
+				reqDeadline = time.Now().Add(s.cfg.HTTPRequestTimeout)
 			}
 			w += n
 		}
@@ -113,7 +126,7 @@ func (s *Server) serveHTTP(c net.Conn, pre []byte) {
 		for req.bodyLen > 0 {
 			if r == w {
 				r, w = 0, 0
-				c.SetReadDeadline(time.Now().Add(httpBodyTimeout))
+				c.SetReadDeadline(reqDeadline)
 				n, err := c.Read(buf)
 				if n == 0 && err != nil {
 					return
@@ -128,7 +141,16 @@ func (s *Server) serveHTTP(c net.Conn, pre []byte) {
 			r, w = 0, 0
 		}
 		if req.delay > 0 {
-			time.Sleep(req.delay)
+			if time.Until(reqDeadline) < req.delay {
+				return // the delay would outlast the request's deadline
+			}
+			t := time.NewTimer(req.delay)
+			select {
+			case <-t.C:
+			case <-s.done:
+				t.Stop()
+				return
+			}
 		}
 		out = appendHTTPHead(out[:0], req)
 		body := req.size
@@ -141,13 +163,12 @@ func (s *Server) serveHTTP(c net.Conn, pre []byte) {
 			out = append(out, httpBody[:k]...)
 			body -= int64(k)
 		}
-		c.SetWriteDeadline(time.Now().Add(httpBodyTimeout))
+		c.SetWriteDeadline(reqDeadline)
 		if _, err := c.Write(out); err != nil {
 			return
 		}
 		for body > 0 {
 			k := min(body, int64(len(httpBody)))
-			c.SetWriteDeadline(time.Now().Add(httpBodyTimeout))
 			if _, err := c.Write(httpBody[:k]); err != nil {
 				return
 			}
@@ -159,11 +180,29 @@ func (s *Server) serveHTTP(c net.Conn, pre []byte) {
 	}
 }
 
+// httpError answers an error and drains the connection (its caller
+// closes it): closing a socket with unread bytes sends a reset, which can
+// reach the client before the status and discard it, so the client saw a
+// reset instead of 503 or 431. It shuts down its side, then reads and
+// discards for up to httpLinger and httpLingerMax bytes (a lingering
+// close), unless MaxPending connections already linger.
 func (s *Server) httpError(c net.Conn, code int, msg string) {
 	s.rlog.Warn(msg, "http request refused", "peer", c.RemoteAddr().String(), "status", code)
 	b := []byte("HTTP/1.1 " + strconv.Itoa(code) + " " + msg + "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 	c.SetWriteDeadline(time.Now().Add(time.Second))
-	c.Write(b)
+	if _, err := c.Write(b); err != nil {
+		return
+	}
+	if s.lingering.Add(1) > int64(s.cfg.MaxPending) {
+		s.lingering.Add(-1)
+		return
+	}
+	defer s.lingering.Add(-1)
+	if tc, ok := c.(interface{ CloseWrite() error }); ok {
+		tc.CloseWrite()
+	}
+	c.SetReadDeadline(time.Now().Add(httpLinger))
+	io.CopyN(io.Discard, c, httpLingerMax)
 }
 
 // appendHTTPHead appends the response head for req.
@@ -186,7 +225,9 @@ type httpRequest struct {
 // parseHTTPRequest parses a request head (without the final CRLFCRLF). It
 // refuses (false) what RFC 9112 says a server must reject: Content-Length
 // headers that disagree (a smuggling vector: §6.3), an HTTP/1.1 request
-// without exactly one Host header (§3.2), a malformed line. A request with
+// without exactly one Host header (§3.2), a malformed line: a field name
+// that is not a token right before its colon, obs-fold, control bytes in a
+// line (§5). A request with
 // both Transfer-Encoding and Content-Length is returned with chunked and
 // hasLength set, for the caller to refuse.
 func parseHTTPRequest(head []byte) (httpRequest, bool) {
@@ -204,6 +245,9 @@ func parseHTTPRequest(head []byte) (httpRequest, bool) {
 		return req, false
 	}
 	method, target, proto := line[:sp1], line[sp1+1:sp1+1+sp2], line[sp1+2+sp2:]
+	if !wire.IsToken(method) || !wire.ValidFieldValue(target) || bytes.ContainsAny(target, " \t") {
+		return req, false
+	}
 	hosts := 0
 	switch string(proto) {
 	case "HTTP/1.1":
@@ -240,8 +284,13 @@ func parseHTTPRequest(head []byte) (httpRequest, bool) {
 		} else {
 			h, rest = rest, nil
 		}
+		// RFC 9112 §5: a field name is a token directly followed by its
+		// colon (whitespace before it → 400, §5.1: it is how
+		// "Content-Length : 3" was skipped and the body read as a second
+		// request); a line starting with whitespace is obs-fold (→ 400,
+		// §5.2); NUL and other control bytes in a value → 400 (§5.5).
 		colon := bytes.IndexByte(h, ':')
-		if colon <= 0 {
+		if colon <= 0 || !wire.IsToken(h[:colon]) || !wire.ValidFieldValue(h[colon+1:]) {
 			return req, false
 		}
 		name, val := h[:colon], wire.TrimOWS(h[colon+1:])

@@ -47,15 +47,15 @@ type loopConn struct {
 	polling bool  // waiting for EPOLLOUT instead of EPOLLIN
 	last    int64 // sockio.Nanotime of the last event, for the idle timeout
 	head0   int64 // sockio.Nanotime the unanswered head's first byte arrived; 0: none pending
+	out0    int64 // sockio.Nanotime a write of out first found the socket full; 0: out drains
 }
 
 const (
 	// httpLoopMaxBody is the largest body the loop writes itself; larger
 	// ones go to serveHTTP, which streams them.
 	httpLoopMaxBody = 16 << 10
-	// httpLoopMaxOut bounds a connection's unwritten responses: pipelined
-	// requests past it wait until the client reads.
-	httpLoopMaxOut = 64 << 10
+	// httpLoopMaxHead bounds a response head the loop writes.
+	httpLoopMaxHead = 128
 )
 
 // newHTTPLoop creates the loop's epoll instance and starts it; the loop
@@ -204,15 +204,30 @@ func (l *httpLoop) event(c *loopConn, ev uint32) {
 func (l *httpLoop) serve(c *loopConn) bool {
 	for {
 		r0 := c.r
-		for len(c.out) < httpLoopMaxOut {
+		for {
 			end := wire.IndexCRLFCRLF(c.buf[c.r:c.w])
 			if end < 0 {
 				break
 			}
 			req, ok := parseHTTPRequest(c.buf[c.r : c.r+end])
 			if !ok || req.chunked || req.bodyLen > 0 || req.delay > 0 || req.size > httpLoopMaxBody {
+				if len(c.out) > 0 {
+					break // written first: handoff never copies more than one full out
+				}
 				l.handoff(c)
 				return false
+			}
+			need := len(c.out) + httpLoopMaxHead + int(req.size)
+			if need > httpLoopMaxOut {
+				break // the client reads what is there first
+			}
+			if need > cap(c.out) {
+				// Grown once, straight to httpLoopMaxOut and never past
+				// it: RSSBound counts on it (growing by doubling left
+				// ~50 KiB of garbage per connection).
+				grown := make([]byte, len(c.out), httpLoopMaxOut)
+				copy(grown, c.out)
+				c.out = grown
 			}
 			c.r += end + 4
 			c.out = appendHTTPResponse(c.out, req)
@@ -249,6 +264,9 @@ func (l *httpLoop) flush(c *loopConn) bool {
 			c.sent += n
 		case err == unix.EINTR:
 		case err == unix.EAGAIN:
+			if c.out0 == 0 {
+				c.out0 = sockio.Nanotime()
+			}
 			if !c.polling {
 				c.polling = true
 				l.watch(c, unix.EPOLLOUT)
@@ -259,7 +277,7 @@ func (l *httpLoop) flush(c *loopConn) bool {
 			return false
 		}
 	}
-	c.out, c.sent = c.out[:0], 0
+	c.out, c.sent, c.out0 = c.out[:0], 0, 0
 	if c.closing {
 		l.closeConn(c)
 		return false
@@ -308,27 +326,23 @@ func (l *httpLoop) handoff(c *loopConn) {
 	go func() {
 		defer l.s.wg.Done()
 		defer l.s.adm.releaseHTTP(c.peerIP)
-		if len(owed) > 0 {
-			nc.SetWriteDeadline(time.Now().Add(httpBodyTimeout))
-			if _, err := nc.Write(owed); err != nil {
-				nc.Close()
-				return
-			}
-		}
-		l.s.serveHTTP(nc, pre)
+		l.s.serveHTTP(nc, pre, owed)
 	}()
 }
 
 // sweepIdle closes connections idle longer than the keep-alive timeout,
-// and those whose request head has been arriving for longer than the head
-// timeout (a client sending a byte now and then: slowloris).
+// those whose request head has been arriving for longer than the head
+// timeout (a client sending a byte now and then: slowloris), and those
+// whose responses have waited for the client to read them for longer than
+// the request timeout (a client reading a byte now and then).
 func (l *httpLoop) sweepIdle(now int64) {
 	var idle []*loopConn
 	idleFor := int64(l.s.adm.httpIdle())
 	headFor := int64(l.s.cfg.HTTPHeadTimeout)
+	reqFor := int64(l.s.cfg.HTTPRequestTimeout)
 	l.mu.Lock()
 	for _, c := range l.conns {
-		if now-c.last > idleFor || (c.head0 != 0 && now-c.head0 > headFor) {
+		if now-c.last > idleFor || (c.head0 != 0 && now-c.head0 > headFor) || (c.out0 != 0 && now-c.out0 > reqFor) {
 			idle = append(idle, c)
 		}
 	}

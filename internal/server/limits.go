@@ -16,30 +16,34 @@ import (
 // so that one client cannot take from the others what it cannot take in
 // total. docs/security.md states them; `latlab serve --help` names the flags.
 const (
-	DefaultMaxSessions       = 64
-	DefaultMaxPeerSessions   = 16
-	DefaultMaxFlows          = 1024                 // locked OS threads for data flows
-	DefaultMaxPeerFlows      = 256                  // a quarter: one address cannot exhaust what others need
-	DefaultMaxBuffer         = wire.MaxStreamBuffer // largest request, response or stream buffer a session may ask for
-	DefaultMaxMemory         = 256 << 20            // all sessions' buffers
-	DefaultMaxSessionTime    = time.Hour            // warm-up + duration of one session
-	DefaultMaxPending        = 1024
-	DefaultMaxPeerPending    = 256
-	DefaultMaxHTTPConns      = 4096
-	DefaultMaxPeerHTTPConns  = 1024
-	DefaultHTTPIdleTimeout   = 15 * time.Second
-	DefaultHTTPHeadTimeout   = 10 * time.Second
-	handshakeWait            = 5 * time.Second // how long a server waits for a header (Config.HandshakeTimeout)
-	DefaultUDPForeignReply   = 1               // reply ≤ this × request size to a datagram peer other than the session's
-	maxThreadsHeadroom       = 2048
-	runtimeThreadLimit       = 10000 // runtime/debug.SetMaxThreads default
-	crrSlack                 = 8     // concurrent crr transactions per session beyond its flows
-	udpFlowBuffer            = 65536 // receive buffer of one udp_rr server flow
-	crrTxnBuffer             = 16 << 10
-	rrReadChunk              = 64 << 10 // a tcp_rr server flow reads (and discards) requests in chunks of this
-	pressureIdleTimeout      = time.Second
-	quickHeader              = 200 * time.Millisecond // a header sent this soon needs no header-wait slot
-	pressureHTTPConnsPercent = 75
+	DefaultMaxSessions        = 64
+	DefaultMaxPeerSessions    = 16
+	DefaultMaxFlows           = 1024                 // locked OS threads for data flows
+	DefaultMaxPeerFlows       = 256                  // a quarter: one address cannot exhaust what others need
+	DefaultMaxBuffer          = wire.MaxStreamBuffer // largest request, response or stream buffer a session may ask for
+	DefaultMaxMemory          = 256 << 20            // all sessions' buffers
+	DefaultMaxSessionTime     = time.Hour            // warm-up + duration of one session
+	DefaultMaxPending         = 1024
+	DefaultMaxPeerPending     = 256
+	DefaultMaxHTTPConns       = 4096
+	DefaultMaxPeerHTTPConns   = 1024
+	DefaultHTTPIdleTimeout    = 15 * time.Second
+	DefaultHTTPHeadTimeout    = 10 * time.Second
+	DefaultHTTPRequestTimeout = 30 * time.Second // head, body, delay and response of one request together
+	httpLightConns            = 4                // a client holding fewer HTTP connections may use the reserved last quarter
+	httpLinger                = time.Second      // how long a refused HTTP connection is drained before it is closed
+	httpLingerMax             = 256 << 10        // and how many bytes at most
+	handshakeWait             = 5 * time.Second  // how long a server waits for a header (Config.HandshakeTimeout)
+	DefaultUDPForeignReply    = 1                // reply ≤ this × request size to a datagram peer other than the session's
+	maxThreadsHeadroom        = 2048
+	runtimeThreadLimit        = 10000 // runtime/debug.SetMaxThreads default
+	crrSlack                  = 8     // concurrent crr transactions per session beyond its flows
+	udpFlowBuffer             = 65536 // receive buffer of one udp_rr server flow
+	crrTxnBuffer              = 16 << 10
+	rrReadChunk               = 64 << 10 // a tcp_rr server flow reads (and discards) requests in chunks of this
+	pressureIdleTimeout       = time.Second
+	quickHeader               = 200 * time.Millisecond // a header sent this soon needs no header-wait slot
+	pressureHTTPConnsPercent  = 75
 )
 
 // sessionCost is what a session holds while it runs: flows (each a locked
@@ -71,9 +75,29 @@ func costOf(h wire.Hello) sessionCost {
 	return c
 }
 
-// peerOf is the address a limit is counted against: the IP, without port
-// or IPv4-in-IPv6 mapping.
-func peerOf(ap netip.AddrPort) netip.Addr { return ap.Addr().Unmap().WithZone("") }
+// peerOf is the client a limit is counted against: the IP without port,
+// zone or IPv4-in-IPv6 mapping, and for IPv6 its /64 (the smallest prefix
+// a site is given: one host may use every address in it, so counting /128s
+// let a single client multiply every per-client limit).
+func peerOf(ap netip.AddrPort) netip.Addr {
+	a := addrOf(ap)
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.Addr()
+	}
+	return a
+}
+
+// addrOf is ap's IP without port, zone or IPv4-in-IPv6 mapping.
+func addrOf(ap netip.AddrPort) netip.Addr { return ap.Addr().Unmap().WithZone("") }
+
+// peerName names the client p (a peerOf) in messages.
+func peerName(p netip.Addr) string {
+	if p.Is6() {
+		return p.String() + "/64"
+	}
+	return p.String()
+}
 
 // peerUse is one peer's share of the server.
 type peerUse struct {
@@ -122,17 +146,17 @@ func (a *admission) admitSession(p netip.Addr, c sessionCost) error {
 	case a.total.sessions+1 > cfg.MaxSessions:
 		return fmt.Errorf("server has %d sessions running (its limit, --max-sessions)", a.total.sessions)
 	case u.sessions+1 > cfg.MaxPeerSessions:
-		return fmt.Errorf("%s already runs %d sessions here (per-client limit, --max-peer-sessions)", p, u.sessions)
+		return fmt.Errorf("%s already runs %d sessions here (per-client limit, --max-peer-sessions)", peerName(p), u.sessions)
 	case a.total.flows+c.flows > cfg.MaxFlows:
 		return fmt.Errorf("%d flows would exceed the server's %d (%d in use; --max-flows)", c.flows, cfg.MaxFlows, a.total.flows)
 	case u.flows+c.flows > cfg.MaxPeerFlows:
-		return fmt.Errorf("%d flows would exceed the %d one client may hold (%s holds %d; --max-peer-flows)", c.flows, cfg.MaxPeerFlows, p, u.flows)
+		return fmt.Errorf("%d flows would exceed the %d one client may hold (%s holds %d; --max-peer-flows)", c.flows, cfg.MaxPeerFlows, peerName(p), u.flows)
 	case a.total.memory+c.memory > cfg.MaxMemory:
 		return fmt.Errorf("the session needs %s of buffers; the server has %s of its %s left (--max-memory)",
 			fmtBytes(c.memory), fmtBytes(cfg.MaxMemory-a.total.memory), fmtBytes(cfg.MaxMemory))
 	case u.memory+c.memory > cfg.MaxMemory/4:
 		return fmt.Errorf("the session needs %s of buffers; one client may hold at most %s (a quarter of --max-memory) and %s holds %s",
-			fmtBytes(c.memory), fmtBytes(cfg.MaxMemory/4), p, fmtBytes(u.memory))
+			fmtBytes(c.memory), fmtBytes(cfg.MaxMemory/4), peerName(p), fmtBytes(u.memory))
 	}
 	add := func(x *peerUse) { x.sessions++; x.flows += c.flows; x.memory += c.memory }
 	add(&a.total)
@@ -185,7 +209,13 @@ func (a *admission) admitHTTP(p netip.Addr) error {
 	case a.total.http >= a.cfg.MaxHTTPConns:
 		return fmt.Errorf("server holds %d HTTP connections (--max-http-conns)", a.total.http)
 	case u.http >= a.cfg.MaxPeerHTTPConns:
-		return fmt.Errorf("%s holds %d HTTP connections (per-client limit, --max-peer-http-conns)", p, u.http)
+		return fmt.Errorf("%s holds %d HTTP connections (per-client limit, --max-peer-http-conns)", peerName(p), u.http)
+	case u.http >= httpLightConns && a.total.http >= a.cfg.MaxHTTPConns-a.cfg.MaxHTTPConns/4:
+		// The last quarter is kept for clients holding few connections:
+		// a few addresses refilling every slot they free cannot lock
+		// everyone else out, however fast they refill.
+		return fmt.Errorf("server holds %d of its %d HTTP connections; the last quarter is kept for clients holding fewer than %d and %s holds %d (--max-http-conns)",
+			a.total.http, a.cfg.MaxHTTPConns, httpLightConns, peerName(p), u.http)
 	}
 	a.total.http++
 	a.update(p, func(x *peerUse) { x.http++ })
@@ -285,11 +315,34 @@ func (r *rateLimitedLog) Warn(reason, msg string, args ...any) {
 }
 
 // What one connection or flow costs beyond the budgeted buffers, for the
-// RSS bound below (measured by TestServerUnderAttack, rounded up).
+// RSS bound below. Computed from what each kind can hold, not measured on
+// a friendly load (issue 37: a connection that pipelines and never reads
+// holds far more than the 24 KiB once assumed):
+//
+//   - an HTTP connection in the event loop: its 16 KiB head buffer and
+//     its pending responses (the out buffer, never grown past
+//     httpLoopMaxOut = 64 KiB, one response included); on the serveHTTP
+//     path a copy of the buffered bytes (≤ 16 KiB), its own head buffer,
+//     a 4 KiB response buffer and two goroutine stacks. 32 KiB on top for
+//     the runtime's bookkeeping and garbage not yet collected.
+//   - a connection before its header (4 × MaxPending of them can wait),
+//     and a refused HTTP connection being drained (MaxPending at most): a
+//     goroutine with its stack and its header or drain buffer.
+//   - a flow: its locked thread's touched stack and state.
+//
+// TestServerHTTPMemoryWorstCase drives the HTTP worst case and checks the
+// process's RSS against it.
 const (
-	httpConnRSS   = 24 << 10 // event-loop head and output buffers
-	pendingRSS    = 16 << 10 // a goroutine and its header buffer
-	flowRSS       = 64 << 10 // a locked thread's touched stack and state
+	// httpMaxRequestHead is the largest request head (431 beyond).
+	httpMaxRequestHead = 16 << 10
+	// httpLoopMaxOut bounds a connection's unwritten responses in the
+	// event loop (the out buffer never grows past it): pipelined requests
+	// past it wait until the client reads.
+	httpLoopMaxOut = 64 << 10
+
+	httpConnRSS   = httpMaxRequestHead + httpLoopMaxOut + 32<<10
+	pendingRSS    = 16 << 10
+	flowRSS       = 64 << 10
 	serverBaseRSS = 64 << 20
 )
 
@@ -298,6 +351,6 @@ const (
 // every connection and flow the limits admit. docs/security.md states it.
 func RSSBound(cfg Config) int64 {
 	cfg.defaults()
-	return cfg.MaxMemory + int64(cfg.MaxHTTPConns)*httpConnRSS + int64(cfg.MaxPending)*pendingRSS +
+	return cfg.MaxMemory + int64(cfg.MaxHTTPConns)*httpConnRSS + (4+1)*int64(cfg.MaxPending)*pendingRSS +
 		int64(cfg.MaxFlows)*flowRSS + serverBaseRSS
 }

@@ -36,10 +36,12 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[uint64]*session
 
-	adm      *admission      // what each client holds: sessions, flows, buffers, connections
-	inflight atomic.Int64    // connections whose header has not been read yet
-	rlog     *rateLimitedLog // refusals, rate-limited per reason
-	wg       sync.WaitGroup
+	adm       *admission            // what each client holds: sessions, flows, buffers, connections
+	inflight  atomic.Int64          // connections whose header has not been read yet
+	lingering atomic.Int64          // refused HTTP connections being drained (httpError)
+	conns     map[net.Conn]struct{} // (under mu) connections handleConn holds: closed when the server stops
+	rlog      *rateLimitedLog       // refusals, rate-limited per reason
+	wg        sync.WaitGroup
 
 	httpOnce sync.Once
 	hloop    *httpLoop // nil if it could not start: serveHTTP per connection
@@ -52,7 +54,8 @@ type session struct {
 	id       uint64
 	hello    wire.Hello
 	peer     string
-	peerIP   netip.Addr // the control connection's address: limits and UDP replies are judged by it
+	peerIP   netip.Addr // the client the session's limits are counted against (peerOf)
+	ctlIP    netip.Addr // the control connection's address: UDP replies to any other are bounded
 	deadline time.Time
 	cpus     []int // server CPU per flow, -1 = unpinned
 	resp     []byte
@@ -63,6 +66,7 @@ type session struct {
 	attached []bool
 	seen     uint32
 	flows    sync.WaitGroup
+	fds      map[int]struct{} // the running flows' sockets: end shuts them down
 
 	cpuTime atomic.Int64
 	bytes   atomic.Uint64
@@ -92,6 +96,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		allowed:  allowed,
 		sessions: make(map[uint64]*session),
+		conns:    make(map[net.Conn]struct{}),
 		done:     make(chan struct{}),
 	}
 	s.adm = newAdmission(&s.cfg)
@@ -192,8 +197,39 @@ func (s *Server) Close() error {
 	s.once.Do(func() {
 		close(s.done)
 		s.closeSockets()
+		// Whatever clients do, nothing outlives the server by more than a
+		// system call: connections still in handleConn are closed, and
+		// every session's flow sockets shut down.
+		s.mu.Lock()
+		for c := range s.conns {
+			c.Close()
+		}
+		for _, ss := range s.sessions {
+			ss.end()
+		}
+		s.mu.Unlock()
 	})
 	return nil
+}
+
+// track registers c, which handleConn holds until it returns, so Close can
+// close it; false once the server has stopped.
+func (s *Server) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.done:
+		return false
+	default:
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
 }
 
 // Serve answers clients until ctx is cancelled or Close is called.
@@ -247,17 +283,19 @@ func (s *Server) Serve(ctx context.Context) error {
 			continue
 		}
 		peer := peerOf(c.RemoteAddr().(*net.TCPAddr).AddrPort())
+		if !s.track(c) {
+			s.inflight.Add(-1)
+			c.Close()
+			break
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer s.untrack(c)
 			s.handleConn(c, peer)
 		}()
 	}
-	s.mu.Lock()
-	for _, ss := range s.sessions {
-		ss.stop.Store(true)
-	}
-	s.mu.Unlock()
+	s.Close() // ends every session and closes what handleConn holds
 	s.wg.Wait()
 	return acceptErr
 }
@@ -320,7 +358,7 @@ func (s *Server) handleConn(c net.Conn, peer netip.Addr) {
 			}
 		}
 		defer s.adm.releaseHTTP(peer)
-		s.serveHTTP(c, hdr[:8]) // http_linux.go
+		s.serveHTTP(c, hdr[:8], nil) // http_linux.go
 		return
 	}
 	if string(hdr[:4]) != wire.Magic {
@@ -428,6 +466,40 @@ func (ss *session) stopped() bool {
 	return ss.stop.Load() || time.Now().After(ss.deadline)
 }
 
+// addFD registers a flow's socket, so that end can shut it down; false if
+// the session has already ended (the flow must not start).
+func (ss *session) addFD(fd int) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.stop.Load() {
+		return false
+	}
+	ss.fds[fd] = struct{}{}
+	return true
+}
+
+// closeFD unregisters fd and closes it. Unregistered first, under mu, so
+// end never shuts down a descriptor number the process has reused.
+func (ss *session) closeFD(fd int) {
+	ss.mu.Lock()
+	delete(ss.fds, fd)
+	ss.mu.Unlock()
+	unix.Close(fd)
+}
+
+// end stops the session: every flow's socket is shut down, so a flow
+// blocked in a read, a write or a poll returns at once, whatever its peer
+// sends (a byte every 50 ms kept timeouts from ever firing), and no new
+// flow starts.
+func (ss *session) end() {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.stop.Store(true)
+	for fd := range ss.fds {
+		unix.Shutdown(fd, unix.SHUT_RDWR)
+	}
+}
+
 func (s *Server) cpuFor(h wire.Hello, flow int) int {
 	switch {
 	case h.ServerCPU == wire.CPUNone:
@@ -469,8 +541,10 @@ func (s *Server) handleControl(c net.Conn, h wire.Hello, peer netip.Addr) {
 		hello:    h,
 		peer:     c.RemoteAddr().String(),
 		peerIP:   peer,
+		ctlIP:    addrOf(c.RemoteAddr().(*net.TCPAddr).AddrPort()),
 		deadline: time.Now().Add(h.Warmup + h.Duration + s.cfg.Grace),
 		attached: make([]bool, h.Flows),
+		fds:      make(map[int]struct{}, h.Flows),
 		cpus:     make([]int, h.Flows),
 		proc0:    processCPU(),
 	}
@@ -483,6 +557,11 @@ func (s *Server) handleControl(c net.Conn, h wire.Hello, peer netip.Addr) {
 	}
 	ss.resp = make([]byte, respSize)
 	s.mu.Lock()
+	select {
+	case <-s.done:
+		ss.stop.Store(true) // Close has run: attaches are refused
+	default:
+	}
 	s.sessions[ss.id] = ss
 	s.mu.Unlock()
 	defer func() {
@@ -499,7 +578,9 @@ func (s *Server) handleControl(c net.Conn, h wire.Hello, peer netip.Addr) {
 	log.Info("session start", "workload", h.Workload, "flows", h.Flows, "req", h.ReqSize, "resp", h.RespSize,
 		"warmup", h.Warmup, "duration", h.Duration, "server_cpu", ss.cpus[0])
 
-	// Wait for End. The server's own lifetime also ends the session.
+	// Wait for End. The session's deadline is a hard cap (the control
+	// connection's read deadline), and the server's own lifetime also ends
+	// the session.
 	c.SetReadDeadline(ss.deadline)
 	endErr := make(chan error, 1)
 	go func() {
@@ -517,13 +598,18 @@ func (s *Server) handleControl(c net.Conn, h wire.Hello, peer netip.Addr) {
 		err = errors.New("server shutting down")
 		c.Close()
 	}
-	ss.stop.Store(true)
+	// Shut the flows' sockets down and wait until every flow has ended:
+	// the deferred release gives back the session's flows and memory only
+	// then, so a client cannot hold flows past its session and open the
+	// next one.
+	ss.end()
 	waited := make(chan struct{})
 	go func() { ss.flows.Wait(); close(waited) }()
 	select {
 	case <-waited:
-	case <-time.After(2*pollInterval + maxStalls*pollInterval):
-		log.Warn("flows did not finish in time")
+	case <-time.After(2 * time.Second):
+		log.Warn("flows still running 2s after the session ended; waiting for them")
+		<-waited
 	}
 	if err != nil {
 		log.Warn("session aborted", "reason", err)
@@ -579,7 +665,11 @@ func (s *Server) serveTCPFlow(c net.Conn, ss *session, flow int) {
 		s.cfg.Logger.Warn("take over data connection", "err", err)
 		return
 	}
-	defer unix.Close(fd)
+	if !ss.addFD(fd) {
+		unix.Close(fd)
+		return
+	}
+	defer ss.closeFD(fd)
 	// Go's net package turns Nagle off on every accepted connection; a
 	// stream keeps it on, as iperf3 does, request/response turns it off.
 	nodelay := 0
@@ -658,7 +748,7 @@ func (s *Server) rrLoop(fd int, ss *session) {
 			continue
 		}
 		if err != nil {
-			if err != io.EOF {
+			if err != io.EOF && !ss.stop.Load() { // not the shutdown of end
 				s.cfg.Logger.Warn("tcp_rr flow ended", "session", fmt.Sprintf("%016x", ss.id), "err", err)
 			}
 			return
@@ -772,7 +862,11 @@ func (s *Server) serveUDPFlow(ss *session, a wire.Attach, peer netip.AddrPort) {
 		log.Warn("udp flow", "err", err)
 		return
 	}
-	defer unix.Close(fd)
+	if !ss.addFD(fd) {
+		unix.Close(fd)
+		return
+	}
+	defer ss.closeFD(fd)
 	if s.udpFam == unix.AF_INET6 {
 		unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0)
 	}
@@ -804,10 +898,10 @@ func (s *Server) serveUDPFlow(ss *session, a wire.Attach, peer netip.AddrPort) {
 	// TCP may be a spoofed victim: its replies are no larger than what it
 	// sent (DefaultUDPForeignReply × the request), so the server cannot be
 	// used to amplify traffic toward someone else.
-	foreign := peerOf(peer) != ss.peerIP
+	foreign := addrOf(peer) != ss.ctlIP
 	if foreign {
 		s.rlog.Warn("udp flow from another address than its session", "udp replies bounded by request size",
-			"peer", peer.String(), "session_peer", ss.peerIP.String())
+			"peer", peer.String(), "session_peer", ss.ctlIP.String())
 	}
 	cpu0 := sockio.ThreadCPU()
 	var received, answered uint64

@@ -184,13 +184,16 @@ func (b *builder) handle(ns string) (*netlink.Handle, error) {
 func (b *builder) objects(ctx context.Context, o *Objects) error {
 	for _, ns := range o.Namespaces {
 		name := b.lab.NSName(ns)
-		if err := b.lab.journal.Record(journal.Entry{Kind: KindNetNS, Name: name}); err != nil {
+		e := journal.Entry{Kind: KindNetNS, Name: name}
+		if err := b.lab.journal.Record(e); err != nil {
 			return err
 		}
-		b.lab.namespaces = append(b.lab.namespaces, name)
 		if err := CreateNetNS(name); err != nil {
-			return err
+			// Not ours (a name that was taken, say): neither teardown nor
+			// a later sweep of the journal may delete it.
+			return errors.Join(err, b.lab.journal.Undone(e))
 		}
+		b.lab.namespaces = append(b.lab.namespaces, name) // teardown: only what this process created
 		if b.ipv6 {
 			// Links created or moved here from now on skip duplicate
 			// address detection, link-local addresses included: NDP from

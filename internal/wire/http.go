@@ -36,6 +36,44 @@ func TrimOWS(b []byte) []byte {
 	return b
 }
 
+// IsToken reports whether b is a non-empty RFC 9110 token (a header field
+// name, a method): no whitespace, controls or separators. A field name with
+// whitespace before its colon, or an obs-fold continuation line, is not one.
+func IsToken(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c < 0x80 && c > ' ' && c < 0x7f && !isSeparator(c):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func isSeparator(c byte) bool {
+	switch c {
+	case '"', '(', ')', ',', '/', ':', ';', '<', '=', '>', '?', '@', '[', '\\', ']', '{', '}':
+		return true
+	}
+	return false
+}
+
+// ValidFieldValue reports whether b holds only what RFC 9110 §5.5 allows
+// in a field value: visible ASCII, space, tab and obs-text (0x80–0xFF); no
+// NUL, CR, LF or other control bytes.
+func ValidFieldValue(b []byte) bool {
+	for _, c := range b {
+		if (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 func lower(c byte) byte {
 	if 'A' <= c && c <= 'Z' {
 		return c + 'a' - 'A'

@@ -138,7 +138,7 @@ func (s *Spec) Defaults() {
 		s.JournalDir = journal.DefaultDir
 	}
 	if s.Undoers == nil {
-		s.Undoers = experiment.UndoHandlers().With(UndoHandlers())
+		s.Undoers = experiment.UndoHandlers().With(UndoHandlersFor(s.Host))
 	}
 	if s.Placement.Name == "" && s.NoCalibrate {
 		s.Placement = experiment.Placement{Name: "auto", ServerCPU: wire.CPUAuto}

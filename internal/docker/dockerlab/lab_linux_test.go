@@ -187,7 +187,7 @@ func TestDockerCleanupAfterCrash(t *testing.T) {
 	if c, n, _ := e.Labelled(ctx, docker.LabelRun+"="+id); c != 1 || n != 1 {
 		t.Fatalf("before cleanup: %d containers, %d networks, want 1 and 1", c, n)
 	}
-	res, err := journal.Sweep(jdir, journal.SweepOptions{IncludeKept: true, Handlers: experiment.UndoHandlers().With(dockerlab.UndoHandlers())})
+	res, err := journal.Sweep(jdir, journal.SweepOptions{IncludeKept: true, Handlers: experiment.UndoHandlers().With(dockerlab.UndoHandlersFor(e.Host))})
 	if err != nil || len(res.Undone) != 1 {
 		t.Fatalf("sweep: %+v %v", res, err)
 	}
