@@ -121,8 +121,8 @@ const (
 	// DefaultBudget bounds the time of an adaptive run's rounds (the
 	// minimum rounds always run).
 	DefaultBudget   = 3 * time.Minute
-	DefaultDuration = 100 * time.Millisecond
-	DefaultWarmup   = 50 * time.Millisecond
+	DefaultDuration = 50 * time.Millisecond
+	DefaultWarmup   = 20 * time.Millisecond
 	DefaultBaseline = "host"
 )
 

@@ -41,8 +41,8 @@ func TestLabReproducesExpectedOrder(t *testing.T) {
 		// Short trials keep the two members of each pair close in time;
 		// the adaptive rule adds rounds until the widest interval is
 		// within the target (or 45 s pass).
-		Duration:   100 * time.Millisecond,
-		Warmup:     30 * time.Millisecond,
+		Duration:   experiment.DefaultDuration,
+		Warmup:     experiment.DefaultWarmup,
 		TargetCI:   0.02,
 		Budget:     45 * time.Second,
 		JournalDir: t.TempDir(),
