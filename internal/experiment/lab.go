@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/latlab/latlab/internal/datapath"
 	"github.com/latlab/latlab/internal/journal"
 	"github.com/latlab/latlab/internal/offload"
 	"github.com/latlab/latlab/internal/probe"
@@ -323,6 +324,9 @@ type ModeInfo struct {
 	ClientNS    string `json:"client_netns"`
 	ServerNS    string `json:"server_netns"`
 	Target      string `json:"target"`
+	// Programs are the mode's eBPF datapath programs as attached: which,
+	// on which device, at which hook, through TCX or tc.
+	Programs []datapath.Info `json:"programs,omitempty"`
 }
 
 // Outcome is everything a lab run produced: the raw trials, before any
@@ -460,7 +464,7 @@ func (t labTestbed) Modes() []ModeInfo {
 	for _, m := range t.lab.Modes {
 		ms = append(ms, ModeInfo{
 			Name: m.Mode.Name, Description: m.Mode.Description, Status: string(m.Status), Reason: m.Reason,
-			ClientNS: m.ClientNS, ServerNS: m.ServerNS, Target: m.Mode.Target,
+			ClientNS: m.ClientNS, ServerNS: m.ServerNS, Target: m.Mode.Target, Programs: m.Programs,
 		})
 	}
 	return ms

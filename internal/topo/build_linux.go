@@ -17,6 +17,7 @@ import (
 	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/latlab/latlab/internal/datapath"
 	"github.com/latlab/latlab/internal/journal"
 	"github.com/latlab/latlab/internal/netns"
 )
@@ -86,7 +87,17 @@ func Build(ctx context.Context, t *Topology, opts BuildOptions) (*Lab, error) {
 			lab.Teardown()
 			return nil, err
 		}
-		if err := b.objects(ctx, &m.Objects); err != nil {
+		before := len(lab.programs)
+		err := b.objects(ctx, &m.Objects)
+		for _, a := range lab.programs[before:] {
+			st.Programs = append(st.Programs, a.Info)
+		}
+		if err != nil {
+			// Detach what the mode attached to shared namespaces' devices.
+			for _, a := range lab.programs[before:] {
+				a.Close()
+			}
+			lab.programs, st.Programs = lab.programs[:before], nil
 			st.Reason = err.Error()
 			st.Status = StatusFailed
 			if errors.Is(err, ErrNotSupported) {
@@ -113,6 +124,12 @@ func Build(ctx context.Context, t *Topology, opts BuildOptions) (*Lab, error) {
 // Equivalent to: ip netns delete NAME, for each.
 func (l *Lab) Teardown() error {
 	var errs []error
+	for _, a := range slices.Backward(l.programs) {
+		if err := a.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	l.programs = nil
 	for _, name := range slices.Backward(l.namespaces) {
 		if err := DeleteNetNS(name); err != nil {
 			errs = append(errs, err)
@@ -132,7 +149,10 @@ func (l *Lab) Teardown() error {
 }
 
 // Keep leaves the lab up: the journal is marked kept, so only `latlab
-// cleanup` removes it.
+// cleanup` removes it. eBPF programs attached through TCX are held by this
+// process and detach when it exits (nothing is pinned: bpffs may not be
+// mounted, and mounting it is a change to the host); tc clsact filters
+// stay with their devices.
 func (l *Lab) Keep() error {
 	if l.journal == nil {
 		return nil
@@ -227,6 +247,14 @@ func (b *builder) objects(ctx context.Context, o *Objects) error {
 		if err := b.nat.install(b.lab.NSPath(n.NS), b.lab.NSName(n.NS), n); err != nil {
 			return err
 		}
+	}
+	for _, p := range o.Programs {
+		a, err := datapath.Attach(datapath.Spec{NSPath: b.lab.NSPath(p.NS), NS: b.lab.NSName(p.NS),
+			Dev: p.Dev, Hook: p.Hook, Program: p.Program, Endpoints: p.Endpoints})
+		if err != nil {
+			return err
+		}
+		b.lab.programs = append(b.lab.programs, a)
 	}
 	return nil
 }

@@ -3,8 +3,10 @@ package topo
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"slices"
 	"time"
 
+	"github.com/latlab/latlab/internal/datapath"
 	"github.com/latlab/latlab/internal/journal"
 )
 
@@ -38,6 +40,9 @@ type ModeState struct {
 	Reason string // why it was skipped or failed
 	// ClientNS and ServerNS are the real namespace names (under NetNSDir).
 	ClientNS, ServerNS string
+	// Programs are the mode's eBPF programs as attached: which, where, at
+	// which hook and how (TCX or tc).
+	Programs []datapath.Info
 }
 
 // BuildOptions configure Build.
@@ -68,7 +73,14 @@ type Lab struct {
 
 	journal    *journal.Journal
 	namespaces []string // real names, in creation order
+	// programs are the attached eBPF programs (base's and the modes'),
+	// closed at Teardown.
+	programs []*datapath.Attached
 }
+
+// Programs lists the lab's attached eBPF programs (their counters:
+// Counts).
+func (l *Lab) Programs() []*datapath.Attached { return slices.Clone(l.programs) }
 
 // Iface is one interface of a built lab.
 type Iface struct {

@@ -258,7 +258,7 @@ func roundTrip(t *testing.T, d *topo.Topology) {
 	if string(b) != string(b2) {
 		t.Errorf("YAML round trip differs")
 	}
-	want := []string{"host", "bridge-nat", "bridge-nat-dnat", "veth-routed", "macvlan", "ipvlan-l2", "ipvlan-l3", "netkit", "vxlan"}
+	want := []string{"host", "bridge-nat", "bridge-nat-dnat", "veth-routed", "veth-bpf", "macvlan", "ipvlan-l2", "ipvlan-l3", "netkit", "vxlan"}
 	if !slices.Equal(back.ModeNames(), want) {
 		t.Errorf("modes %v, want %v", back.ModeNames(), want)
 	}

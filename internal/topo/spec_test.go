@@ -23,12 +23,16 @@ func TestParseTopologyErrorsNameLine(t *testing.T) {
 		want       string // the whole error starts with it
 	}{
 		{"second document", good + "---\nname: y\n", "t.yaml:9: multiple YAML documents: a second one starts at line 9"},
-		{"unknown field", strings.Replace(good, "    target:", "    colour: red\n    target:", 1), "t.yaml:8: field colour not found in a mode (allowed: name, description, client, server, target, listen, namespaces, links, routes, sysctls, nat)"},
+		{"unknown field", strings.Replace(good, "    target:", "    colour: red\n    target:", 1), "t.yaml:8: field colour not found in a mode (allowed: name, description, client, server, target, listen, namespaces, links, routes, sysctls, nat, programs)"},
 		{"unknown top-level field", "colour: red\n" + good, "t.yaml:1: field colour not found in the topology (allowed: name, description, base, modes)"},
 		{"bad target", strings.Replace(good, "10.0.0.2:7707", "nowhere", 1), `t.yaml:8: mode m: target "nowhere": want IP:PORT`},
 		{"mtu too large", strings.Replace(good, "  namespaces: [a, b]\n", "  namespaces: [a, b]\n  links:\n    - {kind: bridge, ns: a, name: br0, mtu: 65536}\n", 1), "t.yaml:5: base: link a/br0: mtu 65536 outside 68..65535"},
 		{"mtu too small", strings.Replace(good, "  namespaces: [a, b]\n", "  namespaces: [a, b]\n  links:\n    - kind: veth\n      ns: a\n      name: v0\n      peer: {ns: b, name: v1, mtu: 10}\n", 1), "t.yaml:8: base: link a/v0 peer: mtu 10 outside 68..65535"},
 		{"vxlan port", strings.Replace(good, "  namespaces: [a, b]\n", "  namespaces: [a, b]\n  links:\n    - {kind: vxlan, ns: a, name: vx0, vni: 1, port: 70000}\n", 1), "t.yaml:5: base: link a/vx0: port 70000 outside 1..65535"},
+		{"redirect-peer on egress", strings.Replace(good, "    target:", "    programs:\n      - {ns: a, dev: eth0, hook: egress, program: redirect-peer, endpoints: [lxc0]}\n    target:", 1), `t.yaml:9: mode m: program redirect-peer at a/eth0: program redirect-peer: hook "egress" (want ingress)`},
+		{"unknown program", strings.Replace(good, "    target:", "    programs:\n      - {ns: a, dev: eth0, hook: ingress, program: xdp-magic}\n    target:", 1), `t.yaml:9: mode m: program xdp-magic at a/eth0: program "xdp-magic" (want one of fib-redirect, redirect-peer)`},
+		{"redirect-peer without endpoints", strings.Replace(good, "    target:", "    programs:\n      - {ns: a, dev: eth0, hook: ingress, program: redirect-peer}\n    target:", 1), `t.yaml:9: mode m: program redirect-peer at a/eth0: program redirect-peer: needs endpoints`},
+		{"program in unknown namespace", strings.Replace(good, "    target:", "    programs:\n      - {ns: z, dev: eth0, hook: ingress, program: fib-redirect}\n    target:", 1), `t.yaml:9: mode m: program fib-redirect at z/eth0: namespace "z" is not defined`},
 		{"too many modes", manyModes, fmt.Sprintf("t.yaml:5: modes: %d modes, at most %d", MaxModes+1, MaxModes)},
 		{"syntax error", "name: x\nbase: [\n", "t.yaml:"},
 		{"empty", "", "t.yaml: empty"},

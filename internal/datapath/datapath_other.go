@@ -1,0 +1,19 @@
+//go:build !linux || !(386 || amd64 || arm || arm64 || loong64 || mips64le || mipsle || ppc64le || riscv64 || wasm || mips || mips64 || ppc64 || s390x)
+
+package datapath
+
+import "fmt"
+
+// Attached is an attached program (Linux only).
+type Attached struct{ Info Info }
+
+// Attach returns ErrNotSupported off Linux.
+func Attach(s Spec) (*Attached, error) {
+	return nil, fmt.Errorf("attach %s to %s: %w", s.Program, s.Dev, ErrNotSupported)
+}
+
+// Counts returns ErrNotSupported off Linux.
+func (a *Attached) Counts() (Counts, error) { return Counts{}, ErrNotSupported }
+
+// Close does nothing off Linux.
+func (a *Attached) Close() error { return nil }
