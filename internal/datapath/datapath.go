@@ -65,6 +65,14 @@ func Programs() []string {
 // Check reports whether program is a built-in program that may run at
 // hook, and whether endpoints make sense for it.
 func Check(program, hook string, endpoints int) error {
+	return CheckMethod(program, hook, "", endpoints)
+}
+
+// CheckMethod is Check with an attach method ("", MethodTCX, MethodTC).
+func CheckMethod(program, hook, method string, endpoints int) error {
+	if method != "" && method != MethodTCX && method != MethodTC {
+		return fmt.Errorf("program %s: method %q (want %s, %s or none: TCX where the kernel has it, else tc)", program, method, MethodTCX, MethodTC)
+	}
 	p, ok := programs[program]
 	if !ok {
 		return fmt.Errorf("program %q (want one of %s)", program, strings.Join(Programs(), ", "))
@@ -94,6 +102,8 @@ type Spec struct {
 	// Endpoints are devices in NSPath whose peers RedirectPeer may send
 	// into.
 	Endpoints []string
+	// Method forces MethodTCX or MethodTC; "" tries TCX, then tc.
+	Method string
 }
 
 // Info says where a program attached and how (ModeInfo, JSON, the

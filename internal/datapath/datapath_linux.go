@@ -51,7 +51,7 @@ var helpers = map[string][]asm.BuiltinFunc{
 // tc (fallback), inside the namespace (ip netns exec NS ...).
 func Attach(s Spec) (*Attached, error) {
 	what := fmt.Sprintf("attach eBPF program %s at %s %s in %s", s.Program, s.Dev, s.Hook, s.NS)
-	if err := Check(s.Program, s.Hook, len(s.Endpoints)); err != nil {
+	if err := CheckMethod(s.Program, s.Hook, s.Method, len(s.Endpoints)); err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if s.NSPath == "" {
@@ -104,6 +104,12 @@ func Attach(s Spec) (*Attached, error) {
 				return fmt.Errorf("endpoint %s: %w", ep, err)
 			}
 		}
+		if s.Method == MethodTC {
+			if err := a.attachTC(dev.Index, prog); err != nil {
+				return fmt.Errorf("tc: %w", err)
+			}
+			return nil
+		}
 		typ := ebpf.AttachTCXIngress
 		if s.Hook == HookEgress {
 			typ = ebpf.AttachTCXEgress
@@ -115,6 +121,9 @@ func Attach(s Spec) (*Attached, error) {
 		}
 		if !errors.Is(tcxErr, ebpf.ErrNotSupported) {
 			return fmt.Errorf("tcx: %w", tcxErr)
+		}
+		if s.Method == MethodTCX {
+			return fmt.Errorf("%w: the kernel has no TCX (Linux 6.6+): %v", ErrNotSupported, tcxErr)
 		}
 		if err := a.attachTC(dev.Index, prog); err != nil {
 			return fmt.Errorf("%w: no TCX (%v) and no tc clsact: %v", ErrNotSupported, tcxErr, err)
@@ -155,6 +164,52 @@ func (a *Attached) attachTC(ifindex int, prog *ebpf.Program) error {
 	}
 	a.ifindex, a.parent, a.Info.Method = ifindex, parent, MethodTC
 	return nil
+}
+
+// Live reports whether the program is still attached: its TCX link
+// still names a device (a link whose device went away is detached, though
+// this process still holds it), or its tc filter is still on the device.
+//
+// Equivalent to: bpftool link show id ID (ifindex), or tc filter show dev
+// DEV ingress|egress
+func (a *Attached) Live() (bool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.coll == nil:
+		return false, nil
+	case a.link != nil:
+		info, err := a.link.Info()
+		if err != nil {
+			return false, fmt.Errorf("link info of %s: %w", a.Info, err)
+		}
+		tcx := info.TCX()
+		return tcx != nil && tcx.Ifindex != 0, nil
+	}
+	fd, err := vnetns.GetFromPath(a.nsPath)
+	if err != nil {
+		return false, nil // the namespace is gone, and the filter with it
+	}
+	defer fd.Close()
+	h, err := netlink.NewHandleAt(fd)
+	if err != nil {
+		return false, fmt.Errorf("netlink in %s: %w", a.Info.NS, err)
+	}
+	defer h.Close()
+	lk, err := h.LinkByIndex(a.ifindex)
+	if err != nil {
+		return false, nil // the device is gone
+	}
+	fs, err := h.FilterList(lk, a.parent)
+	if err != nil {
+		return false, fmt.Errorf("list filters of %s: %w", a.Info.Dev, err)
+	}
+	for _, f := range fs {
+		if bf, ok := f.(*netlink.BpfFilter); ok && bf.Id == int(a.Info.ID) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Counts reads the program's counters.

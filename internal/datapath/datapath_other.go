@@ -17,3 +17,6 @@ func (a *Attached) Counts() (Counts, error) { return Counts{}, ErrNotSupported }
 
 // Close does nothing off Linux.
 func (a *Attached) Close() error { return nil }
+
+// Live reports false off Linux.
+func (a *Attached) Live() (bool, error) { return false, ErrNotSupported }

@@ -250,7 +250,7 @@ func (b *builder) objects(ctx context.Context, o *Objects) error {
 	}
 	for _, p := range o.Programs {
 		a, err := datapath.Attach(datapath.Spec{NSPath: b.lab.NSPath(p.NS), NS: b.lab.NSName(p.NS),
-			Dev: p.Dev, Hook: p.Hook, Program: p.Program, Endpoints: p.Endpoints})
+			Dev: p.Dev, Hook: p.Hook, Program: p.Program, Endpoints: p.Endpoints, Method: p.Method})
 		if err != nil {
 			return err
 		}

@@ -88,6 +88,8 @@ type Program struct {
 	// Endpoints are devices in NS (pods' host-side veths) into whose
 	// peers redirect-peer may redirect.
 	Endpoints []string `yaml:"endpoints,omitempty"`
+	// Method forces tcx or tc; empty tries TCX, then tc clsact.
+	Method string `yaml:"method,omitempty"`
 }
 
 // Link kinds.
@@ -800,7 +802,7 @@ func (o *Objects) validate(where string, known map[string]bool, path []any) erro
 		if len(pr.Endpoints) > maxEndpoints {
 			return errAt(sub(pp, "endpoints"), "%s: %s: %d endpoints, at most %d", where, what, len(pr.Endpoints), maxEndpoints)
 		}
-		if err := datapath.Check(pr.Program, pr.Hook, len(pr.Endpoints)); err != nil {
+		if err := datapath.CheckMethod(pr.Program, pr.Hook, pr.Method, len(pr.Endpoints)); err != nil {
 			return errAt(pp, "%s: %s: %v", where, what, err)
 		}
 	}
