@@ -3,10 +3,10 @@ package report
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/latlab/latlab/internal/datapath"
 	"strings"
 	"testing"
 
+	"github.com/latlab/latlab/internal/datapath"
 	"github.com/latlab/latlab/internal/experiment"
 	"github.com/latlab/latlab/internal/hist"
 )
