@@ -65,23 +65,11 @@ func Attach(s Spec) (*Attached, error) {
 			return nil, fmt.Errorf("%s: probe helper %s: %w", what, fn, err)
 		}
 	}
-	spec, err := loadDatapath()
+	coll, err := load(s.Program)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	elf := programs[s.Program].elf
-	for name := range spec.Programs {
-		if name != elf {
-			delete(spec.Programs, name)
-		}
-	}
-	coll, err := ebpf.NewCollection(spec)
-	if err != nil {
-		if errors.Is(err, ebpf.ErrNotSupported) {
-			return nil, fmt.Errorf("%s: %w: %v", what, ErrNotSupported, shortErr(err))
-		}
-		return nil, fmt.Errorf("%s: load: %v", what, shortErr(err))
-	}
 	a := &Attached{coll: coll, nsPath: s.NSPath,
 		Info: Info{Program: s.Program, NS: s.NS, Dev: s.Dev, Hook: s.Hook}}
 	prog := coll.Programs[elf]
@@ -135,6 +123,44 @@ func Attach(s Spec) (*Attached, error) {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return a, nil
+}
+
+// Load loads program (its maps and the program itself, through the
+// verifier) and frees it again: whether this kernel takes it.
+//
+// Equivalent to: bpftool prog load datapath.o /sys/fs/bpf/x (and rm)
+func Load(program string) error {
+	if _, ok := programs[program]; !ok {
+		return CheckMethod(program, HookIngress, "", 0)
+	}
+	coll, err := load(program)
+	if err != nil {
+		return fmt.Errorf("load eBPF program %s: %w", program, err)
+	}
+	coll.Close()
+	return nil
+}
+
+// load loads program's collection: its maps and that one program.
+func load(program string) (*ebpf.Collection, error) {
+	spec, err := loadDatapath()
+	if err != nil {
+		return nil, err
+	}
+	elf := programs[program].elf
+	for name := range spec.Programs {
+		if name != elf {
+			delete(spec.Programs, name)
+		}
+	}
+	coll, err := ebpf.NewCollection(spec)
+	if err != nil {
+		if errors.Is(err, ebpf.ErrNotSupported) {
+			return nil, fmt.Errorf("%w: %v", ErrNotSupported, shortErr(err))
+		}
+		return nil, fmt.Errorf("load: %v", shortErr(err))
+	}
+	return coll, nil
 }
 
 // attachTC attaches prog as a direct-action filter on a clsact qdisc of

@@ -213,3 +213,16 @@ func TestProgramsDieWithTheirNamespace(t *testing.T) {
 		})
 	}
 }
+
+// Both programs pass this kernel's verifier (no namespace, no traffic).
+func TestProgramsLoad(t *testing.T) {
+	testutil.RequireRoot(t)
+	for _, p := range datapath.Programs() {
+		if err := datapath.Load(p); err != nil {
+			if errors.Is(err, datapath.ErrNotSupported) {
+				testutil.SkipIfUnsupported(t, "%v", err)
+			}
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+}

@@ -20,3 +20,6 @@ func (a *Attached) Close() error { return nil }
 
 // Live reports false off Linux.
 func (a *Attached) Live() (bool, error) { return false, ErrNotSupported }
+
+// Load returns ErrNotSupported off Linux.
+func Load(program string) error { return fmt.Errorf("load eBPF program %s: %w", program, ErrNotSupported) }
