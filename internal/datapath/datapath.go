@@ -26,12 +26,19 @@ const (
 	// rewrite, TTL decrement and bpf_redirect to the output device; with
 	// no neighbour entry yet, bpf_redirect_neigh resolves it.
 	FIBRedirect = "fib-redirect"
+	// ProgSockmap short-circuits a namespace's loopback TCP connections on a
+	// port (a sidecar's): sock_ops on latlab's cgroup fills a sock hash,
+	// sk_msg redirects each message to the peer socket's receive queue.
+	// Not a network path: it bypasses TCP, netfilter and the device.
+	ProgSockmap = "sockmap"
 )
 
 // Hooks: the tc direction a program runs in.
 const (
 	HookIngress = "ingress"
 	HookEgress  = "egress"
+	// HookSockOps is ProgSockmap's: sock_ops on a cgroup, sk_msg on its hash.
+	HookSockOps = "sock_ops"
 )
 
 // Attach methods.
@@ -40,6 +47,8 @@ const (
 	MethodTCX = "tcx"
 	// MethodTC is a direct-action bpf filter on a clsact qdisc.
 	MethodTC = "tc"
+	// MethodCgroup is a cgroup bpf_link (ProgSockmap's sock_ops).
+	MethodCgroup = "cgroup"
 )
 
 // programs maps a built-in program to its ELF section function and the
@@ -121,7 +130,18 @@ type Info struct {
 
 // String is "redirect-peer at wire-bpf ingress (tcx)".
 func (i Info) String() string {
+	if i.Program == ProgSockmap {
+		return fmt.Sprintf("%s at %s %s + sk_msg (bypasses TCP and netfilter: not a network path)", i.Program, i.Dev, i.Hook)
+	}
 	return fmt.Sprintf("%s at %s %s (%s)", i.Program, i.Dev, i.Hook, i.Method)
+}
+
+// SockmapSpec says which connections a Sockmap short-circuits.
+type SockmapSpec struct {
+	// NSPath is the namespace (a path; never "") and NS its name.
+	NSPath, NS string
+	// Port at either end of a loopback TCP connection.
+	Port int
 }
 
 // Counts are a program's packet counters, summed over CPUs.

@@ -26,8 +26,12 @@ type Attached struct {
 
 	mu     sync.Mutex
 	coll   *ebpf.Collection
-	link   link.Link // MethodTCX
+	counts *ebpf.Map // per-CPU counters in Counts' order
+	link   link.Link // MethodTCX; MethodCgroup (sockmap's sock_ops)
 	nsPath string
+	// sockmap: the sk_msg program attached to the hash, to detach it.
+	msgHash *ebpf.Map
+	msgProg *ebpf.Program
 	// MethodTC: the filter's device index and parent, to delete it.
 	ifindex int
 	parent  uint32
@@ -70,7 +74,7 @@ func Attach(s Spec) (*Attached, error) {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	elf := programs[s.Program].elf
-	a := &Attached{coll: coll, nsPath: s.NSPath,
+	a := &Attached{coll: coll, counts: coll.Maps[datapathMapCounts], nsPath: s.NSPath,
 		Info: Info{Program: s.Program, NS: s.NS, Dev: s.Dev, Hook: s.Hook}}
 	prog := coll.Programs[elf]
 	if pi, err := prog.Info(); err == nil {
@@ -130,6 +134,21 @@ func Attach(s Spec) (*Attached, error) {
 //
 // Equivalent to: bpftool prog load datapath.o /sys/fs/bpf/x (and rm)
 func Load(program string) error {
+	if program == ProgSockmap {
+		spec, err := loadSockmap()
+		if err != nil {
+			return fmt.Errorf("load eBPF program %s: %w", program, err)
+		}
+		coll, err := ebpf.NewCollection(spec)
+		if err != nil {
+			if errors.Is(err, ebpf.ErrNotSupported) {
+				return fmt.Errorf("load eBPF program %s: %w: %v", program, ErrNotSupported, shortErr(err))
+			}
+			return fmt.Errorf("load eBPF program %s: %v", program, shortErr(err))
+		}
+		coll.Close()
+		return nil
+	}
 	if _, ok := programs[program]; !ok {
 		return CheckMethod(program, HookIngress, "", 0)
 	}
@@ -209,6 +228,9 @@ func (a *Attached) Live() (bool, error) {
 		if err != nil {
 			return false, fmt.Errorf("link info of %s: %w", a.Info, err)
 		}
+		if a.Info.Method == MethodCgroup {
+			return true, nil // held by this process with its cgroup
+		}
 		tcx := info.TCX()
 		return tcx != nil && tcx.Ifindex != 0, nil
 	}
@@ -238,7 +260,9 @@ func (a *Attached) Live() (bool, error) {
 	return false, nil
 }
 
-// Counts reads the program's counters.
+// Counts reads the program's counters. For a sockmap, Seen counts the
+// sockets put in the hash, Redirected the messages handed to the peer
+// socket, Passed those that went the normal way (no peer in the hash).
 //
 // Equivalent to: bpftool map dump id COUNTS
 func (a *Attached) Counts() (Counts, error) {
@@ -248,9 +272,13 @@ func (a *Attached) Counts() (Counts, error) {
 		return Counts{}, fmt.Errorf("read counters of %s: closed", a.Info)
 	}
 	var c Counts
-	for k, dst := range []*uint64{&c.Seen, &c.Redirected, &c.Neigh, &c.Passed, &c.NotEndpoint} {
+	dsts := []*uint64{&c.Seen, &c.Redirected, &c.Neigh, &c.Passed, &c.NotEndpoint}
+	if a.Info.Program == ProgSockmap {
+		dsts = []*uint64{&c.Seen, &c.Redirected, &c.Passed}
+	}
+	for k, dst := range dsts {
 		var per []uint64
-		if err := a.coll.Maps[datapathMapCounts].Lookup(uint32(k), &per); err != nil {
+		if err := a.counts.Lookup(uint32(k), &per); err != nil {
 			return Counts{}, fmt.Errorf("read counters of %s: %w", a.Info, err)
 		}
 		for _, v := range per {
@@ -260,11 +288,13 @@ func (a *Attached) Counts() (Counts, error) {
 	return c, nil
 }
 
-// Close detaches the program (closing its TCX link, or deleting its tc
-// filter if the device is still there) and frees what this process holds.
+// Close detaches the program (closing its TCX or cgroup link, deleting
+// its tc filter if the device is still there, detaching a sockmap's
+// sk_msg from its hash) and frees what this process holds.
 //
 // Equivalent to: bpftool link detach id ID, or tc filter del dev DEV
-// ingress|egress prio 1 handle 1 bpf
+// ingress|egress prio 1 handle 1 bpf, or bpftool prog detach id MSG
+// msg_verdict id HASH
 func (a *Attached) Close() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -277,6 +307,13 @@ func (a *Attached) Close() error {
 			errs = append(errs, err)
 		}
 		a.link = nil
+	}
+	if a.msgProg != nil {
+		if err := link.RawDetachProgram(link.RawDetachProgramOptions{Target: a.msgHash.FD(),
+			Program: a.msgProg, Attach: ebpf.AttachSkMsgVerdict}); err != nil {
+			errs = append(errs, err)
+		}
+		a.msgProg, a.msgHash = nil, nil
 	}
 	if a.Info.Method == MethodTC && a.ifindex != 0 {
 		err := deleteFilter(a.nsPath, a.ifindex, a.parent)

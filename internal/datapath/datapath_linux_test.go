@@ -217,7 +217,7 @@ func TestProgramsDieWithTheirNamespace(t *testing.T) {
 // Both programs pass this kernel's verifier (no namespace, no traffic).
 func TestProgramsLoad(t *testing.T) {
 	testutil.RequireRoot(t)
-	for _, p := range datapath.Programs() {
+	for _, p := range append(datapath.Programs(), datapath.ProgSockmap) {
 		if err := datapath.Load(p); err != nil {
 			if errors.Is(err, datapath.ErrNotSupported) {
 				testutil.SkipIfUnsupported(t, "%v", err)

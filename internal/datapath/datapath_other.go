@@ -23,3 +23,8 @@ func (a *Attached) Live() (bool, error) { return false, ErrNotSupported }
 
 // Load returns ErrNotSupported off Linux.
 func Load(program string) error { return fmt.Errorf("load eBPF program %s: %w", program, ErrNotSupported) }
+
+// AttachSockmap returns ErrNotSupported off Linux.
+func AttachSockmap(s SockmapSpec) (*Attached, error) {
+	return nil, fmt.Errorf("attach sockmap for port %d: %w", s.Port, ErrNotSupported)
+}
