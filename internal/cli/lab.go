@@ -49,6 +49,11 @@ client runs on node a in one namespace per mode:
                    bpf_redirect_peer into the pod, bpf_fib_lookup out of it),
                    on a wire of its own; skipped, with the reason, without
                    the helpers
+  sidecar          a service-mesh sidecar: client -> TCP proxy (and UDP relay) on
+                   loopback -> server, from node a's namespace
+  sidecar-sockmap  the same with sockops + sk_msg (bpf_msg_redirect_hash)
+                   short-circuiting the loopback hop: bypasses TCP and
+                   netfilter, not a network path
   macvlan          macvlan, bridge mode, on node a's end of the wire
   ipvlan-l2/l3     ipvlan, each mode on a node-a NIC of its own (a second
                    wire); skipped, with the reason, without CONFIG_IPVLAN

@@ -142,6 +142,9 @@ type SockmapSpec struct {
 	NSPath, NS string
 	// Port at either end of a loopback TCP connection.
 	Port int
+	// Cgroup is the cgroup v2 directory the sock_ops program attaches to
+	// (EnterCgroup's).
+	Cgroup string
 }
 
 // Counts are a program's packet counters, summed over CPUs.

@@ -28,3 +28,15 @@ func Load(program string) error { return fmt.Errorf("load eBPF program %s: %w", 
 func AttachSockmap(s SockmapSpec) (*Attached, error) {
 	return nil, fmt.Errorf("attach sockmap for port %d: %w", s.Port, ErrNotSupported)
 }
+
+// CgroupPath returns ErrNotSupported off Linux.
+func CgroupPath(name string) (string, error) { return "", ErrNotSupported }
+
+// EnterCgroup returns ErrNotSupported off Linux.
+func EnterCgroup(path string) (string, error) { return "", ErrNotSupported }
+
+// LeaveCgroup returns ErrNotSupported off Linux.
+func LeaveCgroup(prev, path string) error { return ErrNotSupported }
+
+// RemoveCgroup returns ErrNotSupported off Linux.
+func RemoveCgroup(path string) error { return ErrNotSupported }

@@ -24,12 +24,13 @@ const soNetnsCookie = 71
 
 // AttachSockmap short-circuits the loopback TCP connections of namespace
 // s.NSPath that have port s.Port at either end: a sock_ops program on
-// this process's own cgroup (v2) puts them in a sock hash as they are
+// cgroup s.Cgroup (latlab's own, EnterCgroup) puts them in a sock hash as they are
 // established, and an sk_msg program on the hash hands what one end sends
 // straight to the other end's receive queue (bpf_msg_redirect_hash with
 // BPF_F_INGRESS): no TCP segments, no netfilter, no loopback device. Only
-// sockets this process (or anything else in its cgroup) creates after the
-// attach are seen. Both are held by this process: the cgroup link and the
+// sockets created by processes in the cgroup are seen (a socket belongs to
+// the cgroup of the task that created it), so this process must have
+// entered it before it opens them. Both are held by this process: the cgroup link and the
 // hash (which holds the sk_msg program) go when it exits.
 //
 // Equivalent to: bpftool prog load sockmap.o ... && bpftool cgroup attach
@@ -54,9 +55,9 @@ func AttachSockmap(s SockmapSpec) (*Attached, error) {
 			return nil, fmt.Errorf("%s: probe helper %s: %w", what, h.fn, err)
 		}
 	}
-	cg, err := ownCgroup()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
+	cg := s.Cgroup
+	if cg == "" {
+		return nil, fmt.Errorf("%s: no cgroup given", what)
 	}
 	var cookie uint64
 	if err := netns.Do(s.NSPath, func() error {
@@ -154,3 +155,58 @@ func ownCgroup() (string, error) {
 	return "", fmt.Errorf("%w: no cgroup2 file system mounted", ErrNotSupported)
 }
 
+
+// CgroupPath is where EnterCgroup makes the cgroup named name: a child of
+// this process's own cgroup v2.
+func CgroupPath(name string) (string, error) {
+	own, err := ownCgroup()
+	if err != nil {
+		return "", fmt.Errorf("cgroup %s: %w", name, err)
+	}
+	return filepath.Join(own, name), nil
+}
+
+// EnterCgroup creates the cgroup at path (a child of this process's own:
+// CgroupPath) and moves this whole process into it; it returns the
+// cgroup the process was in, for LeaveCgroup. Sockets the process opens
+// from now on belong to path, so programs attached there see them.
+//
+// Equivalent to: mkdir PATH && echo $$ > PATH/cgroup.procs
+func EnterCgroup(path string) (prev string, err error) {
+	prev, err = ownCgroup()
+	if err != nil {
+		return "", fmt.Errorf("enter cgroup %s: %w", path, err)
+	}
+	if filepath.Dir(path) != prev {
+		return "", fmt.Errorf("enter cgroup %s: not a child of this process's cgroup %s", path, prev)
+	}
+	if err := os.Mkdir(path, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return "", fmt.Errorf("enter cgroup %s: %w", path, err)
+	}
+	if err := os.WriteFile(filepath.Join(path, "cgroup.procs"), []byte(fmt.Sprint(os.Getpid())), 0o644); err != nil {
+		os.Remove(path)
+		return "", fmt.Errorf("enter cgroup %s: move this process: %w", path, err)
+	}
+	return prev, nil
+}
+
+// LeaveCgroup moves this process back to prev and removes path (which a
+// process that died has left empty: RemoveCgroup).
+//
+// Equivalent to: echo $$ > PREV/cgroup.procs && rmdir PATH
+func LeaveCgroup(prev, path string) error {
+	if err := os.WriteFile(filepath.Join(prev, "cgroup.procs"), []byte(fmt.Sprint(os.Getpid())), 0o644); err != nil {
+		return fmt.Errorf("leave cgroup %s for %s: %w", path, prev, err)
+	}
+	return RemoveCgroup(path)
+}
+
+// RemoveCgroup removes an empty cgroup; one already gone is fine.
+//
+// Equivalent to: rmdir PATH
+func RemoveCgroup(path string) error {
+	if err := unix.Rmdir(path); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("remove cgroup %s: %w", path, err)
+	}
+	return nil
+}

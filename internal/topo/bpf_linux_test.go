@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 
@@ -182,4 +183,59 @@ func ttlAcross(t *testing.T, from, to string, dst netip.Addr) int {
 	}
 	t.Fatal(errors.New("no TTL in the control message"))
 	return 0
+}
+
+// sidecar-sockmap's programs carry the loopback hop: both ends of each
+// client–sidecar connection go into the sock hash, and the messages of
+// tcp_rr go from one socket to the other by bpf_msg_redirect_hash. The
+// lab's cgroup is this process's while the lab is up, and goes at
+// teardown.
+func TestSidecarSockmapShortCircuits(t *testing.T) {
+	for _, fam := range []topo.Family{topo.Family4, topo.Family6} {
+		t.Run("family="+string(fam), func(t *testing.T) {
+			var prefix string
+			// Registered first, so it runs after buildLab's teardown.
+			t.Cleanup(func() {
+				if cg, _ := os.ReadFile("/proc/self/cgroup"); prefix != "" && strings.Contains(string(cg), prefix) {
+					t.Errorf("still in the lab's cgroup after teardown: %s", cg)
+				}
+			})
+			lab, _ := buildLab(t, topo.DefaultFamily(fam), []string{"sidecar", "sidecar-sockmap"}, topo.NATAuto)
+			prefix = lab.Prefix
+			m := lab.Mode("sidecar-sockmap")
+			if m.Status == topo.StatusSkipped {
+				testutil.SkipIfUnsupported(t, "sidecar-sockmap skipped: %s", m.Reason)
+			}
+			if m.Status != topo.StatusOK || len(m.Programs) != 1 {
+				t.Fatalf("sidecar-sockmap: %s %s %+v", m.Status, m.Reason, m.Programs)
+			}
+			p := m.Programs[0]
+			if p.Program != datapath.ProgSockmap || p.Hook != datapath.HookSockOps || p.Method != datapath.MethodCgroup {
+				t.Errorf("program reported as %+v", p)
+			}
+			cg, err := os.ReadFile("/proc/self/cgroup")
+			if err != nil || !strings.Contains(string(cg), lab.Prefix) {
+				t.Errorf("this process is not in the lab's cgroup: %q %v", cg, err)
+			}
+			reach(t, lab, lab.Mode("sidecar"))
+			var before datapath.Counts
+			for _, a := range lab.Programs() {
+				before, _ = a.Counts()
+			}
+			reach(t, lab, m)
+			for _, a := range lab.Programs() {
+				c, err := a.Counts()
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("%s: %+v (after the plain sidecar: %+v)", a.Info, c, before)
+				if before.Seen != 0 || before.Redirected != 0 {
+					t.Errorf("the plain sidecar's sockets (port 15001) went into the hash: %+v", before)
+				}
+				if c.Seen < 4 || c.Redirected < 1000 {
+					t.Errorf("counts %+v: the loopback hop did not go through sockmap", c)
+				}
+			}
+		})
+	}
 }

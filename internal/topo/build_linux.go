@@ -130,6 +130,12 @@ func (l *Lab) Teardown() error {
 		}
 	}
 	l.programs = nil
+	if l.cgroup != "" {
+		if err := datapath.LeaveCgroup(l.prevCgroup, l.cgroup); err != nil {
+			errs = append(errs, err)
+		}
+		l.cgroup = ""
+	}
 	for _, name := range slices.Backward(l.namespaces) {
 		if err := DeleteNetNS(name); err != nil {
 			errs = append(errs, err)
@@ -249,6 +255,12 @@ func (b *builder) objects(ctx context.Context, o *Objects) error {
 		}
 	}
 	for _, p := range o.Programs {
+		if p.Program == datapath.ProgSockmap {
+			if err := b.sockmap(p); err != nil {
+				return err
+			}
+			continue
+		}
 		a, err := datapath.Attach(datapath.Spec{NSPath: b.lab.NSPath(p.NS), NS: b.lab.NSName(p.NS),
 			Dev: p.Dev, Hook: p.Hook, Program: p.Program, Endpoints: p.Endpoints, Method: p.Method})
 		if err != nil {
@@ -256,6 +268,39 @@ func (b *builder) objects(ctx context.Context, o *Objects) error {
 		}
 		b.lab.programs = append(b.lab.programs, a)
 	}
+	return nil
+}
+
+// sockmap attaches a sockmap short-circuit. Its sock_ops program sees
+// only sockets of its cgroup, so the lab makes a cgroup of its own (a
+// child of latlab's, journalled before it is made) and moves this process
+// into it; Teardown moves it back and removes the cgroup, `latlab cleanup`
+// removes it after a crash (a dead process has left it empty).
+//
+// Equivalent to: mkdir CGROUP; echo $$ > CGROUP/cgroup.procs; bpftool
+// cgroup attach CGROUP sock_ops ...; bpftool prog attach ... msg_verdict ...
+func (b *builder) sockmap(p Program) error {
+	if b.lab.cgroup == "" {
+		cg, err := datapath.CgroupPath(b.lab.Prefix)
+		if err != nil {
+			return err
+		}
+		e := journal.Entry{Kind: KindCgroup, Name: cg}
+		if err := b.lab.journal.Record(e); err != nil {
+			return err
+		}
+		prev, err := datapath.EnterCgroup(cg)
+		if err != nil {
+			return errors.Join(err, b.lab.journal.Undone(e))
+		}
+		b.lab.cgroup, b.lab.prevCgroup = cg, prev
+	}
+	a, err := datapath.AttachSockmap(datapath.SockmapSpec{NSPath: b.lab.NSPath(p.NS), NS: b.lab.NSName(p.NS),
+		Port: p.Port, Cgroup: b.lab.cgroup})
+	if err != nil {
+		return err
+	}
+	b.lab.programs = append(b.lab.programs, a)
 	return nil
 }
 

@@ -3,7 +3,10 @@ package topo
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/latlab/latlab/internal/datapath"
@@ -15,6 +18,10 @@ const Prefix = "latlab-"
 
 // KindNetNS is the journal entry kind for a named network namespace.
 const KindNetNS = "netns"
+
+// KindCgroup is the journal entry kind for a lab's cgroup (Name: its
+// path), which sockmap programs attach to.
+const KindCgroup = "cgroup"
 
 // NAT backends.
 const (
@@ -76,6 +83,9 @@ type Lab struct {
 	// programs are the attached eBPF programs (base's and the modes'),
 	// closed at Teardown.
 	programs []*datapath.Attached
+	// cgroup is the lab's own cgroup (sockmap programs), this process's
+	// while the lab is up; prevCgroup is where the process was before.
+	cgroup, prevCgroup string
 }
 
 // Programs lists the lab's attached eBPF programs (their counters:
@@ -119,5 +129,11 @@ func (l *Lab) Mode(name string) *ModeState {
 func UndoHandlers() map[string]journal.Undo {
 	return map[string]journal.Undo{
 		KindNetNS: func(e journal.Entry) error { return DeleteNetNS(e.Name) },
+		KindCgroup: func(e journal.Entry) error {
+			if !strings.HasPrefix(filepath.Base(e.Name), Prefix) {
+				return fmt.Errorf("remove cgroup %s: not a latlab cgroup (refused)", e.Name)
+			}
+			return datapath.RemoveCgroup(e.Name)
+		},
 	}
 }

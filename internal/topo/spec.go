@@ -51,8 +51,19 @@ type Mode struct {
 	// that differs from where the server listens).
 	Target string `yaml:"target"`
 	// Listen is the server's listen address inside Server (default :7707).
-	Listen  string `yaml:"listen,omitempty"`
+	Listen string `yaml:"listen,omitempty"`
+	// Sidecar, when set, is a service-mesh-like proxy in the client's
+	// namespace: the client dials Target, the sidecar's loopback
+	// listener, and the sidecar forwards to Sidecar.Upstream.
+	Sidecar *Sidecar `yaml:"sidecar,omitempty"`
 	Objects `yaml:",inline"`
+}
+
+// Sidecar is a TCP proxy (and UDP relay) the lab runs in a mode's client
+// namespace, listening on the mode's Target (a loopback address) and
+// forwarding to Upstream (internal/sidecar).
+type Sidecar struct {
+	Upstream string `yaml:"upstream"`
 }
 
 // Objects is a set of network objects, created in the order of the fields:
@@ -90,6 +101,10 @@ type Program struct {
 	Endpoints []string `yaml:"endpoints,omitempty"`
 	// Method forces tcx or tc; empty tries TCX, then tc clsact.
 	Method string `yaml:"method,omitempty"`
+	// Port is sockmap's: the loopback TCP port (a sidecar's) whose
+	// connections in NS it short-circuits. Sockmap has no dev; its hook is
+	// sock_ops (on a cgroup latlab makes for the run and enters).
+	Port int `yaml:"port,omitempty"`
 }
 
 // Link kinds.
@@ -604,6 +619,14 @@ func (t *Topology) Validate() error {
 				return errAt(sub(mp, "listen"), "%s: listen %q: want ADDR:PORT", where, m.Listen)
 			}
 		}
+		if m.Sidecar != nil {
+			if ap, err := netip.ParseAddrPort(m.Target); err == nil && !ap.Addr().IsLoopback() {
+				return errAt(sub(mp, "target"), "%s: target %s: a sidecar listens on a loopback address", where, m.Target)
+			}
+			if _, err := netip.ParseAddrPort(m.Sidecar.Upstream); err != nil {
+				return errAt(sub(mp, "sidecar", "upstream"), "%s: sidecar upstream %q: want IP:PORT", where, m.Sidecar.Upstream)
+			}
+		}
 	}
 	// Modes may not define the same namespace twice.
 	owner := map[string]string{}
@@ -791,6 +814,18 @@ func (o *Objects) validate(where string, known map[string]bool, path []any) erro
 		if err := needNS(sub(pp, "ns"), what, pr.NS); err != nil {
 			return err
 		}
+		if pr.Program == datapath.ProgSockmap {
+			if pr.Dev != "" || len(pr.Endpoints) > 0 || (pr.Method != "" && pr.Method != datapath.MethodCgroup) || pr.Hook != datapath.HookSockOps {
+				return errAt(pp, "%s: %s: sockmap takes hook %s, a port, and no dev, endpoints or method", where, what, datapath.HookSockOps)
+			}
+			if pr.Port <= 0 || pr.Port > 65535 {
+				return errAt(sub(pp, "port"), "%s: %s: port %d outside 1..65535", where, what, pr.Port)
+			}
+			continue
+		}
+		if pr.Port != 0 {
+			return errAt(sub(pp, "port"), "%s: %s: only sockmap takes a port", where, what)
+		}
 		if !ifNameRE.MatchString(pr.Dev) {
 			return errAt(sub(pp, "dev"), "%s: %s: interface names are 1-15 characters", where, what)
 		}
@@ -837,6 +872,8 @@ const DefaultPort = 7707
 //	                 cali veth, proxy ARP answering for 169.254.1.1
 //	veth-bpf         veth-routed plus Cilium-like eBPF host routing (TCX
 //	                 or tc programs: redirect_peer in, fib_lookup out)
+//	sidecar          a TCP proxy on loopback between client and server
+//	sidecar-sockmap  the same, its loopback hop short-circuited by sockmap
 //	macvlan          macvlan (bridge mode) on node a's end of the wire
 //	ipvlan-l2/l3     ipvlan on a node a NIC of its own (a second wire)
 //	netkit           Cilium-like netkit pair, L3, routed /32 (Linux 6.7+)
@@ -924,6 +961,9 @@ func (p plan) one(v4, v6 string) string {
 	}
 	return v6
 }
+
+// loopback is the loopback ADDR:PORT of the family a client dials.
+func (p plan) loopback(port int) string { return p.target("127.0.0.1", "::1", port) }
 
 // target is ADDR:PORT of the family a client dials.
 func (p plan) target(v4, v6 string, port int) string {
@@ -1074,6 +1114,22 @@ func DefaultFamily(f Family) *Topology {
 						{NS: "a", Dev: "wire-bpf", Hook: "ingress", Program: "redirect-peer", Endpoints: []string{"lxc0"}},
 						{NS: "a", Dev: "lxc0", Hook: "ingress", Program: "fib-redirect"},
 					},
+				},
+			},
+			{
+				// A pod's sidecar (Envoy, linkerd-proxy) without the pod:
+				// the proxy runs next to the client in node a's namespace,
+				// so the difference from host is the proxy hop alone.
+				Name: "sidecar", Description: "service-mesh sidecar: client -> TCP proxy on loopback -> server (host's path otherwise)",
+				Client: "a", Server: "b", Target: a.loopback(15001),
+				Sidecar: &Sidecar{Upstream: a.target(wireB, wireB6, DefaultPort)},
+			},
+			{
+				Name: "sidecar-sockmap", Description: "sidecar plus sockmap: sock_ops + sk_msg (bpf_msg_redirect_hash) short-circuit the loopback hop (bypasses TCP and netfilter: not a network path)",
+				Client: "a", Server: "b", Target: a.loopback(15002),
+				Sidecar: &Sidecar{Upstream: a.target(wireB, wireB6, DefaultPort)},
+				Objects: Objects{
+					Programs: []Program{{NS: "a", Hook: "sock_ops", Program: "sockmap", Port: 15002}},
 				},
 			},
 			{

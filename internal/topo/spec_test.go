@@ -23,7 +23,7 @@ func TestParseTopologyErrorsNameLine(t *testing.T) {
 		want       string // the whole error starts with it
 	}{
 		{"second document", good + "---\nname: y\n", "t.yaml:9: multiple YAML documents: a second one starts at line 9"},
-		{"unknown field", strings.Replace(good, "    target:", "    colour: red\n    target:", 1), "t.yaml:8: field colour not found in a mode (allowed: name, description, client, server, target, listen, namespaces, links, routes, sysctls, nat, programs)"},
+		{"unknown field", strings.Replace(good, "    target:", "    colour: red\n    target:", 1), "t.yaml:8: field colour not found in a mode (allowed: name, description, client, server, target, listen, sidecar, namespaces, links, routes, sysctls, nat, programs)"},
 		{"unknown top-level field", "colour: red\n" + good, "t.yaml:1: field colour not found in the topology (allowed: name, description, base, modes)"},
 		{"bad target", strings.Replace(good, "10.0.0.2:7707", "nowhere", 1), `t.yaml:8: mode m: target "nowhere": want IP:PORT`},
 		{"mtu too large", strings.Replace(good, "  namespaces: [a, b]\n", "  namespaces: [a, b]\n  links:\n    - {kind: bridge, ns: a, name: br0, mtu: 65536}\n", 1), "t.yaml:5: base: link a/br0: mtu 65536 outside 68..65535"},
@@ -33,6 +33,9 @@ func TestParseTopologyErrorsNameLine(t *testing.T) {
 		{"unknown program", strings.Replace(good, "    target:", "    programs:\n      - {ns: a, dev: eth0, hook: ingress, program: xdp-magic}\n    target:", 1), `t.yaml:9: mode m: program xdp-magic at a/eth0: program "xdp-magic" (want one of fib-redirect, redirect-peer)`},
 		{"redirect-peer without endpoints", strings.Replace(good, "    target:", "    programs:\n      - {ns: a, dev: eth0, hook: ingress, program: redirect-peer}\n    target:", 1), `t.yaml:9: mode m: program redirect-peer at a/eth0: program redirect-peer: needs endpoints`},
 		{"program in unknown namespace", strings.Replace(good, "    target:", "    programs:\n      - {ns: z, dev: eth0, hook: ingress, program: fib-redirect}\n    target:", 1), `t.yaml:9: mode m: program fib-redirect at z/eth0: namespace "z" is not defined`},
+		{"sidecar off loopback", strings.Replace(good, "    target:", "    sidecar: {upstream: 10.0.0.2:7707}\n    target:", 1), `t.yaml:9: mode m: target 10.0.0.2:7707: a sidecar listens on a loopback address`},
+		{"sockmap with a dev", strings.Replace(good, "    target:", "    programs:\n      - {ns: a, dev: eth0, hook: sock_ops, program: sockmap, port: 15001}\n    target:", 1), `t.yaml:9: mode m: program sockmap at a/eth0: sockmap takes hook sock_ops, a port, and no dev`},
+		{"sockmap without a port", strings.Replace(good, "    target:", "    programs:\n      - {ns: a, hook: sock_ops, program: sockmap}\n    target:", 1), `t.yaml:9: mode m: program sockmap at a/: port 0 outside 1..65535`},
 		{"too many modes", manyModes, fmt.Sprintf("t.yaml:5: modes: %d modes, at most %d", MaxModes+1, MaxModes)},
 		{"syntax error", "name: x\nbase: [\n", "t.yaml:"},
 		{"empty", "", "t.yaml: empty"},
