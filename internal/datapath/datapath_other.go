@@ -22,7 +22,9 @@ func (a *Attached) Close() error { return nil }
 func (a *Attached) Live() (bool, error) { return false, ErrNotSupported }
 
 // Load returns ErrNotSupported off Linux.
-func Load(program string) error { return fmt.Errorf("load eBPF program %s: %w", program, ErrNotSupported) }
+func Load(program string) error {
+	return fmt.Errorf("load eBPF program %s: %w", program, ErrNotSupported)
+}
 
 // AttachSockmap returns ErrNotSupported off Linux.
 func AttachSockmap(s SockmapSpec) (*Attached, error) {

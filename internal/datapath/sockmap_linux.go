@@ -155,7 +155,6 @@ func ownCgroup() (string, error) {
 	return "", fmt.Errorf("%w: no cgroup2 file system mounted", ErrNotSupported)
 }
 
-
 // CgroupPath is where EnterCgroup makes the cgroup named name: a child of
 // this process's own cgroup v2.
 func CgroupPath(name string) (string, error) {
