@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/latlab/latlab/internal/datapath"
 	"github.com/latlab/latlab/internal/testutil"
 	"github.com/latlab/latlab/internal/topo"
 )
@@ -31,21 +33,23 @@ func datapathProgs(t *testing.T) map[ebpf.ProgramID]bool {
 		if err != nil {
 			continue // freed meanwhile
 		}
-		if info, err := p.Info(); err == nil && (info.Name == "redirect_peer" || info.Name == "fib_redirect") {
+		if info, err := p.Info(); err == nil && (info.Name == "redirect_peer" || info.Name == "fib_redirect" ||
+			info.Name == "sockmap_ops" || info.Name == "sockmap_msg") {
 			out[id] = true
 		}
 		p.Close()
 	}
 }
 
-// A veth-bpf lab killed with SIGKILL leaves no eBPF program behind: its
-// TCX links were held by the dead process (the kernel detaches them and
-// frees the programs), and `latlab cleanup` removes the namespaces.
+// A lab with eBPF programs killed with SIGKILL leaves no program behind:
+// veth-bpf's TCX links and sidecar-sockmap's cgroup link and sock hash
+// were held by the dead process (the kernel detaches and frees them), and
+// `latlab cleanup` removes the namespaces and the lab's cgroup.
 func TestLabVethBPFKill9LeavesNoProgram(t *testing.T) {
 	testutil.RequireRoot(t)
 	dir := t.TempDir()
 	before := datapathProgs(t)
-	cmd, errs, _ := startLab(t, dir, "--modes", "host,veth-bpf", "--workloads", "tcp_rr",
+	cmd, errs, _ := startLab(t, dir, "--modes", "host,veth-bpf,sidecar-sockmap", "--workloads", "tcp_rr",
 		"-n", "100", "-d", "200ms", "--warmup", "0s")
 	line, err := errs.ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "lab latlab-") {
@@ -54,7 +58,7 @@ func TestLabVethBPFKill9LeavesNoProgram(t *testing.T) {
 		t.Fatalf("no build line: %q %v", line, err)
 	}
 	prefix := strings.TrimSuffix(strings.Fields(line)[1], ":")
-	if strings.Contains(line, "veth-bpf (skipped)") {
+	if strings.Contains(line, "veth-bpf (skipped)") || strings.Contains(line, "sidecar-sockmap (skipped)") {
 		cmd.Process.Kill()
 		cmd.Wait()
 		testutil.SkipIfUnsupported(t, "veth-bpf skipped on this kernel: %s", line)
@@ -65,8 +69,15 @@ func TestLabVethBPFKill9LeavesNoProgram(t *testing.T) {
 			ours = append(ours, id)
 		}
 	}
-	if len(ours) < 2 {
-		t.Errorf("the running lab has %d datapath programs loaded, want 2 (%q)", len(ours), line)
+	if len(ours) < 4 {
+		t.Errorf("the running lab has %d datapath programs loaded, want 4 (%q)", len(ours), line)
+	}
+	cg, err := datapath.CgroupPath(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(cg); err != nil {
+		t.Errorf("the running lab has no cgroup %s: %v", cg, err)
 	}
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
@@ -97,6 +108,9 @@ func TestLabVethBPFKill9LeavesNoProgram(t *testing.T) {
 	}
 	if left := topo.NetNSNames(prefix); len(left) > 0 {
 		t.Errorf("namespaces left after cleanup: %v", left)
+	}
+	if _, err := os.Stat(cg); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("cgroup %s left after cleanup: %v", cg, err)
 	}
 }
 
