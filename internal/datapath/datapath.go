@@ -51,20 +51,26 @@ const (
 	MethodCgroup = "cgroup"
 )
 
-// programs maps a built-in program to its ELF section function and the
-// hooks it may run at.
-var programs = map[string]struct {
+// builtin is a built-in tc program: its ELF function and the hooks it may
+// run at.
+type builtin struct {
 	elf   string
 	hooks []string
-}{
-	RedirectPeer: {"redirect_peer", []string{HookIngress}},
-	FIBRedirect:  {"fib_redirect", []string{HookIngress, HookEgress}},
+}
+
+// programs maps each built-in tc program to its builtin (a fresh map: no
+// package state to mutate).
+func programs() map[string]builtin {
+	return map[string]builtin{
+		RedirectPeer: {"redirect_peer", []string{HookIngress}},
+		FIBRedirect:  {"fib_redirect", []string{HookIngress, HookEgress}},
+	}
 }
 
 // Programs lists the built-in programs' names, sorted.
 func Programs() []string {
 	var out []string
-	for k := range programs {
+	for k := range programs() {
 		out = append(out, k)
 	}
 	slices.Sort(out)
@@ -82,7 +88,7 @@ func CheckMethod(program, hook, method string, endpoints int) error {
 	if method != "" && method != MethodTCX && method != MethodTC {
 		return fmt.Errorf("program %s: method %q (want %s, %s or none: TCX where the kernel has it, else tc)", program, method, MethodTCX, MethodTC)
 	}
-	p, ok := programs[program]
+	p, ok := programs()[program]
 	if !ok {
 		return fmt.Errorf("program %q (want one of %s)", program, strings.Join(Programs(), ", "))
 	}

@@ -37,10 +37,16 @@ type Attached struct {
 	parent  uint32
 }
 
-// helpers each built-in program calls, for a clean "kernel lacks" reason.
-var helpers = map[string][]asm.BuiltinFunc{
-	RedirectPeer: {asm.FnFibLookup, asm.FnRedirectPeer},
-	FIBRedirect:  {asm.FnFibLookup, asm.FnRedirect, asm.FnRedirectNeigh},
+// helpers lists the helpers a built-in program calls, for a clean
+// "kernel lacks" reason.
+func helpers(program string) []asm.BuiltinFunc {
+	switch program {
+	case RedirectPeer:
+		return []asm.BuiltinFunc{asm.FnFibLookup, asm.FnRedirectPeer}
+	case FIBRedirect:
+		return []asm.BuiltinFunc{asm.FnFibLookup, asm.FnRedirect, asm.FnRedirectNeigh}
+	}
+	return nil
 }
 
 // Attach loads s.Program and attaches it at s.Hook of s.Dev inside
@@ -61,7 +67,7 @@ func Attach(s Spec) (*Attached, error) {
 	if s.NSPath == "" {
 		return nil, fmt.Errorf("%s: no namespace given (never the caller's own)", what)
 	}
-	for _, fn := range helpers[s.Program] {
+	for _, fn := range helpers(s.Program) {
 		if err := features.HaveProgramHelper(ebpf.SchedCLS, fn); err != nil {
 			if errors.Is(err, ebpf.ErrNotSupported) {
 				return nil, fmt.Errorf("%s: %w: the kernel has no %s helper for tc programs", what, ErrNotSupported, fn)
@@ -73,7 +79,7 @@ func Attach(s Spec) (*Attached, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	elf := programs[s.Program].elf
+	elf := programs()[s.Program].elf
 	a := &Attached{coll: coll, counts: coll.Maps[datapathMapCounts], nsPath: s.NSPath,
 		Info: Info{Program: s.Program, NS: s.NS, Dev: s.Dev, Hook: s.Hook}}
 	prog := coll.Programs[elf]
@@ -149,7 +155,7 @@ func Load(program string) error {
 		coll.Close()
 		return nil
 	}
-	if _, ok := programs[program]; !ok {
+	if _, ok := programs()[program]; !ok {
 		return CheckMethod(program, HookIngress, "", 0)
 	}
 	coll, err := load(program)
@@ -166,7 +172,7 @@ func load(program string) (*ebpf.Collection, error) {
 	if err != nil {
 		return nil, err
 	}
-	elf := programs[program].elf
+	elf := programs()[program].elf
 	for name := range spec.Programs {
 		if name != elf {
 			delete(spec.Programs, name)
