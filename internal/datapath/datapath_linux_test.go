@@ -170,10 +170,20 @@ func TestProgramsDieWithTheirNamespace(t *testing.T) {
 			}
 			t.Cleanup(func() { topo.DeleteNetNS(ns1) })
 			ns := topo.NetNSPath(ns1)
-			h := handle(t, ns)
-			la := netlink.NewLinkAttrs()
-			la.Name = "v0"
-			if err := h.LinkAdd(&netlink.Veth{LinkAttrs: la, PeerName: "v1"}); err != nil {
+			// Nothing of this test may hold the namespace open.
+			testutil.NewVeth(t, ns, "v0", "v1")
+			if err := netns.Do(ns, func() error {
+				h, err := netlink.NewHandle()
+				if err != nil {
+					return err
+				}
+				defer h.Close()
+				l, err := h.LinkByName("v0")
+				if err != nil {
+					return err
+				}
+				return h.LinkSetUp(l)
+			}); err != nil {
 				t.Fatal(err)
 			}
 			a, err := datapath.Attach(datapath.Spec{NSPath: ns, NS: ns1, Dev: "v0", Hook: datapath.HookIngress,
@@ -185,7 +195,6 @@ func TestProgramsDieWithTheirNamespace(t *testing.T) {
 				t.Fatal(err)
 			}
 			id := a.Info.ID
-			h.Close()
 			if err := topo.DeleteNetNS(ns1); err != nil {
 				t.Fatal(err)
 			}
