@@ -153,9 +153,9 @@ func ttlAcross(t *testing.T, from, to string, dst netip.Addr) int {
 		if err := unix.SetsockoptInt(fd, level, setOpt, 64); err != nil {
 			return err
 		}
-		var sa unix.Sockaddr = &unix.SockaddrInet4{Port: 7799, Addr: dst.As4()}
-		if dst.Is6() {
-			sa = &unix.SockaddrInet6{Port: 7799, Addr: dst.As16()}
+		var sa unix.Sockaddr = &unix.SockaddrInet6{Port: 7799, Addr: dst.As16()}
+		if dst.Is4() {
+			sa = &unix.SockaddrInet4{Port: 7799, Addr: dst.As4()}
 		}
 		for range 5 { // the first may wait for neighbour resolution
 			if err := unix.Sendto(fd, []byte("ttl"), 0, sa); err != nil {
