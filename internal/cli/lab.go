@@ -45,6 +45,15 @@ client runs on node a in one namespace per mode:
   bridge-nat-dnat  docker run -p: server in a container behind a bridge on
                    node b, reached through a published port (DNAT)
   veth-routed      Calico-like: /32 address, proxy ARP for 169.254.1.1, host route
+  veth-bpf         veth-routed plus Cilium-like eBPF host routing (TCX or tc:
+                   bpf_redirect_peer into the pod, bpf_fib_lookup out of it),
+                   on a wire of its own; skipped, with the reason, without
+                   the helpers
+  sidecar          a service-mesh sidecar: client -> TCP proxy (and UDP relay) on
+                   loopback -> server, from node a's namespace
+  sidecar-sockmap  the same with sockops + sk_msg (bpf_msg_redirect_hash)
+                   short-circuiting the loopback hop: bypasses TCP and
+                   netfilter, not a network path
   macvlan          macvlan, bridge mode, on node a's end of the wire
   ipvlan-l2/l3     ipvlan, each mode on a node-a NIC of its own (a second
                    wire); skipped, with the reason, without CONFIG_IPVLAN

@@ -10,10 +10,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/latlab/latlab/internal/datapath"
 	"github.com/latlab/latlab/internal/journal"
 	"github.com/latlab/latlab/internal/offload"
 	"github.com/latlab/latlab/internal/probe"
 	"github.com/latlab/latlab/internal/server"
+	"github.com/latlab/latlab/internal/sidecar"
 	"github.com/latlab/latlab/internal/topo"
 	"github.com/latlab/latlab/internal/wire"
 	"github.com/latlab/latlab/internal/workload"
@@ -323,6 +325,9 @@ type ModeInfo struct {
 	ClientNS    string `json:"client_netns"`
 	ServerNS    string `json:"server_netns"`
 	Target      string `json:"target"`
+	// Programs are the mode's eBPF datapath programs as attached: which,
+	// on which device, at which hook, through TCX or tc.
+	Programs []datapath.Info `json:"programs,omitempty"`
 }
 
 // Outcome is everything a lab run produced: the raw trials, before any
@@ -460,7 +465,7 @@ func (t labTestbed) Modes() []ModeInfo {
 	for _, m := range t.lab.Modes {
 		ms = append(ms, ModeInfo{
 			Name: m.Mode.Name, Description: m.Mode.Description, Status: string(m.Status), Reason: m.Reason,
-			ClientNS: m.ClientNS, ServerNS: m.ServerNS, Target: m.Mode.Target,
+			ClientNS: m.ClientNS, ServerNS: m.ServerNS, Target: m.Mode.Target, Programs: m.Programs,
 		})
 	}
 	return ms
@@ -492,11 +497,30 @@ func (t labTestbed) Interfaces() ([]topo.Iface, error) {
 }
 
 // startServers starts one latlab server in every namespace a selected mode
-// serves from, and returns a function that stops them all.
+// serves from, and each mode's sidecar, and returns a function that stops
+// them all.
 func startServers(lab *topo.Lab, onEvent func(Event)) (func(), error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	stop := func() { cancel(); wg.Wait() }
+	var proxies []*sidecar.Proxy
+	stop := func() {
+		for _, p := range proxies {
+			p.Close()
+		}
+		cancel()
+		wg.Wait()
+	}
+	for _, m := range lab.Modes {
+		if m.Status != topo.StatusOK || m.Mode.Sidecar == nil {
+			continue
+		}
+		p, err := sidecar.Start(sidecar.Config{NetNS: topo.NetNSPath(m.ClientNS), Listen: m.Mode.Target, Upstream: m.Mode.Sidecar.Upstream})
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("start sidecar for mode %s: %w", m.Mode.Name, err)
+		}
+		proxies = append(proxies, p)
+	}
 	started := map[string]bool{}
 	for _, m := range lab.Modes {
 		if m.Status != topo.StatusOK {

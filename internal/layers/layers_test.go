@@ -19,8 +19,8 @@ const module = "github.com/latlab/latlab/internal/"
 // place here, which is the point.
 var rank = map[string]int{
 	"netns": 0, "hist": 0, "buildinfo": 0, "store": 0, "wire": 0,
-	"stats": 1, "journal": 1, "sockio": 1,
-	"topo": 2, "offload": 2, "probe": 2, "workload": 2, "server": 2, "docker": 2,
+	"stats": 1, "journal": 1, "sockio": 1, "datapath": 1,
+	"topo": 2, "offload": 2, "probe": 2, "workload": 2, "server": 2, "docker": 2, "sidecar": 2,
 	"experiment":       3,
 	"docker/dockerlab": 4, "report": 4,
 	"watch": 5, "web": 5,

@@ -135,6 +135,16 @@ func writeLabTable(w io.Writer, s *experiment.Summary, ps []float64) error {
 		gi = ge
 	}
 	fmt.Fprintln(w)
+	for _, m := range s.Modes {
+		if len(m.Programs) == 0 {
+			continue
+		}
+		var ps []string
+		for _, p := range m.Programs {
+			ps = append(ps, p.String())
+		}
+		fmt.Fprintf(w, "%s: eBPF programs %s\n", m.Name, strings.Join(ps, ", "))
+	}
 	for _, off := range s.Offloads {
 		for _, n := range s.OffloadNotes[off] {
 			fmt.Fprintf(w, "offload %s: %s\n", off, n)

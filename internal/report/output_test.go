@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/latlab/latlab/internal/datapath"
 	"github.com/latlab/latlab/internal/experiment"
 	"github.com/latlab/latlab/internal/hist"
 )
@@ -119,5 +120,24 @@ func TestWriteLabPercentiles(t *testing.T) {
 		if r.P["90"] == 0 {
 			t.Errorf("result %s has no p90: %+v (synthetic trials carry histograms?)", r.Mode, r.P)
 		}
+	}
+}
+
+// Every mode with eBPF datapath programs says, under the tables, which
+// attached where, at which hook and how.
+func TestWriteLabNamesPrograms(t *testing.T) {
+	s := &experiment.Summary{Baseline: "host", Workloads: []string{"tcp_rr"}, Offloads: []string{"default"}, Sizes: []int{64},
+		Placements: []string{"auto"}, Modes: []experiment.ModeInfo{{Name: "host", Status: "ok"}, {Name: "veth-bpf", Status: "ok",
+			Programs: []datapath.Info{{Program: "redirect-peer", NS: "latlab-x-a", Dev: "wire-bpf", Hook: "ingress", Method: "tcx", ID: 7},
+				{Program: "fib-redirect", NS: "latlab-x-a", Dev: "lxc0", Hook: "ingress", Method: "tc", ID: 8}}}},
+		Results: []experiment.ModeResult{{Mode: "host", Workload: "tcp_rr", Size: 64, Offload: "default", Placement: "auto",
+			Status: "ok", Trials: 3, Metric: "rate_per_sec", RatePerSec: &experiment.Estimate{Median: 1000, CILow: 900, CIHigh: 1100}}}}
+	var b bytes.Buffer
+	if err := WriteLab(&b, Output{Format: FormatTable}, s); err != nil {
+		t.Fatal(err)
+	}
+	want := "veth-bpf: eBPF programs redirect-peer at wire-bpf ingress (tcx), fib-redirect at lxc0 ingress (tc)\n"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("table lacks %q:\n%s", want, b.String())
 	}
 }

@@ -123,7 +123,9 @@ var ErrTimeout = errors.New("i/o timeout")
 // that has run for 10ms) interrupts a raw read with EINTR, and a read
 // restarted after it would wait a whole timeout again: signals every 10ms
 // would keep it from ever timing out, so EINTRs later than raw after the
-// first read count as its timeout.
+// first read count as its timeout. On a socket in a sockmap (tcp_bpf's
+// recvmsg) the same signal ends the wait with EAGAIN instead of EINTR, so
+// an EAGAIN earlier than raw is taken as the EINTR it stands for.
 func ReadFull(fd int, buf []byte, maxStalls int, raw time.Duration) error {
 	got, stalls := 0, 0
 	var since int64
@@ -145,6 +147,9 @@ func ReadFull(fd int, buf []byte, maxStalls int, raw time.Duration) error {
 		}
 		if err == unix.EINTR && raw > 0 && Nanotime()-since > int64(raw) {
 			err = unix.EAGAIN
+		}
+		if err == unix.EAGAIN && raw > 0 && Nanotime()-since < int64(raw) {
+			err = unix.EINTR // tcp_bpf woken by a signal (above)
 		}
 		switch {
 		case err == unix.EINTR:

@@ -17,6 +17,7 @@ import (
 	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/latlab/latlab/internal/datapath"
 	"github.com/latlab/latlab/internal/journal"
 	"github.com/latlab/latlab/internal/netns"
 )
@@ -86,7 +87,17 @@ func Build(ctx context.Context, t *Topology, opts BuildOptions) (*Lab, error) {
 			lab.Teardown()
 			return nil, err
 		}
-		if err := b.objects(ctx, &m.Objects); err != nil {
+		before := len(lab.programs)
+		err := b.objects(ctx, &m.Objects)
+		for _, a := range lab.programs[before:] {
+			st.Programs = append(st.Programs, a.Info)
+		}
+		if err != nil {
+			// Detach what the mode attached to shared namespaces' devices.
+			for _, a := range lab.programs[before:] {
+				a.Close()
+			}
+			lab.programs, st.Programs = lab.programs[:before], nil
 			st.Reason = err.Error()
 			st.Status = StatusFailed
 			if errors.Is(err, ErrNotSupported) {
@@ -113,6 +124,18 @@ func Build(ctx context.Context, t *Topology, opts BuildOptions) (*Lab, error) {
 // Equivalent to: ip netns delete NAME, for each.
 func (l *Lab) Teardown() error {
 	var errs []error
+	for _, a := range slices.Backward(l.programs) {
+		if err := a.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	l.programs = nil
+	if l.cgroup != "" {
+		if err := datapath.LeaveCgroup(l.prevCgroup, l.cgroup); err != nil {
+			errs = append(errs, err)
+		}
+		l.cgroup = ""
+	}
 	for _, name := range slices.Backward(l.namespaces) {
 		if err := DeleteNetNS(name); err != nil {
 			errs = append(errs, err)
@@ -132,7 +155,10 @@ func (l *Lab) Teardown() error {
 }
 
 // Keep leaves the lab up: the journal is marked kept, so only `latlab
-// cleanup` removes it.
+// cleanup` removes it. eBPF programs attached through TCX are held by this
+// process and detach when it exits (nothing is pinned: bpffs may not be
+// mounted, and mounting it is a change to the host); tc clsact filters
+// stay with their devices.
 func (l *Lab) Keep() error {
 	if l.journal == nil {
 		return nil
@@ -228,6 +254,53 @@ func (b *builder) objects(ctx context.Context, o *Objects) error {
 			return err
 		}
 	}
+	for _, p := range o.Programs {
+		if p.Program == datapath.ProgSockmap {
+			if err := b.sockmap(p); err != nil {
+				return err
+			}
+			continue
+		}
+		a, err := datapath.Attach(datapath.Spec{NSPath: b.lab.NSPath(p.NS), NS: b.lab.NSName(p.NS),
+			Dev: p.Dev, Hook: p.Hook, Program: p.Program, Endpoints: p.Endpoints, Method: p.Method})
+		if err != nil {
+			return err
+		}
+		b.lab.programs = append(b.lab.programs, a)
+	}
+	return nil
+}
+
+// sockmap attaches a sockmap short-circuit. Its sock_ops program sees
+// only sockets of its cgroup, so the lab makes a cgroup of its own (a
+// child of latlab's, journalled before it is made) and moves this process
+// into it; Teardown moves it back and removes the cgroup, `latlab cleanup`
+// removes it after a crash (a dead process has left it empty).
+//
+// Equivalent to: mkdir CGROUP; echo $$ > CGROUP/cgroup.procs; bpftool
+// cgroup attach CGROUP sock_ops ...; bpftool prog attach ... msg_verdict ...
+func (b *builder) sockmap(p Program) error {
+	if b.lab.cgroup == "" {
+		cg, err := datapath.CgroupPath(b.lab.Prefix)
+		if err != nil {
+			return err
+		}
+		e := journal.Entry{Kind: KindCgroup, Name: cg}
+		if err := b.lab.journal.Record(e); err != nil {
+			return err
+		}
+		prev, err := datapath.EnterCgroup(cg)
+		if err != nil {
+			return errors.Join(err, b.lab.journal.Undone(e))
+		}
+		b.lab.cgroup, b.lab.prevCgroup = cg, prev
+	}
+	a, err := datapath.AttachSockmap(datapath.SockmapSpec{NSPath: b.lab.NSPath(p.NS), NS: b.lab.NSName(p.NS),
+		Port: p.Port, Cgroup: b.lab.cgroup})
+	if err != nil {
+		return err
+	}
+	b.lab.programs = append(b.lab.programs, a)
 	return nil
 }
 

@@ -3,8 +3,13 @@ package topo
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/latlab/latlab/internal/datapath"
 	"github.com/latlab/latlab/internal/journal"
 )
 
@@ -13,6 +18,10 @@ const Prefix = "latlab-"
 
 // KindNetNS is the journal entry kind for a named network namespace.
 const KindNetNS = "netns"
+
+// KindCgroup is the journal entry kind for a lab's cgroup (Name: its
+// path), which sockmap programs attach to.
+const KindCgroup = "cgroup"
 
 // NAT backends.
 const (
@@ -38,6 +47,9 @@ type ModeState struct {
 	Reason string // why it was skipped or failed
 	// ClientNS and ServerNS are the real namespace names (under NetNSDir).
 	ClientNS, ServerNS string
+	// Programs are the mode's eBPF programs as attached: which, where, at
+	// which hook and how (TCX or tc).
+	Programs []datapath.Info
 }
 
 // BuildOptions configure Build.
@@ -68,7 +80,17 @@ type Lab struct {
 
 	journal    *journal.Journal
 	namespaces []string // real names, in creation order
+	// programs are the attached eBPF programs (base's and the modes'),
+	// closed at Teardown.
+	programs []*datapath.Attached
+	// cgroup is the lab's own cgroup (sockmap programs), this process's
+	// while the lab is up; prevCgroup is where the process was before.
+	cgroup, prevCgroup string
 }
+
+// Programs lists the lab's attached eBPF programs (their counters:
+// Counts).
+func (l *Lab) Programs() []*datapath.Attached { return slices.Clone(l.programs) }
 
 // Iface is one interface of a built lab.
 type Iface struct {
@@ -107,5 +129,11 @@ func (l *Lab) Mode(name string) *ModeState {
 func UndoHandlers() map[string]journal.Undo {
 	return map[string]journal.Undo{
 		KindNetNS: func(e journal.Entry) error { return DeleteNetNS(e.Name) },
+		KindCgroup: func(e journal.Entry) error {
+			if !strings.HasPrefix(filepath.Base(e.Name), Prefix) {
+				return fmt.Errorf("remove cgroup %s: not a latlab cgroup (refused)", e.Name)
+			}
+			return datapath.RemoveCgroup(e.Name)
+		},
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/latlab/latlab/internal/journal"
 	"github.com/latlab/latlab/internal/server"
+	"github.com/latlab/latlab/internal/sidecar"
 	"github.com/latlab/latlab/internal/testutil"
 	"github.com/latlab/latlab/internal/topo"
 	"github.com/latlab/latlab/internal/wire"
@@ -68,6 +69,13 @@ func reach(t *testing.T, lab *topo.Lab, m *topo.ModeState) {
 	done := make(chan struct{})
 	go func() { srv.Serve(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
+	if m.Mode.Sidecar != nil {
+		p, err := sidecar.Start(sidecar.Config{NetNS: topo.NetNSPath(m.ClientNS), Listen: m.Mode.Target, Upstream: m.Mode.Sidecar.Upstream})
+		if err != nil {
+			t.Fatalf("%s: sidecar: %v", m.Mode.Name, err)
+		}
+		defer p.Close()
+	}
 	for _, w := range []wire.Workload{wire.TCPRR, wire.UDPRR} {
 		cfg := workload.Config{Target: m.Mode.Target, Workload: w, Duration: 150 * time.Millisecond,
 			NetNS: topo.NetNSPath(m.ClientNS), IOTimeout: 3 * time.Second, UDPTimeout: 200 * time.Millisecond}
@@ -113,6 +121,10 @@ func everyModeReachable(t *testing.T, fam topo.Family) {
 					t.Errorf("the kernel has %s (%s) but the mode was skipped: %s", kind, topo.KernelConfig(opt), m.Reason)
 				}
 				t.Logf("kernel lacks %s, reported as skipped: %s", kind, m.Reason)
+				return
+			}
+			if (m.Mode.Name == "veth-bpf" || m.Mode.Name == "sidecar-sockmap") && m.Status == topo.StatusSkipped && strings.Contains(m.Reason, "not supported") {
+				t.Logf("kernel lacks an eBPF helper or hook, reported as skipped: %s", m.Reason)
 				return
 			}
 			if m.Status != topo.StatusOK {
@@ -258,7 +270,7 @@ func roundTrip(t *testing.T, d *topo.Topology) {
 	if string(b) != string(b2) {
 		t.Errorf("YAML round trip differs")
 	}
-	want := []string{"host", "bridge-nat", "bridge-nat-dnat", "veth-routed", "macvlan", "ipvlan-l2", "ipvlan-l3", "netkit", "vxlan"}
+	want := []string{"host", "bridge-nat", "bridge-nat-dnat", "veth-routed", "veth-bpf", "sidecar", "sidecar-sockmap", "macvlan", "ipvlan-l2", "ipvlan-l3", "netkit", "vxlan"}
 	if !slices.Equal(back.ModeNames(), want) {
 		t.Errorf("modes %v, want %v", back.ModeNames(), want)
 	}

@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/latlab/latlab/internal/datapath"
 )
 
 // Topology is the desired state of a lab: shared objects (the "nodes" and
@@ -49,18 +51,60 @@ type Mode struct {
 	// that differs from where the server listens).
 	Target string `yaml:"target"`
 	// Listen is the server's listen address inside Server (default :7707).
-	Listen  string `yaml:"listen,omitempty"`
+	Listen string `yaml:"listen,omitempty"`
+	// Sidecar, when set, is a service-mesh-like proxy in the client's
+	// namespace: the client dials Target, the sidecar's loopback
+	// listener, and the sidecar forwards to Sidecar.Upstream.
+	Sidecar *Sidecar `yaml:"sidecar,omitempty"`
 	Objects `yaml:",inline"`
 }
 
+// Sidecar is a TCP proxy (and UDP relay) the lab runs in a mode's client
+// namespace, listening on the mode's Target (a loopback address) and
+// forwarding to Upstream (internal/sidecar).
+type Sidecar struct {
+	Upstream string `yaml:"upstream"`
+}
+
 // Objects is a set of network objects, created in the order of the fields:
-// namespaces, links (in list order), routes, sysctls, NAT rules.
+// namespaces, links (in list order), routes, sysctls, NAT rules, eBPF
+// programs.
 type Objects struct {
-	Namespaces []string `yaml:"namespaces,omitempty"`
-	Links      []Link   `yaml:"links,omitempty"`
-	Routes     []Route  `yaml:"routes,omitempty"`
-	Sysctls    []Sysctl `yaml:"sysctls,omitempty"`
-	NAT        []NAT    `yaml:"nat,omitempty"`
+	Namespaces []string  `yaml:"namespaces,omitempty"`
+	Links      []Link    `yaml:"links,omitempty"`
+	Routes     []Route   `yaml:"routes,omitempty"`
+	Sysctls    []Sysctl  `yaml:"sysctls,omitempty"`
+	NAT        []NAT     `yaml:"nat,omitempty"`
+	Programs   []Program `yaml:"programs,omitempty"`
+}
+
+// Program attaches one of latlab's built-in eBPF datapath programs
+// (internal/datapath: redirect-peer, fib-redirect) at a tc hook of an
+// interface, through TCX where the kernel has it and a tc clsact filter
+// otherwise. A kernel lacking a helper the program calls, or both hooks,
+// skips the mode with the reason. Nothing is pinned: a TCX link is held by
+// the latlab process (it detaches when the process exits, and with its
+// device) and a tc filter goes with its device, so the journalled
+// namespaces are all a dead run leaves to clean up.
+//
+// Equivalent to: ip netns exec NS bpftool net attach tcx_ingress ... dev
+// DEV (or tc filter add dev DEV ingress bpf da ...).
+type Program struct {
+	NS  string `yaml:"ns"`
+	Dev string `yaml:"dev"`
+	// Hook is ingress or egress (redirect-peer: ingress only).
+	Hook string `yaml:"hook"`
+	// Program names the built-in program.
+	Program string `yaml:"program"`
+	// Endpoints are devices in NS (pods' host-side veths) into whose
+	// peers redirect-peer may redirect.
+	Endpoints []string `yaml:"endpoints,omitempty"`
+	// Method forces tcx or tc; empty tries TCX, then tc clsact.
+	Method string `yaml:"method,omitempty"`
+	// Port is sockmap's: the loopback TCP port (a sidecar's) whose
+	// connections in NS it short-circuits. Sockmap has no dev; its hook is
+	// sock_ops (on a cgroup latlab makes for the run and enters).
+	Port int `yaml:"port,omitempty"`
 }
 
 // Link kinds.
@@ -575,6 +619,14 @@ func (t *Topology) Validate() error {
 				return errAt(sub(mp, "listen"), "%s: listen %q: want ADDR:PORT", where, m.Listen)
 			}
 		}
+		if m.Sidecar != nil {
+			if ap, err := netip.ParseAddrPort(m.Target); err == nil && !ap.Addr().IsLoopback() {
+				return errAt(sub(mp, "target"), "%s: target %s: a sidecar listens on a loopback address", where, m.Target)
+			}
+			if _, err := netip.ParseAddrPort(m.Sidecar.Upstream); err != nil {
+				return errAt(sub(mp, "sidecar", "upstream"), "%s: sidecar upstream %q: want IP:PORT", where, m.Sidecar.Upstream)
+			}
+		}
 	}
 	// Modes may not define the same namespace twice.
 	owner := map[string]string{}
@@ -604,7 +656,7 @@ func (o *Objects) validate(where string, known map[string]bool, path []any) erro
 	for _, c := range []struct {
 		what string
 		n    int
-	}{{"namespaces", len(o.Namespaces)}, {"links", len(o.Links)}, {"routes", len(o.Routes)}, {"sysctls", len(o.Sysctls)}, {"nat", len(o.NAT)}} {
+	}{{"namespaces", len(o.Namespaces)}, {"links", len(o.Links)}, {"routes", len(o.Routes)}, {"sysctls", len(o.Sysctls)}, {"nat", len(o.NAT)}, {"programs", len(o.Programs)}} {
 		limit := MaxObjects
 		if c.what == "namespaces" {
 			limit = MaxNamespaces
@@ -756,8 +808,44 @@ func (o *Objects) validate(where string, known map[string]bool, path []any) erro
 			return errAt(sub(np, "kind"), "%s: %s: kind %q (want masquerade or dnat)", where, what, n.Kind)
 		}
 	}
+	for i, pr := range o.Programs {
+		pp := sub(path, "programs", i)
+		what := fmt.Sprintf("program %s at %s/%s", pr.Program, pr.NS, pr.Dev)
+		if err := needNS(sub(pp, "ns"), what, pr.NS); err != nil {
+			return err
+		}
+		if pr.Program == datapath.ProgSockmap {
+			if pr.Dev != "" || len(pr.Endpoints) > 0 || (pr.Method != "" && pr.Method != datapath.MethodCgroup) || pr.Hook != datapath.HookSockOps {
+				return errAt(pp, "%s: %s: sockmap takes hook %s, a port, and no dev, endpoints or method", where, what, datapath.HookSockOps)
+			}
+			if pr.Port <= 0 || pr.Port > 65535 {
+				return errAt(sub(pp, "port"), "%s: %s: port %d outside 1..65535", where, what, pr.Port)
+			}
+			continue
+		}
+		if pr.Port != 0 {
+			return errAt(sub(pp, "port"), "%s: %s: only sockmap takes a port", where, what)
+		}
+		if !ifNameRE.MatchString(pr.Dev) {
+			return errAt(sub(pp, "dev"), "%s: %s: interface names are 1-15 characters", where, what)
+		}
+		for k, e := range pr.Endpoints {
+			if !ifNameRE.MatchString(e) {
+				return errAt(sub(pp, "endpoints", k), "%s: %s: endpoint %q: interface names are 1-15 characters", where, what, e)
+			}
+		}
+		if len(pr.Endpoints) > maxEndpoints {
+			return errAt(sub(pp, "endpoints"), "%s: %s: %d endpoints, at most %d", where, what, len(pr.Endpoints), maxEndpoints)
+		}
+		if err := datapath.CheckMethod(pr.Program, pr.Hook, pr.Method, len(pr.Endpoints)); err != nil {
+			return errAt(pp, "%s: %s: %v", where, what, err)
+		}
+	}
 	return nil
 }
+
+// maxEndpoints is the size of redirect-peer's endpoint map.
+const maxEndpoints = 64
 
 func checkCIDRs(addrs []string) error {
 	for _, a := range addrs {
@@ -782,6 +870,10 @@ const DefaultPort = 7707
 //	                 published port (DNAT, like docker run -p)
 //	veth-routed      Calico-like: /32 on the container, host route to the
 //	                 cali veth, proxy ARP answering for 169.254.1.1
+//	veth-bpf         veth-routed plus Cilium-like eBPF host routing (TCX
+//	                 or tc programs: redirect_peer in, fib_lookup out)
+//	sidecar          a TCP proxy on loopback between client and server
+//	sidecar-sockmap  the same, its loopback hop short-circuited by sockmap
 //	macvlan          macvlan (bridge mode) on node a's end of the wire
 //	ipvlan-l2/l3     ipvlan on a node a NIC of its own (a second wire)
 //	netkit           Cilium-like netkit pair, L3, routed /32 (Linux 6.7+)
@@ -869,6 +961,9 @@ func (p plan) one(v4, v6 string) string {
 	}
 	return v6
 }
+
+// loopback is the loopback ADDR:PORT of the family a client dials.
+func (p plan) loopback(port int) string { return p.target("127.0.0.1", "::1", port) }
 
 // target is ADDR:PORT of the family a client dials.
 func (p plan) target(v4, v6 string, port int) string {
@@ -988,6 +1083,53 @@ func DefaultFamily(f Family) *Topology {
 					Sysctls: a.v4sysctls(
 						Sysctl{NS: "a", Key: "net.ipv4.conf.cali0.proxy_arp", Value: "1"},
 						Sysctl{NS: "a", Key: "net.ipv4.neigh.cali0.proxy_delay", Value: "0"}),
+				},
+			},
+			{
+				// veth-routed's pod plus Cilium's eBPF host routing. The
+				// mode has a wire of its own (the same veth as wire0), so
+				// its programs never run on the other modes' packets.
+				Name: "veth-bpf", Description: "veth-routed plus Cilium-like eBPF host routing: bpf_redirect_peer into the pod on the wire's ingress, bpf_fib_lookup + bpf_redirect on the pod's host veth (a wire of its own)",
+				Client: "c-bpf", Server: "b", Target: a.target("10.77.4.2", "fd00:77:4::2", DefaultPort),
+				Objects: Objects{
+					Namespaces: []string{"c-bpf"},
+					Links: []Link{
+						{Kind: KindVeth, NS: "a", Name: "wire-bpf", Addrs: a.addrs("10.77.4.1/24", "fd00:77:4::1/64"),
+							Peer: &Peer{NS: "b", Name: "wire-bpf", Addrs: a.addrs("10.77.4.2/24", "fd00:77:4::2/64")}},
+						{Kind: KindVeth, NS: "c-bpf", Name: "eth0", Addrs: a.addrs("10.81.0.2/32", "fd00:81::2/128"),
+							Peer: &Peer{NS: "a", Name: "lxc0", Addrs: a.v6only("fe80::1/64")}},
+					},
+					Routes: append(append(append(
+						a.v4routes(Route{NS: "c-bpf", Dst: "169.254.1.1/32", Dev: "eth0", Scope: "link"}),
+						a.routes(Route{NS: "c-bpf", Dst: "default", Via: "169.254.1.1", Dev: "eth0"},
+							Route{NS: "c-bpf", Dst: "::/0", Via: "fe80::1", Dev: "eth0"})...),
+						a.routes(Route{NS: "a", Dst: "10.81.0.2/32", Dev: "lxc0", Scope: "link"},
+							Route{NS: "a", Dst: "fd00:81::2/128", Dev: "lxc0"})...),
+						a.routes(Route{NS: "b", Dst: "10.81.0.0/24", Via: "10.77.4.1"},
+							Route{NS: "b", Dst: "fd00:81::/64", Via: "fd00:77:4::1"})...),
+					Sysctls: a.v4sysctls(
+						Sysctl{NS: "a", Key: "net.ipv4.conf.lxc0.proxy_arp", Value: "1"},
+						Sysctl{NS: "a", Key: "net.ipv4.neigh.lxc0.proxy_delay", Value: "0"}),
+					Programs: []Program{
+						{NS: "a", Dev: "wire-bpf", Hook: "ingress", Program: "redirect-peer", Endpoints: []string{"lxc0"}},
+						{NS: "a", Dev: "lxc0", Hook: "ingress", Program: "fib-redirect"},
+					},
+				},
+			},
+			{
+				// A pod's sidecar (Envoy, linkerd-proxy) without the pod:
+				// the proxy runs next to the client in node a's namespace,
+				// so the difference from host is the proxy hop alone.
+				Name: "sidecar", Description: "service-mesh sidecar: client -> TCP proxy on loopback -> server (host's path otherwise)",
+				Client: "a", Server: "b", Target: a.loopback(15001),
+				Sidecar: &Sidecar{Upstream: a.target(wireB, wireB6, DefaultPort)},
+			},
+			{
+				Name: "sidecar-sockmap", Description: "sidecar plus sockmap: sock_ops + sk_msg (bpf_msg_redirect_hash) short-circuit the loopback hop (bypasses TCP and netfilter: not a network path)",
+				Client: "a", Server: "b", Target: a.loopback(15002),
+				Sidecar: &Sidecar{Upstream: a.target(wireB, wireB6, DefaultPort)},
+				Objects: Objects{
+					Programs: []Program{{NS: "a", Hook: "sock_ops", Program: "sockmap", Port: 15002}},
 				},
 			},
 			{
