@@ -45,13 +45,13 @@ client runs on node a in one namespace per mode:
   bridge-nat-dnat  docker run -p: server in a container behind a bridge on
                    node b, reached through a published port (DNAT)
   veth-routed      Calico-like: /32 address, proxy ARP for 169.254.1.1, host route
-  veth-bpf         veth-routed plus Cilium-like eBPF host routing (TCX or tc:
+  veth-bpf*        veth-routed plus Cilium-like eBPF host routing (TCX or tc:
                    bpf_redirect_peer into the pod, bpf_fib_lookup out of it),
                    on a wire of its own; skipped, with the reason, without
                    the helpers
-  sidecar          a service-mesh sidecar: client -> TCP proxy (and UDP relay) on
+  sidecar*         a service-mesh sidecar: client -> TCP proxy (and UDP relay) on
                    loopback -> server, from node a's namespace
-  sidecar-sockmap  the same with sockops + sk_msg (bpf_msg_redirect_hash)
+  sidecar-sockmap* the same with sockops + sk_msg (bpf_msg_redirect_hash)
                    short-circuiting the loopback hop: bypasses TCP and
                    netfilter, not a network path
   macvlan          macvlan, bridge mode, on node a's end of the wire
@@ -61,6 +61,9 @@ client runs on node a in one namespace per mode:
                    with the reason, without CONFIG_NETKIT (Linux 6.7+)
   vxlan            flannel-like: pods on both nodes behind cni0 bridges and a
                    VXLAN tunnel (VNI 1, UDP 8472) over the wire
+  * opt-in: runs only when named (--modes host,veth-routed,veth-bpf,...):
+    an acceleration or a proxy hop answers another question than the
+    default comparison, which it would make longer and wider
 
 How it measures:
   Placement  before the trials, lab calibrates where to pin the client and
@@ -207,7 +210,7 @@ two presets without quoting ';'.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&modes, "modes", nil, "modes to compare, comma-separated or repeated (--mode is the same; default: all of the topology; the baseline is always added)")
+	f.StringSliceVar(&modes, "modes", nil, "modes to compare, comma-separated or repeated (--mode is the same; default: all of the topology but the opt-in ones, marked * above; the baseline is always added)")
 	f.StringSliceVar(&workloads, "workloads", []string{"tcp_rr", "udp_rr", "tcp_crr", "tcp_stream"}, "workloads, comma-separated or repeated (--workload is the same; http also works: the server answers HTTP on the same port)")
 	f.StringArrayVar(&offloads, "offload", []string{"default"}, "offload presets to compare on every lab interface, comma-separated or repeated: default, all-on, all-off, seg-off (tso+gso off), gro-off, gro-on, csum-off, or NAME:feature=on|off,... (one per --offload, or separated with ';')")
 	f.IntVarP(&spec.Trials, "trials", "n", 0, "fixed number of rounds (every configuration runs once per round); default: adaptive, see --target-ci")

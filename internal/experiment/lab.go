@@ -140,7 +140,7 @@ func (s *LabSpec) Defaults() {
 		s.Topology = topo.Default()
 	}
 	if s.Modes == nil {
-		s.Modes = s.Topology.ModeNames()
+		s.Modes = s.Topology.DefaultModeNames()
 	}
 	if len(s.Workloads) == 0 {
 		s.Workloads = DefaultWorkloads()

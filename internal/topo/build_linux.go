@@ -55,7 +55,7 @@ func Build(ctx context.Context, t *Topology, opts BuildOptions) (*Lab, error) {
 	}
 	selected := opts.Modes
 	if selected == nil {
-		selected = t.ModeNames()
+		selected = t.DefaultModeNames()
 	}
 	for _, name := range selected {
 		if _, ok := t.Mode(name); !ok {

@@ -56,6 +56,14 @@ type Mode struct {
 	// namespace: the client dials Target, the sidecar's loopback
 	// listener, and the sidecar forwards to Sidecar.Upstream.
 	Sidecar *Sidecar `yaml:"sidecar,omitempty"`
+	// OptIn modes run only when named (--modes, a spec's modes:). The
+	// default lab answers one question — what each way a container
+	// attaches costs against the host network — and an acceleration
+	// (veth-bpf) or a proxy hop (sidecar) is another question: in the
+	// default set they would lengthen every round and widen every
+	// interval (a larger Bonferroni family) of the comparison it exists
+	// for.
+	OptIn   bool `yaml:"opt_in,omitempty"`
 	Objects `yaml:",inline"`
 }
 
@@ -533,6 +541,18 @@ func (t *Topology) ModeNames() []string {
 	out := make([]string, len(t.Modes))
 	for i, m := range t.Modes {
 		out[i] = m.Name
+	}
+	return out
+}
+
+// DefaultModeNames lists the modes that run when none are named: every
+// mode but the OptIn ones, in topology order.
+func (t *Topology) DefaultModeNames() []string {
+	var out []string
+	for _, m := range t.Modes {
+		if !m.OptIn {
+			out = append(out, m.Name)
+		}
 	}
 	return out
 }
@@ -1090,6 +1110,7 @@ func DefaultFamily(f Family) *Topology {
 				// mode has a wire of its own (the same veth as wire0), so
 				// its programs never run on the other modes' packets.
 				Name: "veth-bpf", Description: "veth-routed plus Cilium-like eBPF host routing: bpf_redirect_peer into the pod on the wire's ingress, bpf_fib_lookup + bpf_redirect on the pod's host veth (a wire of its own)",
+				OptIn:  true,
 				Client: "c-bpf", Server: "b", Target: a.target("10.77.4.2", "fd00:77:4::2", DefaultPort),
 				Objects: Objects{
 					Namespaces: []string{"c-bpf"},
@@ -1121,11 +1142,13 @@ func DefaultFamily(f Family) *Topology {
 				// the proxy runs next to the client in node a's namespace,
 				// so the difference from host is the proxy hop alone.
 				Name: "sidecar", Description: "service-mesh sidecar: client -> TCP proxy on loopback -> server (host's path otherwise)",
+				OptIn:  true,
 				Client: "a", Server: "b", Target: a.loopback(15001),
 				Sidecar: &Sidecar{Upstream: a.target(wireB, wireB6, DefaultPort)},
 			},
 			{
 				Name: "sidecar-sockmap", Description: "sidecar plus sockmap: sock_ops + sk_msg (bpf_msg_redirect_hash) short-circuit the loopback hop (bypasses TCP and netfilter: not a network path)",
+				OptIn:  true,
 				Client: "a", Server: "b", Target: a.loopback(15002),
 				Sidecar: &Sidecar{Upstream: a.target(wireB, wireB6, DefaultPort)},
 				Objects: Objects{

@@ -3,6 +3,7 @@ package topo
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -23,7 +24,7 @@ func TestParseTopologyErrorsNameLine(t *testing.T) {
 		want       string // the whole error starts with it
 	}{
 		{"second document", good + "---\nname: y\n", "t.yaml:9: multiple YAML documents: a second one starts at line 9"},
-		{"unknown field", strings.Replace(good, "    target:", "    colour: red\n    target:", 1), "t.yaml:8: field colour not found in a mode (allowed: name, description, client, server, target, listen, sidecar, namespaces, links, routes, sysctls, nat, programs)"},
+		{"unknown field", strings.Replace(good, "    target:", "    colour: red\n    target:", 1), "t.yaml:8: field colour not found in a mode (allowed: name, description, client, server, target, listen, sidecar, opt_in, namespaces, links, routes, sysctls, nat, programs)"},
 		{"unknown top-level field", "colour: red\n" + good, "t.yaml:1: field colour not found in the topology (allowed: name, description, base, modes)"},
 		{"bad target", strings.Replace(good, "10.0.0.2:7707", "nowhere", 1), `t.yaml:8: mode m: target "nowhere": want IP:PORT`},
 		{"mtu too large", strings.Replace(good, "  namespaces: [a, b]\n", "  namespaces: [a, b]\n  links:\n    - {kind: bridge, ns: a, name: br0, mtu: 65536}\n", 1), "t.yaml:5: base: link a/br0: mtu 65536 outside 68..65535"},
@@ -84,5 +85,23 @@ func TestParseFamilyAndNamed(t *testing.T) {
 	}
 	if _, ok := Named("my.yaml"); ok {
 		t.Error("Named accepts a file name")
+	}
+}
+
+// The default set leaves the opt-in modes out; they still parse, validate
+// and can be named.
+func TestDefaultModeNamesLeaveOptInOut(t *testing.T) {
+	d := Default()
+	def := d.DefaultModeNames()
+	for _, m := range []string{"veth-bpf", "sidecar", "sidecar-sockmap"} {
+		if slices.Contains(def, m) {
+			t.Errorf("default modes %v include the opt-in %s", def, m)
+		}
+		if _, ok := d.Mode(m); !ok {
+			t.Errorf("no mode %s", m)
+		}
+	}
+	if len(def) != len(d.ModeNames())-3 || def[0] != "host" {
+		t.Errorf("default modes %v of %v", def, d.ModeNames())
 	}
 }
