@@ -211,7 +211,7 @@ func TestSpecInlineTopologyLines(t *testing.T) {
 		want       string
 	}{
 		{"unknown field in a mode", strings.Replace(good, "      target:", "      colour: red\n      target:", 1), 13,
-			"topology: field colour not found in a mode (allowed: name, description, client, server, target, listen, sidecar, namespaces, links, routes, sysctls, nat, programs)"},
+			"topology: field colour not found in a mode (allowed: name, description, client, server, target, listen, sidecar, opt_in, namespaces, links, routes, sysctls, nat, programs)"},
 		{"unknown field in base", strings.Replace(good, "    namespaces: [a, b]\n", "    namespaces: [a, b]\n    bridges: []\n", 1), 9,
 			"topology: field bridges not found in base"},
 		{"bad target", strings.Replace(good, "10.0.0.2:7707", "nowhere", 1), 13, `topology: mode m: target "nowhere": want IP:PORT`},
